@@ -1,0 +1,419 @@
+//! The CLIP model in candle, trainable end to end.
+//!
+//! Mirrors `transformers/models/clip/modeling_clip.py` (`CLIPModel`, `CLIPTextTransformer`,
+//! `CLIPVisionTransformer`, `CLIPEncoderLayer`, `CLIPAttention`, `CLIPMLP`); every `vb.pp(..)` follows the
+//! checkpoint's key names, so published `model.safetensors` files load as they are.
+//!
+//! Where it differs from `candle_transformers::models::clip` (on purpose):
+//! - layer norms and the attention softmax go through [`super::ops`], whose fused ops have a backward pass
+//!   (candle's fused ones do not, which silently stops gradients at every layer norm);
+//! - `logit_scale` and `vision_model.embeddings.class_embedding` are ordinary parameters: always loaded (an
+//!   error if missing), trained and exported;
+//! - the patch embedding is computed as an unfold + matmul (exactly the stride = kernel convolution);
+//! - text pooling takes the last token of each caption (the end-of-text token, see `tokenize`), so batches are
+//!   padded only to their longest caption.
+
+use candle_core::{DType, Device, IndexOp, Module, Result, Tensor, D};
+use candle_nn::{Embedding, Linear, VarBuilder};
+
+use super::config::{Activation, ClipConfig, ClipTextConfig, ClipVisionConfig};
+use super::ops;
+
+/// Layer normalisation with a backward pass (`nn.LayerNorm`).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(size, "weight", candle_nn::Init::Const(1.0))?,
+            bias: vb.get_with_hints(size, "bias", candle_nn::Init::Const(0.0))?,
+            eps,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        ops::layer_norm(xs, &self.weight, &self.bias, self.eps)
+    }
+}
+
+fn activate(act: Activation, xs: &Tensor) -> Result<Tensor> {
+    match act {
+        Activation::QuickGelu => ops::quick_gelu(xs),
+        Activation::Gelu => xs.gelu_erf(),
+        Activation::GeluNew => xs.gelu(),
+    }
+}
+
+/// The sizes an encoder needs from either tower's config.
+#[derive(Debug, Clone, Copy)]
+struct EncoderDims {
+    hidden: usize,
+    intermediate: usize,
+    heads: usize,
+    layers: usize,
+    eps: f64,
+    act: Activation,
+}
+
+impl From<&ClipTextConfig> for EncoderDims {
+    fn from(c: &ClipTextConfig) -> Self {
+        Self {
+            hidden: c.hidden_size,
+            intermediate: c.intermediate_size,
+            heads: c.num_attention_heads,
+            layers: c.num_hidden_layers,
+            eps: c.layer_norm_eps,
+            act: c.hidden_act,
+        }
+    }
+}
+
+impl From<&ClipVisionConfig> for EncoderDims {
+    fn from(c: &ClipVisionConfig) -> Self {
+        Self {
+            hidden: c.hidden_size,
+            intermediate: c.intermediate_size,
+            heads: c.num_attention_heads,
+            layers: c.num_hidden_layers,
+            eps: c.layer_norm_eps,
+            act: c.hidden_act,
+        }
+    }
+}
+
+/// `CLIPAttention`: multi-head self-attention with an optional additive mask.
+#[derive(Debug, Clone)]
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    heads: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+impl Attention {
+    fn new(d: EncoderDims, vb: VarBuilder) -> Result<Self> {
+        let h = d.hidden;
+        let head_dim = h / d.heads;
+        Ok(Self {
+            q_proj: candle_nn::linear(h, h, vb.pp("q_proj"))?,
+            k_proj: candle_nn::linear(h, h, vb.pp("k_proj"))?,
+            v_proj: candle_nn::linear(h, h, vb.pp("v_proj"))?,
+            out_proj: candle_nn::linear(h, h, vb.pp("out_proj"))?,
+            heads: d.heads,
+            head_dim,
+            scale: (head_dim as f64).powf(-0.5),
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, s, h) = xs.dims3()?;
+        let split = |t: Tensor| -> Result<Tensor> {
+            t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+        };
+        let q = split((self.q_proj.forward(xs)? * self.scale)?)?;
+        let k = split(self.k_proj.forward(xs)?)?;
+        let v = split(self.v_proj.forward(xs)?)?;
+        let mut w = q.matmul(&k.t()?)?;
+        if let Some(m) = mask {
+            w = w.broadcast_add(m)?;
+        }
+        let w = ops::softmax_last_dim(&w)?;
+        let o = w.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
+        self.out_proj.forward(&o)
+    }
+}
+
+/// `CLIPMLP`.
+#[derive(Debug, Clone)]
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+    act: Activation,
+}
+
+impl Mlp {
+    fn new(d: EncoderDims, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            fc1: candle_nn::linear(d.hidden, d.intermediate, vb.pp("fc1"))?,
+            fc2: candle_nn::linear(d.intermediate, d.hidden, vb.pp("fc2"))?,
+            act: d.act,
+        })
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.fc2.forward(&activate(self.act, &self.fc1.forward(xs)?)?)
+    }
+}
+
+/// `CLIPEncoderLayer`: pre-norm attention and MLP blocks with residuals.
+#[derive(Debug, Clone)]
+struct EncoderLayer {
+    self_attn: Attention,
+    layer_norm1: LayerNorm,
+    mlp: Mlp,
+    layer_norm2: LayerNorm,
+}
+
+impl EncoderLayer {
+    fn new(d: EncoderDims, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            self_attn: Attention::new(d, vb.pp("self_attn"))?,
+            layer_norm1: LayerNorm::new(d.hidden, d.eps, vb.pp("layer_norm1"))?,
+            mlp: Mlp::new(d, vb.pp("mlp"))?,
+            layer_norm2: LayerNorm::new(d.hidden, d.eps, vb.pp("layer_norm2"))?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let h = (xs + self.self_attn.forward(&self.layer_norm1.forward(xs)?, mask)?)?;
+        &h + self.mlp.forward(&self.layer_norm2.forward(&h)?)?
+    }
+}
+
+/// `CLIPEncoder`.
+#[derive(Debug, Clone)]
+struct Encoder {
+    layers: Vec<EncoderLayer>,
+}
+
+impl Encoder {
+    fn new(d: EncoderDims, vb: VarBuilder) -> Result<Self> {
+        let vb = vb.pp("layers");
+        let layers = (0..d.layers)
+            .map(|i| EncoderLayer::new(d, vb.pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { layers })
+    }
+
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let mut xs = xs.clone();
+        for layer in &self.layers {
+            xs = layer.forward(&xs, mask)?;
+        }
+        Ok(xs)
+    }
+}
+
+/// `CLIPTextTransformer` (embeddings, causal encoder, final layer norm, end-of-text pooling).
+#[derive(Debug, Clone)]
+pub struct ClipTextTransformer {
+    token_embedding: Embedding,
+    position_embedding: Tensor,
+    encoder: Encoder,
+    final_layer_norm: LayerNorm,
+}
+
+impl ClipTextTransformer {
+    pub fn new(vb: VarBuilder, c: &ClipTextConfig) -> Result<Self> {
+        let emb = vb.pp("embeddings");
+        let init = candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 };
+        let token_embedding = Embedding::new(
+            emb.pp("token_embedding").get_with_hints((c.vocab_size, c.hidden_size), "weight", init)?,
+            c.hidden_size,
+        );
+        let position_embedding = emb
+            .pp("position_embedding")
+            .get_with_hints((c.max_position_embeddings, c.hidden_size), "weight", init)?;
+        Ok(Self {
+            token_embedding,
+            position_embedding,
+            encoder: Encoder::new(c.into(), vb.pp("encoder"))?,
+            final_layer_norm: LayerNorm::new(c.hidden_size, c.layer_norm_eps, vb.pp("final_layer_norm"))?,
+        })
+    }
+
+    /// Pooled text states: `ids` is `[n, seq]` (u32), `last` the index of each row's end-of-text token.
+    pub fn forward(&self, ids: &Tensor, last: &[usize]) -> Result<Tensor> {
+        let (n, s) = ids.dims2()?;
+        if last.len() != n || last.iter().any(|&p| p >= s) {
+            candle_core::bail!("text pooling positions do not fit a [{n}, {s}] batch");
+        }
+        let pos = self.position_embedding.narrow(0, 0, s)?;
+        let xs = self.token_embedding.forward(ids)?.broadcast_add(&pos)?;
+        let mask = causal_mask(s, xs.device())?;
+        let xs = self.encoder.forward(&xs, Some(&mask))?;
+        let h = xs.dim(2)?;
+        let flat: Vec<u32> = last.iter().enumerate().map(|(i, &p)| (i * s + p) as u32).collect();
+        let idx = Tensor::new(flat.as_slice(), xs.device())?;
+        let pooled = xs.reshape((n * s, h))?.index_select(&idx, 0)?;
+        self.final_layer_norm.forward(&pooled)
+    }
+}
+
+fn causal_mask(s: usize, device: &Device) -> Result<Tensor> {
+    let m: Vec<f32> = (0..s)
+        .flat_map(|i| (0..s).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(m, (s, s), device)
+}
+
+/// `CLIPVisionTransformer` (patch + class embeddings, pre-norm, encoder, class-token pooling, post-norm).
+#[derive(Debug, Clone)]
+pub struct ClipVisionTransformer {
+    class_embedding: Tensor,
+    patch_weight: Tensor,
+    position_embedding: Tensor,
+    pre_layrnorm: LayerNorm,
+    encoder: Encoder,
+    post_layernorm: LayerNorm,
+    patch: usize,
+    channels: usize,
+    grid: usize,
+}
+
+impl ClipVisionTransformer {
+    pub fn new(vb: VarBuilder, c: &ClipVisionConfig) -> Result<Self> {
+        let emb = vb.pp("embeddings");
+        let h = c.hidden_size;
+        let class_embedding = emb.get_with_hints(
+            h,
+            "class_embedding",
+            candle_nn::Init::Randn { mean: 0.0, stdev: (h as f64).powf(-0.5) },
+        )?;
+        let patch_weight = emb.pp("patch_embedding").get_with_hints(
+            (h, c.num_channels, c.patch_size, c.patch_size),
+            "weight",
+            candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 },
+        )?;
+        let position_embedding = emb.pp("position_embedding").get_with_hints(
+            (c.num_positions(), h),
+            "weight",
+            candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 },
+        )?;
+        Ok(Self {
+            class_embedding,
+            patch_weight,
+            position_embedding,
+            // (sic) the checkpoint's key is spelled `pre_layrnorm`.
+            pre_layrnorm: LayerNorm::new(h, c.layer_norm_eps, vb.pp("pre_layrnorm"))?,
+            encoder: Encoder::new(c.into(), vb.pp("encoder"))?,
+            post_layernorm: LayerNorm::new(h, c.layer_norm_eps, vb.pp("post_layernorm"))?,
+            patch: c.patch_size,
+            channels: c.num_channels,
+            grid: c.grid(),
+        })
+    }
+}
+
+impl Module for ClipVisionTransformer {
+    /// `pixel_values` `[b, channels, size, size]` → pooled `[b, hidden]`.
+    fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let (b, c, hgt, wid) = pixel_values.dims4()?;
+        let (g, p) = (self.grid, self.patch);
+        if c != self.channels || hgt != g * p || wid != g * p {
+            candle_core::bail!(
+                "pixel values are [{b}, {c}, {hgt}, {wid}], the model expects [_, {}, {}, {}]",
+                self.channels,
+                g * p,
+                g * p
+            );
+        }
+        let hidden = self.class_embedding.dim(0)?;
+        // Conv2d with stride == kernel == patch is an unfold followed by a matmul.
+        let patches = pixel_values
+            .reshape((b, c, g, p, g, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .reshape((b, g * g, c * p * p))?;
+        let w = self.patch_weight.reshape((hidden, c * p * p))?;
+        let patch_embeds = patches.broadcast_matmul(&w.t()?)?;
+        let cls = self.class_embedding.reshape((1, 1, hidden))?.broadcast_as((b, 1, hidden))?;
+        let xs = Tensor::cat(&[&cls, &patch_embeds], 1)?.broadcast_add(&self.position_embedding)?;
+        let xs = self.pre_layrnorm.forward(&xs)?;
+        let xs = self.encoder.forward(&xs, None)?;
+        self.post_layernorm.forward(&xs.i((.., 0, ..))?)
+    }
+}
+
+/// `CLIPModel`: both towers, their projections and the learned temperature.
+#[derive(Debug, Clone)]
+pub struct ClipModel {
+    text_model: ClipTextTransformer,
+    vision_model: ClipVisionTransformer,
+    visual_projection: Linear,
+    text_projection: Linear,
+    logit_scale: Tensor,
+}
+
+impl ClipModel {
+    pub fn new(vb: VarBuilder, c: &ClipConfig) -> Result<Self> {
+        let t = &c.text_config;
+        let v = &c.vision_config;
+        let proj = |input: usize, name: &str| -> Result<Linear> {
+            let w = vb.pp(name).get_with_hints(
+                (c.projection_dim, input),
+                "weight",
+                candle_nn::Init::Randn { mean: 0.0, stdev: (input as f64).powf(-0.5) },
+            )?;
+            Ok(Linear::new(w, None))
+        };
+        Ok(Self {
+            text_model: ClipTextTransformer::new(vb.pp("text_model"), t)?,
+            vision_model: ClipVisionTransformer::new(vb.pp("vision_model"), v)?,
+            visual_projection: proj(v.hidden_size, "visual_projection")?,
+            text_projection: proj(t.hidden_size, "text_projection")?,
+            logit_scale: vb.get_with_hints((), "logit_scale", candle_nn::Init::Const(c.logit_scale_init_value))?,
+        })
+    }
+
+    /// Projected image embeddings `[b, projection_dim]` (not normalised).
+    pub fn image_features(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        self.visual_projection.forward(&self.vision_model.forward(pixel_values)?)
+    }
+
+    /// Projected text embeddings `[n, projection_dim]` (not normalised).
+    pub fn text_features(&self, ids: &Tensor, last: &[usize]) -> Result<Tensor> {
+        self.text_projection.forward(&self.text_model.forward(ids, last)?)
+    }
+
+    /// The learned log temperature (a scalar).
+    pub fn logit_scale(&self) -> &Tensor {
+        &self.logit_scale
+    }
+
+    /// Logits of each image against its OWN caption choices.
+    ///
+    /// `choices` is `[b, k]` (u32): row `i` lists the rows of the text batch that are image `i`'s choices;
+    /// `mask` is `None` or `[b, k]` with 0 for real choices and a large negative number for padding (images
+    /// with fewer than `k` choices). Returns `[b, k]` = `exp(logit_scale) * cos(image_i, caption_ij)`, exactly
+    /// `CLIPModel`'s `logits_per_image` restricted to each image's choices.
+    pub fn choice_logits(
+        &self,
+        pixel_values: &Tensor,
+        ids: &Tensor,
+        last: &[usize],
+        choices: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let img = l2_normalize(&self.image_features(pixel_values)?)?;
+        let txt = l2_normalize(&self.text_features(ids, last)?)?;
+        let (b, k) = choices.dims2()?;
+        let d = img.dim(1)?;
+        let picked = txt.index_select(&choices.flatten_all()?, 0)?.reshape((b, k, d))?;
+        let cos = picked.broadcast_mul(&img.unsqueeze(1)?)?.sum(D::Minus1)?;
+        let logits = cos.broadcast_mul(&self.logit_scale.exp()?)?;
+        match mask {
+            Some(m) => logits.broadcast_add(m),
+            None => Ok(logits),
+        }
+    }
+}
+
+/// `x / ||x||` along the last dimension.
+pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
+    xs.broadcast_div(&xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)
+}
+
+/// Which dtype the trainable model computes in.
+pub const COMPUTE_DTYPE: DType = DType::F32;

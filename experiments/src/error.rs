@@ -1,0 +1,97 @@
+//! The one error type of the `experiments` crate.
+//!
+//! Every variant renders as one readable line that names the file, row or tensor at fault, so the CLI and the
+//! GUI can show it as it is.
+
+use std::path::PathBuf;
+
+/// Errors of the CLIP Lab core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A required file is not there.
+    #[error("{path}: file not found{hint}")]
+    MissingFile { path: PathBuf, hint: String },
+
+    /// A JSON file (config, tokenizer, preprocessor) is not what we expect.
+    #[error("{path}: {message}")]
+    BadFile { path: PathBuf, message: String },
+
+    /// A checkpoint lacks a tensor or has one of the wrong shape.
+    #[error("{path}: tensor `{name}`: {message}")]
+    BadTensor {
+        path: PathBuf,
+        name: String,
+        message: String,
+    },
+
+    /// An image could not be decoded.
+    #[error("{path}: cannot decode image: {message}")]
+    BadImage { path: PathBuf, message: String },
+
+    /// The tokenizer does not fit the model or cannot encode a caption.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    /// A user-supplied option or value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The requested compute device is not available in this build or on this machine.
+    #[error("device: {0}")]
+    Device(String),
+
+    /// A tensor operation failed (shape mismatch inside the model, out of memory, ...).
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+
+    /// JSON (de)serialisation failed.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+
+    /// The job was cancelled by the user.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A malformed file.
+    pub fn bad_file(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
+        Error::BadFile {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Reads a whole file, naming it in the error (and saying "file not found" plainly).
+pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::MissingFile {
+                path: path.to_path_buf(),
+                hint: String::new(),
+            }
+        } else {
+            Error::io(path, e)
+        }
+    })
+}
