@@ -9,8 +9,12 @@
 //! - [`synth`]: deterministic generated data and tiny models for tests and the demo.
 
 pub mod clip;
+pub mod device;
+pub mod engine;
 pub mod error;
+pub mod events;
 pub use error::{Error, Result};
 pub mod optim;
 pub mod preprocess;
 pub mod synth;
+pub mod tokenize;

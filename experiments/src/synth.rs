@@ -92,9 +92,9 @@ impl Shape {
     fn contains(self, u: f32, v: f32) -> bool {
         match self {
             Shape::Circle => u * u + v * v <= 1.0,
-            Shape::Square => u.abs() <= 0.85 && v.abs() <= 0.85,
-            // Apex at the top, base at v = 0.8 as wide as the box.
-            Shape::Triangle => (-1.0..=0.8).contains(&v) && u.abs() <= (v + 1.0) / 1.8,
+            Shape::Square => u.abs() <= 0.9 && v.abs() <= 0.9,
+            // Apex at the top, base at v = 0.95 as wide as the box.
+            Shape::Triangle => (-1.0..=0.95).contains(&v) && u.abs() <= (v + 1.0) / 1.95,
             Shape::Cross => {
                 (u.abs() <= 0.3 && v.abs() <= 1.0) || (v.abs() <= 0.3 && u.abs() <= 1.0)
             }
@@ -102,9 +102,9 @@ impl Shape {
                 let r2 = u * u + v * v;
                 (0.55 * 0.55..=1.0).contains(&r2)
             }
-            // Three horizontal bars with two gaps, in a 1.8-wide square.
+            // Three horizontal bars with two gaps, 1.6 wide and 1.8 high.
             Shape::Stripes => {
-                u.abs() <= 0.9 && v.abs() <= 0.9 && ((v + 0.9) / 0.36).floor() as i32 % 2 == 0
+                u.abs() <= 0.8 && v.abs() <= 0.9 && ((v + 0.9) / 0.36).floor() as i32 % 2 == 0
             }
             Shape::Diamond => u.abs() + v.abs() <= 1.0,
         }
@@ -331,7 +331,12 @@ impl Scene {
         let (things, be) = match self.layout {
             Layout::Single(pos) => {
                 let noun = self.shape.noun();
-                (format!("a {color} {noun} {}", pos.phrase()), "is")
+                let article = if color.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                (format!("{article} {color} {noun} {}", pos.phrase()), "is")
             }
             Layout::Pair => (format!("two {color} {}", self.shape.plural()), "are"),
             Layout::Trio => (format!("three {color} {}", self.shape.plural()), "are"),

@@ -1,0 +1,89 @@
+//! Choosing the compute device: CUDA, then Metal, then the CPU, unless the user names one.
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The device a user asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// The first that works of CUDA, Metal, CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda),
+            "metal" | "mps" => Ok(Self::Metal),
+            other => Err(Error::Invalid(format!("unknown device `{other}` (use auto, cpu, cuda or metal)"))),
+        }
+    }
+}
+
+/// Human name of a device, as printed and recorded ("cpu", "cuda:0", "metal:0").
+pub fn device_name(device: &Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(_) => "cuda:0".into(),
+        Device::Metal(_) => "metal:0".into(),
+    }
+}
+
+/// Resolves a [`DeviceChoice`] to a device; an explicit choice that is not available is an error.
+pub fn select(choice: DeviceChoice) -> Result<Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda => {
+            if !candle_core::utils::cuda_is_available() {
+                return Err(Error::Device("CUDA requested but this build has no CUDA support (build with --features cuda)".into()));
+            }
+            Device::new_cuda(0).map_err(|e| Error::Device(format!("CUDA requested but unavailable: {e}")))
+        }
+        DeviceChoice::Metal => {
+            if !candle_core::utils::metal_is_available() {
+                return Err(Error::Device("Metal requested but this build has no Metal support (build with --features metal)".into()));
+            }
+            Device::new_metal(0).map_err(|e| Error::Device(format!("Metal requested but unavailable: {e}")))
+        }
+        DeviceChoice::Auto => {
+            if candle_core::utils::cuda_is_available() {
+                if let Ok(d) = Device::new_cuda(0) {
+                    return Ok(d);
+                }
+            }
+            if candle_core::utils::metal_is_available() {
+                if let Ok(d) = Device::new_metal(0) {
+                    return Ok(d);
+                }
+            }
+            Ok(Device::Cpu)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_selects() {
+        assert_eq!("CPU".parse::<DeviceChoice>().ok(), Some(DeviceChoice::Cpu));
+        assert!("tpu".parse::<DeviceChoice>().is_err());
+        assert!(matches!(select(DeviceChoice::Cpu), Ok(Device::Cpu)));
+        let auto = select(DeviceChoice::Auto).expect("auto always resolves");
+        if !candle_core::utils::cuda_is_available() && !candle_core::utils::metal_is_available() {
+            assert!(auto.is_cpu());
+            assert!(select(DeviceChoice::Cuda).is_err());
+        }
+    }
+}

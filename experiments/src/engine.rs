@@ -1,0 +1,416 @@
+//! Scoring and fine-tuning CLIP on multiple-choice captions, and the model folder it loads from and exports to.
+//!
+//! A sample is an image with its own caption choices and the index of the right one. Scoring is the softmax of
+//! the image's logits over ITS OWN choices (not over the batch); fine-tuning minimises the cross-entropy of those
+//! logits against the right index, batched over many images in one forward pass.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor, D};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::clip::{build_model, ClipConfig, ClipModel, FreezeSpec, ParamStore, WeightSource};
+use crate::events::{Event, Observer, Phase, PhaseClock};
+use crate::optim::{AdamConfig, FusedAdam};
+use crate::preprocess::{ImageProcessor, ImageProcessorConfig};
+use crate::tokenize::CaptionTokenizer;
+use crate::{Error, Result};
+
+/// The four files of a Hugging Face CLIP model folder.
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub const PREPROCESSOR_FILE: &str = "preprocessor_config.json";
+/// Provenance written beside an exported checkpoint.
+pub const PROVENANCE_FILE: &str = "cliplab.json";
+
+/// A loaded model with everything needed to score and train it.
+pub struct ClipBundle {
+    pub config: ClipConfig,
+    pub model: ClipModel,
+    pub params: ParamStore,
+    pub tokenizer: CaptionTokenizer,
+    pub processor: ImageProcessor,
+    pub device: Device,
+    /// The folder it was loaded from (None for an in-memory random model).
+    pub source: Option<PathBuf>,
+    tokenizer_json: Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClipBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClipBundle").field("source", &self.source).field("device", &self.device).finish()
+    }
+}
+
+fn required(dir: &Path, name: &str) -> Result<PathBuf> {
+    let p = dir.join(name);
+    if p.is_file() {
+        return Ok(p);
+    }
+    let hint = if name == WEIGHTS_FILE && dir.join("pytorch_model.bin").is_file() {
+        " (only pytorch_model.bin is there: CLIP Lab reads safetensors; convert it with transformers' save_pretrained(safe_serialization=True))".to_string()
+    } else {
+        " (a CLIP model folder holds config.json, model.safetensors, tokenizer.json and preprocessor_config.json)".to_string()
+    };
+    Err(Error::MissingFile { path: p, hint })
+}
+
+impl ClipBundle {
+    /// Loads a Hugging Face `CLIPModel` folder (`openai/clip-vit-base-patch32` layout).
+    pub fn load(dir: &Path, device: &Device, freeze: &FreezeSpec) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::MissingFile { path: dir.to_path_buf(), hint: " (model folder)".into() });
+        }
+        let config = ClipConfig::from_file(&required(dir, CONFIG_FILE)?)?;
+        let tok_path = required(dir, TOKENIZER_FILE)?;
+        let tokenizer_json = crate::error::read_file(&tok_path)?;
+        let tokenizer = CaptionTokenizer::from_file(&tok_path, &config.text_config)?;
+        let processor = ImageProcessor::new(ImageProcessorConfig::from_file(&required(dir, PREPROCESSOR_FILE)?)?);
+        let (h, w) = processor.config().output_size();
+        let side = config.vision_config.image_size;
+        if h != side || w != side {
+            return Err(Error::bad_file(
+                dir.join(PREPROCESSOR_FILE),
+                format!("produces {h}x{w} images but the model expects {side}x{side} (vision_config.image_size)"),
+            ));
+        }
+        let (model, params) = build_model(&config, WeightSource::File(required(dir, WEIGHTS_FILE)?), freeze, device)?;
+        Ok(Self {
+            config,
+            model,
+            params,
+            tokenizer,
+            processor,
+            device: device.clone(),
+            source: Some(dir.to_path_buf()),
+            tokenizer_json: Arc::new(tokenizer_json),
+        })
+    }
+
+    /// A model with random weights (benchmarks, tests) and the given tokenizer JSON.
+    pub fn random(
+        config: &ClipConfig,
+        tokenizer_json: Vec<u8>,
+        processor: ImageProcessorConfig,
+        seed: u64,
+        freeze: &FreezeSpec,
+        device: &Device,
+    ) -> Result<Self> {
+        let tok = tokenizers::Tokenizer::from_bytes(&tokenizer_json)
+            .map_err(|e| Error::Tokenizer(format!("cannot load tokenizer: {e}")))?;
+        let tokenizer = CaptionTokenizer::new(tok, &config.text_config)?;
+        let (model, params) = build_model(config, WeightSource::Random { seed }, freeze, device)?;
+        Ok(Self {
+            config: config.clone(),
+            model,
+            params,
+            tokenizer,
+            processor: ImageProcessor::new(processor),
+            device: device.clone(),
+            source: None,
+            tokenizer_json: Arc::new(tokenizer_json),
+        })
+    }
+
+    /// Writes a model folder that CLIP Lab and `transformers.CLIPModel.from_pretrained` both load:
+    /// `model.safetensors` (every tensor, Hugging Face names), `config.json`, `tokenizer.json`,
+    /// `preprocessor_config.json`, and `cliplab.json` with `provenance`. Files are written to a temporary
+    /// folder beside `out` first and moved into place, so a failure leaves no half-written checkpoint.
+    pub fn export(&self, out: &Path, provenance: &serde_json::Value) -> Result<()> {
+        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
+        let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let result = (|| -> Result<()> {
+            self.params.save_safetensors(&tmp.join(WEIGHTS_FILE))?;
+            let write_json = |file: &str, v: &serde_json::Value| -> Result<()> {
+                let p = tmp.join(file);
+                let s = serde_json::to_string_pretty(v)?;
+                std::fs::write(&p, s).map_err(|e| Error::io(&p, e))
+            };
+            write_json(CONFIG_FILE, &self.config.to_hf_json())?;
+            write_json(PREPROCESSOR_FILE, &self.processor.config().to_json())?;
+            let tp = tmp.join(TOKENIZER_FILE);
+            std::fs::write(&tp, self.tokenizer_json.as_slice()).map_err(|e| Error::io(&tp, e))?;
+            write_json(PROVENANCE_FILE, provenance)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        if out.exists() {
+            let is_empty = std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
+            if !is_empty {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(Error::Invalid(format!("{}: already exists and is not empty", out.display())));
+            }
+            std::fs::remove_dir(out).map_err(|e| Error::io(out, e))?;
+        }
+        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))
+    }
+
+    /// Writes a fresh random model folder (tiny test models, the demo).
+    pub fn write_random(
+        out: &Path,
+        config: &ClipConfig,
+        tokenizer_json: Vec<u8>,
+        processor: ImageProcessorConfig,
+        seed: u64,
+    ) -> Result<()> {
+        let b = Self::random(config, tokenizer_json, processor, seed, &FreezeSpec::default(), &Device::Cpu)?;
+        b.export(out, &serde_json::json!({ "source": "random", "seed": seed }))
+    }
+
+    /// Preprocesses one image file.
+    pub fn load_image(&self, path: &Path) -> Result<Vec<f32>> {
+        self.processor.load(path)
+    }
+
+    /// Logits `[b, k]` of each sample's image against its own choices (padding choices get -1e9), tracked for
+    /// backprop.
+    pub fn logits(&self, batch: &[&McqSample]) -> Result<Tensor> {
+        let pixels: Vec<Vec<f32>> = batch.iter().map(|s| s.pixels.as_ref().clone()).collect();
+        let pix = self.processor.batch_tensor(&pixels, &self.device)?;
+        let k = batch.iter().map(|s| s.choices.len()).max().unwrap_or(0);
+        let mut captions: Vec<&str> = Vec::new();
+        let mut index = Vec::with_capacity(batch.len() * k);
+        let mut mask = Vec::with_capacity(batch.len() * k);
+        for s in batch {
+            let first = captions.len() as u32;
+            captions.extend(s.choices.iter().map(String::as_str));
+            for j in 0..k {
+                if j < s.choices.len() {
+                    index.push(first + j as u32);
+                    mask.push(0f32);
+                } else {
+                    index.push(first);
+                    mask.push(-1e9f32);
+                }
+            }
+        }
+        let tokens = self.tokenizer.batch(&captions, &self.device)?;
+        let index = Tensor::from_vec(index, (batch.len(), k), &self.device)?;
+        let ragged = mask.iter().any(|&m| m != 0.0);
+        let mask = if ragged { Some(Tensor::from_vec(mask, (batch.len(), k), &self.device)?) } else { None };
+        Ok(self.model.choice_logits(&pix, &tokens.ids, &tokens.last, &index, mask.as_ref())?)
+    }
+
+    /// Scores every sample (softmax over its own choices), `batch_size` images per forward pass.
+    pub fn score(
+        &self,
+        samples: &[McqSample],
+        batch_size: usize,
+        phase: Phase,
+        obs: &mut dyn Observer,
+    ) -> Result<Vec<SampleScore>> {
+        let batch_size = batch_size.max(1);
+        let mut clock = PhaseClock::start(phase, samples.len().div_ceil(batch_size), obs);
+        let mut out = Vec::with_capacity(samples.len());
+        for chunk in samples.chunks(batch_size) {
+            if obs.cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let refs: Vec<&McqSample> = chunk.iter().collect();
+            let logits = self.logits(&refs)?.detach();
+            let probs = crate::clip::ops::softmax_last_dim(&logits)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            let logits = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            for ((s, p), l) in chunk.iter().zip(probs).zip(logits) {
+                out.push(SampleScore::new(s, p, l));
+            }
+            clock.tick(obs);
+        }
+        Ok(out)
+    }
+
+    /// Fine-tunes the model in place on `train`; reports through `obs`; evaluates `heldout` after each epoch if
+    /// given. Returns the loss of every step.
+    pub fn train(
+        &mut self,
+        train: &[McqSample],
+        heldout: Option<&[McqSample]>,
+        cfg: &TrainConfig,
+        obs: &mut dyn Observer,
+    ) -> Result<TrainReport> {
+        cfg.validate()?;
+        if train.is_empty() {
+            return Err(Error::Invalid("the training split is empty".into()));
+        }
+        let vars = self.params.vars();
+        if vars.is_empty() {
+            return Err(Error::Invalid("nothing to train: every parameter is frozen".into()));
+        }
+        let mut opt = FusedAdam::new(vars, cfg.optimizer)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
+        let mut clock = PhaseClock::start(Phase::Train, steps_per_epoch * cfg.epochs, obs);
+        let mut report = TrainReport::default();
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        for epoch in 1..=cfg.epochs {
+            order.shuffle(&mut rng);
+            let mut epoch_loss = 0.0;
+            for chunk in order.chunks(cfg.batch_size) {
+                if obs.cancelled() {
+                    return Err(Error::Cancelled);
+                }
+                let batch: Vec<&McqSample> = chunk.iter().map(|&i| &train[i]).collect();
+                let labels: Vec<u32> = batch.iter().map(|s| s.label as u32).collect();
+                let labels = Tensor::new(labels.as_slice(), &self.device)?;
+                let logits = self.logits(&batch)?;
+                let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+                opt.backward_step(&loss)?;
+                let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                if !loss.is_finite() {
+                    return Err(Error::Invalid(format!(
+                        "the loss became {loss} at epoch {epoch}; lower the learning rate"
+                    )));
+                }
+                report.step_losses.push(loss);
+                epoch_loss += loss;
+                obs.on_event(&Event::Step { epoch, step: report.step_losses.len(), loss });
+                clock.tick(obs);
+            }
+            let train_loss = epoch_loss / steps_per_epoch as f64;
+            let heldout_loss = match heldout {
+                Some(h) if !h.is_empty() => Some(self.mean_loss(h, cfg.eval_batch_size)?),
+                _ => None,
+            };
+            report.epoch_losses.push(train_loss);
+            report.heldout_losses.push(heldout_loss);
+            obs.on_event(&Event::EpochEnded { epoch, train_loss, heldout_loss });
+        }
+        Ok(report)
+    }
+
+    /// Mean cross-entropy over `samples` (no gradients).
+    pub fn mean_loss(&self, samples: &[McqSample], batch_size: usize) -> Result<f64> {
+        let mut total = 0.0;
+        for chunk in samples.chunks(batch_size.max(1)) {
+            let refs: Vec<&McqSample> = chunk.iter().collect();
+            let logits = self.logits(&refs)?.detach();
+            let labels: Vec<u32> = chunk.iter().map(|s| s.label as u32).collect();
+            let labels = Tensor::new(labels.as_slice(), &self.device)?;
+            let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+            let picked = lsm.gather(&labels.unsqueeze(1)?, 1)?.sum_all()?;
+            total -= picked.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        }
+        Ok(total / samples.len().max(1) as f64)
+    }
+}
+
+/// One multiple-choice sample, image already preprocessed.
+#[derive(Debug, Clone)]
+pub struct McqSample {
+    /// `CHW` pixels from [`ImageProcessor`].
+    pub pixels: Arc<Vec<f32>>,
+    pub choices: Vec<String>,
+    /// Index of the right choice.
+    pub label: usize,
+}
+
+impl McqSample {
+    /// Checks the label is among the choices and there are at least two.
+    pub fn new(pixels: Arc<Vec<f32>>, choices: Vec<String>, label: usize) -> Result<Self> {
+        if choices.len() < 2 {
+            return Err(Error::Invalid(format!("a sample needs at least 2 caption choices, got {}", choices.len())));
+        }
+        if label >= choices.len() {
+            return Err(Error::Invalid(format!("label {label} is not among the {} choices", choices.len())));
+        }
+        Ok(Self { pixels, choices, label })
+    }
+}
+
+/// Scores of one sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleScore {
+    /// Probability of each choice (sums to 1).
+    pub probs: Vec<f32>,
+    pub logits: Vec<f32>,
+    pub label: usize,
+    /// Probability of the right choice.
+    pub label_prob: f32,
+    /// Whether the most probable choice is the right one.
+    pub correct: bool,
+}
+
+impl SampleScore {
+    fn new(s: &McqSample, mut probs: Vec<f32>, mut logits: Vec<f32>) -> Self {
+        probs.truncate(s.choices.len());
+        logits.truncate(s.choices.len());
+        let top = probs
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (i, &p)| if p > best.1 { (i, p) } else { best })
+            .0;
+        Self { label_prob: probs.get(s.label).copied().unwrap_or(0.0), correct: top == s.label, probs, logits, label: s.label }
+    }
+}
+
+/// Mean label probability and accuracy over some scores.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub n: usize,
+    pub mean_label_prob: f64,
+    pub accuracy: f64,
+}
+
+impl Summary {
+    pub fn of(scores: &[SampleScore]) -> Self {
+        let n = scores.len();
+        if n == 0 {
+            return Self { n, mean_label_prob: 0.0, accuracy: 0.0 };
+        }
+        Self {
+            n,
+            mean_label_prob: scores.iter().map(|s| s.label_prob as f64).sum::<f64>() / n as f64,
+            accuracy: scores.iter().filter(|s| s.correct).count() as f64 / n as f64,
+        }
+    }
+}
+
+/// Fine-tuning hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: AdamConfig,
+    /// Seeds the shuffling (and, for random models, the init).
+    pub seed: u64,
+    /// Images per forward pass when scoring.
+    pub eval_batch_size: usize,
+}
+
+impl Default for TrainConfig {
+    /// The tutorial's: 5 epochs, batch size 2, Adam with lr 1e-4.
+    fn default() -> Self {
+        Self { epochs: 5, batch_size: 2, optimizer: AdamConfig::adam(1e-4), seed: 42, eval_batch_size: 16 }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::Invalid("epochs must be at least 1".into()));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::Invalid("batch size must be at least 1".into()));
+        }
+        self.optimizer.validate()
+    }
+}
+
+/// Losses of a fine-tuning run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub step_losses: Vec<f64>,
+    pub epoch_losses: Vec<f64>,
+    pub heldout_losses: Vec<Option<f64>>,
+}
