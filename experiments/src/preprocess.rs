@@ -739,19 +739,21 @@ impl Coeffs {
     }
 }
 
-/// Horizontal pass over `rows` of `src` (`in_w` RGB pixels per row): one output row per source row.
-fn horizontal_pass(src: &[u8], in_w: usize, rows: Range<usize>, co: &Coeffs) -> Vec<u8> {
+/// Horizontal pass over `rows` of `src` (`src_w` RGB pixels per row, its first column being source column
+/// `col0`): one output row per source row, one output pixel per tap set.
+fn horizontal_pass(src: &[u8], src_w: usize, col0: usize, rows: Range<usize>, co: &Coeffs) -> Vec<u8> {
     let out_w3 = co.taps.len() * 3;
-    let in_w3 = in_w * 3;
+    let src_w3 = src_w * 3;
     let mut out = vec![0u8; rows.len() * out_w3];
     if out_w3 == 0 {
         return out;
     }
     for (orow, y) in out.chunks_exact_mut(out_w3).zip(rows) {
-        let srow = &src[y * in_w3..(y + 1) * in_w3];
+        let srow = &src[y * src_w3..(y + 1) * src_w3];
         for (o, t) in orow.chunks_exact_mut(3).zip(&co.taps) {
             let k = &co.k[t.offset..t.offset + t.len];
-            let px = &srow[t.start * 3..(t.start + t.len) * 3];
+            let first = t.start - col0;
+            let px = &srow[first * 3..(first + t.len) * 3];
             let (mut s0, mut s1, mut s2) = (HALF, HALF, HALF);
             for (&kv, p) in k.iter().zip(px.chunks_exact(3)) {
                 s0 = s0.wrapping_add(i32::from(p[0]).wrapping_mul(kv));
@@ -766,9 +768,11 @@ fn horizontal_pass(src: &[u8], in_w: usize, rows: Range<usize>, co: &Coeffs) -> 
     out
 }
 
-/// Vertical pass: `src` holds `width` RGB pixels per row, its first row being source row `row0`.
-fn vertical_pass(src: &[u8], width: usize, row0: usize, co: &Coeffs) -> Vec<u8> {
-    let w3 = width * 3;
+/// Vertical pass over the columns `cols` of `src` (`src_w` RGB pixels per row, its first row being source row
+/// `row0`): one output row per tap set, `cols.len()` pixels wide.
+fn vertical_pass(src: &[u8], src_w: usize, cols: Range<usize>, row0: usize, co: &Coeffs) -> Vec<u8> {
+    let w3 = cols.len() * 3;
+    let src_w3 = src_w * 3;
     let mut out = vec![0u8; co.taps.len() * w3];
     if w3 == 0 {
         return out;
@@ -779,7 +783,7 @@ fn vertical_pass(src: &[u8], width: usize, row0: usize, co: &Coeffs) -> Vec<u8> 
         let k = &co.k[t.offset..t.offset + t.len];
         for (j, &kv) in k.iter().enumerate() {
             let y = t.start + j - row0;
-            let srow = &src[y * w3..(y + 1) * w3];
+            let srow = &src[y * src_w3 + cols.start * 3..][..w3];
             for (a, &p) in acc.iter_mut().zip(srow) {
                 *a = a.wrapping_add(i32::from(p).wrapping_mul(kv));
             }
@@ -813,16 +817,34 @@ fn copy_region(src: &[u8], in_w: usize, cols: Range<usize>, rows: Range<usize>) 
     out
 }
 
+/// Whether Pillow (13 and later) runs the vertical pass first: when the height shrinks by more than twice
+/// as many pixels as the width (`ImagingResampleInner`). Older Pillow always ran the horizontal pass first;
+/// the order changes the rounding of the intermediate image, so it matters for bit-exactness.
+pub fn pillow_vertical_first(in_w: usize, in_h: usize, out_w: usize, out_h: usize) -> bool {
+    let dh = in_h as i64 - out_h as i64;
+    let dw = in_w as i64 - out_w as i64;
+    dh > 0 && dh > 2 * dw
+}
+
+/// The order of the two passes of the separable resampler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PassOrder {
+    /// Pillow 13's choice ([`pillow_vertical_first`]).
+    #[default]
+    Pillow13,
+    /// Always horizontal first, as Pillow 12 and earlier.
+    HorizontalFirst,
+}
+
 /// The `cols`×`rows` region of `src` (`in_w`×`in_h` interleaved RGB) resized to `out_w`×`out_h` with PIL's
 /// `Image.resize`, as `cols.len() * rows.len() * 3` bytes. The ranges must lie inside the output size.
 #[allow(clippy::too_many_arguments)]
 fn resize_region(
     src: &[u8],
-    in_w: usize,
-    in_h: usize,
-    out_w: usize,
-    out_h: usize,
+    (in_w, in_h): (usize, usize),
+    (out_w, out_h): (usize, usize),
     resample: Resample,
+    order: PassOrder,
     cols: Range<usize>,
     rows: Range<usize>,
 ) -> Vec<u8> {
@@ -850,27 +872,44 @@ fn resize_region(
         Resample::Box => Filter::Box,
         Resample::Hamming => Filter::Hamming,
     };
-    let need_horizontal = out_w != in_w;
-    let need_vertical = out_h != in_h;
-    let vert = need_vertical.then(|| Coeffs::new(in_h, out_h, filter, rows.clone()));
-    // Source rows the vertical pass reads (all of `rows` when there is no vertical pass).
-    let src_rows = vert.as_ref().map_or(rows.clone(), Coeffs::source_span);
-    let row0 = src_rows.start;
-    let temp = if need_horizontal {
-        let horiz = Coeffs::new(in_w, out_w, filter, cols.clone());
-        horizontal_pass(src, in_w, src_rows, &horiz)
-    } else {
-        copy_region(src, in_w, cols.clone(), src_rows)
+    // Only the outputs in the region are computed, and of the intermediate image only what they read: every
+    // output value depends on its own taps alone, so this changes nothing but the work done.
+    let horiz = (out_w != in_w).then(|| Coeffs::new(in_w, out_w, filter, cols.clone()));
+    let vert = (out_h != in_h).then(|| Coeffs::new(in_h, out_h, filter, rows.clone()));
+    let vertical_first = match order {
+        PassOrder::Pillow13 => pillow_vertical_first(in_w, in_h, out_w, out_h),
+        PassOrder::HorizontalFirst => false,
     };
-    match vert {
-        Some(v) => vertical_pass(&temp, cols.len(), row0, &v),
-        None => temp,
+    match (horiz, vert) {
+        (None, None) => copy_region(src, in_w, cols, rows),
+        (Some(h), None) => horizontal_pass(src, in_w, 0, rows, &h),
+        (None, Some(v)) => vertical_pass(src, in_w, cols, 0, &v),
+        (Some(h), Some(v)) if vertical_first => {
+            // All output rows of the region, over the source columns the horizontal taps read.
+            let src_cols = h.source_span();
+            let col0 = src_cols.start;
+            let temp = vertical_pass(src, in_w, src_cols.clone(), 0, &v);
+            horizontal_pass(&temp, src_cols.len(), col0, 0..rows.len(), &h)
+        }
+        (Some(h), Some(v)) => {
+            // The source rows the vertical taps read, over all output columns of the region.
+            let src_rows = v.source_span();
+            let row0 = src_rows.start;
+            let temp = horizontal_pass(src, in_w, 0, src_rows, &h);
+            vertical_pass(&temp, cols.len(), 0..cols.len(), row0, &v)
+        }
     }
 }
 
 /// `img` resized to `width`×`height` exactly as PIL's `Image.resize((width, height), resample)` resizes an RGB
-/// image.
-pub fn resize_rgb8(img: &image::RgbImage, width: u32, height: u32, resample: Resample) -> Result<image::RgbImage> {
+/// image (Pillow 13's pass order with [`PassOrder::Pillow13`]).
+pub fn resize_rgb8(
+    img: &image::RgbImage,
+    width: u32,
+    height: u32,
+    resample: Resample,
+    order: PassOrder,
+) -> Result<image::RgbImage> {
     let (in_w, in_h) = (img.width() as usize, img.height() as usize);
     let (out_w, out_h) = (width as usize, height as usize);
     if in_w == 0 || in_h == 0 || out_w == 0 || out_h == 0 {
@@ -878,7 +917,15 @@ pub fn resize_rgb8(img: &image::RgbImage, width: u32, height: u32, resample: Res
             "cannot resize a {in_w}×{in_h} image to {out_w}×{out_h}: sizes must be at least 1×1"
         )));
     }
-    let data = resize_region(img.as_raw(), in_w, in_h, out_w, out_h, resample, 0..out_w, 0..out_h);
+    let data = resize_region(
+        img.as_raw(),
+        (in_w, in_h),
+        (out_w, out_h),
+        resample,
+        order,
+        0..out_w,
+        0..out_h,
+    );
     image::RgbImage::from_raw(width, height, data)
         .ok_or_else(|| Error::Invalid("resize produced a buffer of the wrong size".into()))
 }
@@ -891,14 +938,17 @@ pub fn resize_rgb8(img: &image::RgbImage, width: u32, height: u32, resample: Res
 pub struct ImageProcessor {
     config: ImageProcessorConfig,
     alpha: AlphaMode,
+    order: PassOrder,
 }
 
 impl ImageProcessor {
-    /// A processor for `config`, compositing alpha onto white like transformers 5.
+    /// A processor for `config`, compositing alpha onto white like transformers 5 and ordering the resize
+    /// passes like Pillow 13.
     pub fn new(config: ImageProcessorConfig) -> Self {
         Self {
             config,
             alpha: AlphaMode::default(),
+            order: PassOrder::default(),
         }
     }
 
@@ -906,6 +956,16 @@ impl ImageProcessor {
     pub fn with_alpha_mode(mut self, alpha: AlphaMode) -> Self {
         self.alpha = alpha;
         self
+    }
+
+    /// The same processor with another resize pass order (to match an older Pillow).
+    pub fn with_pass_order(mut self, order: PassOrder) -> Self {
+        self.order = order;
+        self
+    }
+
+    pub fn pass_order(&self) -> PassOrder {
+        self.order
     }
 
     pub fn config(&self) -> &ImageProcessorConfig {
@@ -940,7 +1000,15 @@ impl ImageProcessor {
         };
         let rows = clamp_range(top, oh, rh);
         let cols = clamp_range(left, ow, rw);
-        let region = resize_region(&rgb, w, h, rw, rh, cfg.resample, cols.clone(), rows.clone());
+        let region = resize_region(
+            &rgb,
+            (w, h),
+            (rw, rh),
+            cfg.resample,
+            self.order,
+            cols.clone(),
+            rows.clone(),
+        );
         drop(rgb);
 
         let lut = self.value_table();
@@ -980,7 +1048,7 @@ impl ImageProcessor {
             u32::try_from(rw).map_err(|_| Error::Invalid(format!("resize width {rw} is too large")))?,
             u32::try_from(rh).map_err(|_| Error::Invalid(format!("resize height {rh} is too large")))?,
         );
-        resize_rgb8(&rgb, rw, rh, self.config.resample)
+        resize_rgb8(&rgb, rw, rh, self.config.resample, self.order)
     }
 
     /// Reads, decodes and preprocesses an image file; errors name the file.
@@ -1240,7 +1308,10 @@ mod tests {
             }
         }
         let img = image::RgbImage::from_fn(5, 4, |x, y| image::Rgb([x as u8, y as u8, 7]));
-        assert_eq!(resize_rgb8(&img, 5, 4, Resample::Bicubic).expect("resize"), img);
+        assert_eq!(
+            resize_rgb8(&img, 5, 4, Resample::Bicubic, PassOrder::Pillow13).expect("resize"),
+            img
+        );
     }
 
     #[test]

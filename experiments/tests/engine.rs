@@ -219,3 +219,84 @@ fn loading_errors_name_the_file_and_the_problem() {
     let e = b.load_image(&img).expect_err("must fail").to_string();
     assert!(e.contains("broken.png"), "{e}");
 }
+
+/// Writes the tiny random model that `tests/reference/clip_reference.py` computes its reference values from.
+/// Run once with `cargo test -p experiments --test engine -- --ignored write_reference_model`.
+#[test]
+#[ignore]
+fn write_reference_model() {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny_clip");
+    let _ = std::fs::remove_dir_all(&out);
+    ClipBundle::write_random(&out, &tiny_config(), tokenizer_bytes(), ImageProcessorConfig::with_size(32), 2024)
+        .expect("write");
+}
+
+/// Logits, loss, gradients and one Adam step on the tiny model in `tests/reference/tiny_clip` equal what
+/// PyTorch + transformers compute on the same weights and inputs (`tests/reference/clip_reference.py`, whose
+/// output is `clip_reference.json`). Loading that folder in `transformers.CLIPModel.from_pretrained` is also
+/// how we checked that CLIP Lab's exports load in Hugging Face.
+#[test]
+fn matches_pytorch_reference() {
+    use candle_core::Tensor;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("clip_reference.json")).expect("read")).expect("json");
+    let b = ClipBundle::load(&root.join("tiny_clip"), &Device::Cpu, &FreezeSpec::default()).expect("load");
+    let f32s = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+    };
+    let pixels = Tensor::from_vec(f32s(&r["pixels"]), (2, 3, 32, 32), &Device::Cpu).expect("pixels");
+    let rows: Vec<Vec<u32>> = r["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|row| row.as_array().expect("row").iter().map(|x| x.as_u64().expect("id") as u32).collect())
+        .collect();
+    let eos = b.config.text_config.eos_token_id;
+    let last: Vec<usize> = rows.iter().map(|row| row.iter().position(|&t| t == eos).expect("eos")).collect();
+    let seq = rows[0].len();
+    let ids = Tensor::from_vec(rows.concat(), (rows.len(), seq), &Device::Cpu).expect("ids");
+    let choices = Tensor::new(&[[0u32, 1, 2, 3, 4], [5, 6, 7, 8, 9]], &Device::Cpu).expect("choices");
+    let labels = Tensor::new(&[1u32, 3], &Device::Cpu).expect("labels");
+    let forward = |b: &ClipBundle| -> (Tensor, Tensor) {
+        let logits = b.model.choice_logits(&pixels, &ids, &last, &choices, None).expect("logits");
+        let loss = candle_nn::loss::cross_entropy(&logits, &labels).expect("loss");
+        (logits, loss)
+    };
+    let close = |ours: f32, theirs: f32, tol: f32, what: &str| {
+        assert!((ours - theirs).abs() <= tol * (1.0 + theirs.abs()), "{what}: ours {ours} vs PyTorch {theirs}");
+    };
+
+    let (logits, loss) = forward(&b);
+    let ours = logits.to_vec2::<f32>().expect("vec");
+    for (i, row) in r["logits"].as_array().expect("logits").iter().enumerate() {
+        for (j, want) in f32s(row).into_iter().enumerate() {
+            close(ours[i][j], want, 1e-4, &format!("logit [{i},{j}]"));
+        }
+    }
+    close(loss.to_scalar::<f32>().expect("loss"), r["loss"].as_f64().expect("loss") as f32, 1e-5, "loss");
+
+    let grads = loss.backward().expect("backward");
+    let vars: std::collections::HashMap<String, candle_core::Var> = b.params.named_vars().into_iter().collect();
+    for (name, want) in r["grads"].as_object().expect("grads") {
+        let g = grads.get(&vars[name]).unwrap_or_else(|| panic!("no gradient for {name}"));
+        let norm = g.sqr().and_then(|t| t.sum_all()).and_then(|t| t.sqrt()).and_then(|t| t.to_scalar::<f32>()).expect("norm");
+        close(norm, want["norm"].as_f64().expect("norm") as f32, 1e-3, &format!("|grad {name}|"));
+        let first = g.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("grad");
+        let scale = want["norm"].as_f64().expect("norm") as f32;
+        for (k, w) in f32s(&want["first"]).into_iter().enumerate() {
+            assert!((first[k] - w).abs() <= 1e-3 * scale + 1e-7, "grad {name}[{k}]: ours {} vs PyTorch {w}", first[k]);
+        }
+    }
+
+    let mut opt = experiments::optim::FusedAdam::new(b.params.vars(), AdamConfig::adam(1e-3)).expect("adam");
+    opt.step(&grads).expect("step");
+    let (_, loss_after) = forward(&b);
+    close(loss_after.to_scalar::<f32>().expect("loss"), r["loss_after_adam_step"].as_f64().expect("loss") as f32, 1e-3, "loss after one Adam step");
+    for (name, want) in r["params_after_adam_step"].as_object().expect("params") {
+        let now = vars[name].as_tensor().flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("param");
+        for (k, w) in f32s(want).into_iter().enumerate() {
+            assert!((now[k] - w).abs() < 2e-6, "{name}[{k}] after a step: ours {} vs PyTorch {w}", now[k]);
+        }
+    }
+}
