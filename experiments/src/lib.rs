@@ -9,6 +9,7 @@
 //! - [`synth`]: deterministic generated data and tiny models for tests and the demo.
 
 pub mod clip;
+pub mod demo;
 pub mod device;
 pub mod engine;
 pub mod error;

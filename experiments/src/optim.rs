@@ -186,7 +186,13 @@ impl From<Coeffs> for Coeffs32 {
 }
 
 /// The whole update of one stretch of elements, in one pass. `L2`: add `l2 * p` to the gradient first.
-fn adam_kernel<const L2: bool>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coeffs32) {
+fn adam_kernel<const L2: bool>(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    c: Coeffs32,
+) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let g = if L2 { g + c.l2 * *p } else { g };
         let mi = c.beta1 * *m + c.one_minus_beta1 * g;
@@ -210,7 +216,14 @@ fn run_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coeffs3
 const MIN_ELEMS_PER_THREAD: usize = 1 << 16;
 
 /// Runs the kernel over all elements, split into `threads` contiguous chunks for large tensors.
-fn fused_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coeffs32, threads: usize) {
+fn fused_update(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    c: Coeffs32,
+    threads: usize,
+) {
     let n = p.len();
     let threads = threads.min(n / MIN_ELEMS_PER_THREAD).max(1);
     if threads <= 1 {
@@ -262,7 +275,10 @@ impl InplaceOp2 for FusedAdamOp<'_> {
             candle_core::bail!("fused adam: the gradient must be contiguous");
         };
         let CpuStorage::F32(p) = s1 else {
-            candle_core::bail!("fused adam: the parameter must be f32, got {:?}", s1.dtype());
+            candle_core::bail!(
+                "fused adam: the parameter must be f32, got {:?}",
+                s1.dtype()
+            );
         };
         let CpuStorage::F32(g) = s2 else {
             candle_core::bail!("fused adam: the gradient must be f32, got {:?}", s2.dtype());
@@ -312,17 +328,6 @@ impl Moments {
             v: Tensor::zeros(var.shape(), dtype, var.device())?,
         })
     }
-
-    /// Turns fused buffers into tensors (for a parameter that can no longer take the fused path).
-    fn into_tensors(self, var: &Var) -> Result<Self> {
-        match self {
-            Moments::Fused { m, v } => Ok(Moments::Tensors {
-                m: Tensor::from_vec(m, var.shape(), var.device())?,
-                v: Tensor::from_vec(v, var.shape(), var.device())?,
-            }),
-            t @ Moments::Tensors { .. } => Ok(t),
-        }
-    }
 }
 
 /// The dtype the tensor fallback keeps the moments and does its arithmetic in.
@@ -334,7 +339,7 @@ fn state_dtype(param: DType) -> DType {
     }
 }
 
-/// The fused path applies: CPU, f32.
+/// The fused path applies: CPU, f32 (a `Var` is always contiguous: candle copies a tensor to make one).
 fn fusable(var: &Var) -> bool {
     matches!(var.device(), Device::Cpu) && var.dtype() == DType::F32
 }
@@ -404,32 +409,29 @@ impl FusedAdam {
                 self.config.kind
             )));
         }
+        // Check every gradient first, so that a bad one leaves all parameters as they were.
+        for param in &self.params {
+            if let Some(grad) = grads.get(param.var.as_tensor()) {
+                if grad.shape() != param.var.shape() {
+                    return Err(Error::Invalid(format!(
+                        "{} optimizer: gradient of shape {:?} for a parameter of shape {:?}",
+                        self.config.kind,
+                        grad.dims(),
+                        param.var.dims()
+                    )));
+                }
+            }
+        }
         self.step_t += 1;
         for param in &mut self.params {
             let Some(grad) = grads.get(param.var.as_tensor()) else {
                 continue;
             };
-            if grad.shape() != param.var.shape() {
-                return Err(Error::Invalid(format!(
-                    "{} optimizer: gradient of shape {:?} for a parameter of shape {:?}",
-                    self.config.kind,
-                    grad.dims(),
-                    param.var.dims()
-                )));
-            }
             let coeffs = Coeffs::new(&self.config, lr, param.steps + 1);
-            if matches!(param.moments, Moments::Fused { .. }) && !param.var.as_tensor().is_contiguous() {
-                let moments = std::mem::replace(
-                    &mut param.moments,
-                    Moments::Fused {
-                        m: Vec::new(),
-                        v: Vec::new(),
-                    },
-                );
-                param.moments = moments.into_tensors(&param.var)?;
-            }
             match &mut param.moments {
-                Moments::Fused { m, v } => fused_step(&param.var, grad, m, v, coeffs, self.threads)?,
+                Moments::Fused { m, v } => {
+                    fused_step(&param.var, grad, m, v, coeffs, self.threads)?
+                }
                 Moments::Tensors { m, v } => tensor_step(&param.var, grad, m, v, coeffs)?,
             }
             param.steps += 1;
@@ -473,7 +475,14 @@ impl FusedAdam {
 }
 
 /// One parameter's update through the fused in-place op.
-fn fused_step(var: &Var, grad: &Tensor, m: &mut [f32], v: &mut [f32], c: Coeffs, threads: usize) -> Result<()> {
+fn fused_step(
+    var: &Var,
+    grad: &Tensor,
+    m: &mut [f32],
+    v: &mut [f32],
+    c: Coeffs,
+    threads: usize,
+) -> Result<()> {
     let param = var.as_tensor();
     let mut grad = grad.to_dtype(DType::F32)?.contiguous()?;
     if shares_storage(param, &grad) {
@@ -489,11 +498,13 @@ fn fused_step(var: &Var, grad: &Tensor, m: &mut [f32], v: &mut [f32], c: Coeffs,
     Ok(())
 }
 
-/// Whether two tensors are views of one storage.
+/// Whether two tensors are views of one storage (one read lock at a time, never two on one storage).
 fn shares_storage(a: &Tensor, b: &Tensor) -> bool {
-    let (sa, _) = a.storage_and_layout();
-    let (sb, _) = b.storage_and_layout();
-    std::ptr::eq(&*sa, &*sb)
+    fn address(t: &Tensor) -> usize {
+        let (storage, _) = t.storage_and_layout();
+        &*storage as *const candle_core::Storage as usize
+    }
+    address(a) == address(b)
 }
 
 /// One parameter's update with tensor ops (any device, any float dtype).
@@ -562,7 +573,9 @@ fn bench_vars(num_params: usize) -> Result<Vec<Var>> {
 pub fn bench_step(num_params: usize) -> Result<(f64, f64)> {
     use candle_nn::Optimizer;
     if num_params == 0 {
-        return Err(Error::Invalid("bench: the number of parameters must be > 0".into()));
+        return Err(Error::Invalid(
+            "bench: the number of parameters must be > 0".into(),
+        ));
     }
     let vars = bench_vars(num_params)?;
     let mut grads = GradStore::default();
@@ -571,7 +584,11 @@ pub fn bench_step(num_params: usize) -> Result<(f64, f64)> {
         grads.insert(var.as_tensor(), g);
     }
     // Fewer timed steps for big models: candle's step takes seconds there.
-    let (fused_reps, candle_reps) = if num_params >= 10_000_000 { (3, 1) } else { (10, 5) };
+    let (fused_reps, candle_reps) = if num_params >= 10_000_000 {
+        (3, 1)
+    } else {
+        (10, 5)
+    };
 
     let config = AdamConfig::adamw(1e-4, 0.01);
     let fused_secs = {
@@ -608,7 +625,11 @@ mod tests {
     use super::*;
 
     fn flat(v: &Var) -> Vec<f32> {
-        v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        v.as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
     }
 
     /// Runs `steps` steps of `sum((W x - y)^2) + sum(b^2)` (W large enough to take the threaded path) and
@@ -624,7 +645,12 @@ mod tests {
             .unwrap()
             .reshape((300, 500))
             .unwrap();
-        let b0 = Tensor::arange(0f32, 300., &dev).unwrap().affine(0.1, 0.0).unwrap().cos().unwrap();
+        let b0 = Tensor::arange(0f32, 300., &dev)
+            .unwrap()
+            .affine(0.1, 0.0)
+            .unwrap()
+            .cos()
+            .unwrap();
         let x = Tensor::arange(0f32, 1500., &dev)
             .unwrap()
             .affine(0.37, 0.0)
@@ -696,7 +722,10 @@ mod tests {
         let mut opt =
             FusedAdam::new(vec![p32.clone(), p64.clone()], AdamConfig::adamw(0.1, 0.0)).unwrap();
         assert_eq!(opt.fused_params(), 1);
-        let g = Tensor::new(&[[1f32, -1.], [2., -2.], [3., -3.]], &dev).unwrap().t().unwrap();
+        let g = Tensor::new(&[[1f32, -1.], [2., -2.], [3., -3.]], &dev)
+            .unwrap()
+            .t()
+            .unwrap();
         assert!(!g.is_contiguous());
         let mut grads = GradStore::default();
         grads.insert(p32.as_tensor(), g.clone());

@@ -12,9 +12,11 @@
 //!    `int(shortest_edge * long / short)`, as `get_resize_output_image_size(default_to_square=False)`), or to
 //!    `size.height`×`size.width`. The resampler is a transcription of Pillow's `ImagingResample` for 8-bit
 //!    images (`src/libImaging/Resample.c`): separable filter (bicubic with a = -0.5 by default) whose support
-//!    grows with the downscale factor, per-output normalised coefficients turned into 22-bit fixed point,
-//!    horizontal pass first with rounding and clipping to `u8`, then the vertical pass. Nearest follows PIL's
-//!    affine nearest-neighbour path. All six PIL filters are supported, bit-exactly.
+//!    grows with the downscale factor, per-output normalised coefficients turned into 22-bit fixed point, two
+//!    passes each rounding and clipping to `u8`. Pillow 13 runs the vertical pass first when the height shrinks
+//!    by more than twice as many pixels as the width, older Pillow always the horizontal one first; the order
+//!    changes some pixels by one level, so it is a setting ([`PassOrder`], Pillow 13 by default). Nearest
+//!    follows PIL's affine nearest-neighbour path. All six PIL filters are supported, bit-exactly.
 //! 3. **Center crop** to `crop_size` with transformers' offsets (`top = (h - crop_h) // 2`), padding with zero
 //!    pixels where the image is smaller than the crop.
 //! 4. **Rescale** (`f32(u8 as f64 * rescale_factor)`) and **normalize** (`(x - mean) / std` in `f32`), fused into
@@ -23,8 +25,11 @@
 //! Only the part of the resized image that survives the crop is computed; every computed pixel is exactly the
 //! one PIL would produce.
 //!
-//! Not bit-equal to the Python side: JPEG decoding (the `image` crate's decoder is not libjpeg-turbo, so decoded
-//! pixels can differ by a few levels), EXIF orientation (ignored on both sides), float images.
+//! Checked against transformers 5.24 / Pillow 13.0 / numpy 2.4 by `tests/preprocess.rs` (reference values from
+//! `tests/reference/preprocess_ref.py`).
+//!
+//! EXIF orientation is ignored, as transformers ignores it. Not bit-equal to the Python side: JPEG decoding (the
+//! `image` crate's decoder is not libjpeg-turbo, so decoded pixels can differ by a few levels) and float images.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -59,7 +64,10 @@ pub enum ResizeTarget {
 }
 
 impl Serialize for ResizeTarget {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         match *self {
             ResizeTarget::ShortestEdge(n) => {
@@ -129,7 +137,10 @@ impl Resample {
 }
 
 impl Serialize for Resample {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         serializer.serialize_u8(self.pil_code())
     }
 }
@@ -262,7 +273,9 @@ impl ImageProcessorConfig {
     pub fn to_json(&self) -> Value {
         let size = match self.size {
             ResizeTarget::ShortestEdge(n) => serde_json::json!({ "shortest_edge": n }),
-            ResizeTarget::Exact { height, width } => serde_json::json!({ "height": height, "width": width }),
+            ResizeTarget::Exact { height, width } => {
+                serde_json::json!({ "height": height, "width": width })
+            }
         };
         serde_json::json!({
             "crop_size": { "height": self.crop_size.height, "width": self.crop_size.width },
@@ -316,7 +329,11 @@ impl ImageProcessorConfig {
                 if height == 0 || width == 0 {
                     return (height, width);
                 }
-                let (short, long) = if width <= height { (width, height) } else { (height, width) };
+                let (short, long) = if width <= height {
+                    (width, height)
+                } else {
+                    (height, width)
+                };
                 // Python: int(requested_new_short * long / short), a true (float) division then truncation.
                 let new_long = ((target * long) as f64 / short as f64) as usize;
                 if width <= height {
@@ -330,7 +347,9 @@ impl ImageProcessorConfig {
 
     fn validate(&self) -> std::result::Result<(), String> {
         match self.size {
-            ResizeTarget::ShortestEdge(0) => return Err("`size.shortest_edge` must be at least 1".into()),
+            ResizeTarget::ShortestEdge(0) => {
+                return Err("`size.shortest_edge` must be at least 1".into())
+            }
             ResizeTarget::Exact { height, width } if height == 0 || width == 0 => {
                 return Err(format!("`size` must be at least 1×1, got {height}×{width}"))
             }
@@ -362,7 +381,11 @@ fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key).filter(|v| !v.is_null())
 }
 
-fn get_bool(obj: &Map<String, Value>, key: &str, default: bool) -> std::result::Result<bool, String> {
+fn get_bool(
+    obj: &Map<String, Value>,
+    key: &str,
+    default: bool,
+) -> std::result::Result<bool, String> {
     match present(obj, key) {
         None => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
@@ -410,7 +433,10 @@ fn parse_crop_size(v: &Value) -> std::result::Result<CropSize, String> {
     match v {
         Value::Number(_) => {
             let n = get_dim(v, "crop_size")?;
-            Ok(CropSize { height: n, width: n })
+            Ok(CropSize {
+                height: n,
+                width: n,
+            })
         }
         Value::Array(a) if a.len() == 2 => Ok(CropSize {
             height: get_dim(&a[0], "crop_size[0]")?,
@@ -421,7 +447,9 @@ fn parse_crop_size(v: &Value) -> std::result::Result<CropSize, String> {
                 height: get_dim(h, "crop_size.height")?,
                 width: get_dim(w, "crop_size.width")?,
             }),
-            _ => Err(format!("`crop_size`: expected {{\"height\": h, \"width\": w}}, got {v}")),
+            _ => Err(format!(
+                "`crop_size`: expected {{\"height\": h, \"width\": w}}, got {v}"
+            )),
         },
         _ => Err(format!(
             "`crop_size`: expected an integer, {{\"height\": h, \"width\": w}} or [h, w], got {v}"
@@ -439,14 +467,19 @@ fn parse_resample(v: &Value) -> std::result::Result<Resample, String> {
 }
 
 fn parse_triplet(key: &str, v: &Value) -> std::result::Result<[f64; 3], String> {
-    let num = |x: &Value| x.as_f64().ok_or_else(|| format!("`{key}`: expected numbers, got {x}"));
+    let num = |x: &Value| {
+        x.as_f64()
+            .ok_or_else(|| format!("`{key}`: expected numbers, got {x}"))
+    };
     match v {
         Value::Number(_) => {
             let x = num(v)?;
             Ok([x, x, x])
         }
         Value::Array(a) if a.len() == 3 => Ok([num(&a[0])?, num(&a[1])?, num(&a[2])?]),
-        _ => Err(format!("`{key}`: expected a list of 3 numbers (one per RGB channel), got {v}")),
+        _ => Err(format!(
+            "`{key}`: expected a list of 3 numbers (one per RGB channel), got {v}"
+        )),
     }
 }
 
@@ -534,10 +567,16 @@ fn rgb8_pixels(img: &image::DynamicImage, alpha: AlphaMode) -> Cow<'_, [u8]> {
     Cow::Owned(match img {
         D::ImageRgb8(b) => return Cow::Borrowed(b.as_raw().as_slice()),
         D::ImageLuma8(b) => gray_to_rgb(n, b.as_raw().iter().copied()),
-        D::ImageLumaA8(b) => rgba_to_rgb(n, b.as_raw().chunks_exact(2).map(|p| ([p[0]; 3], p[1])), alpha),
+        D::ImageLumaA8(b) => rgba_to_rgb(
+            n,
+            b.as_raw().chunks_exact(2).map(|p| ([p[0]; 3], p[1])),
+            alpha,
+        ),
         D::ImageRgba8(b) => rgba_to_rgb(
             n,
-            b.as_raw().chunks_exact(4).map(|p| ([p[0], p[1], p[2]], p[3])),
+            b.as_raw()
+                .chunks_exact(4)
+                .map(|p| ([p[0], p[1], p[2]], p[3])),
             alpha,
         ),
         // PIL opens 16-bit grayscale as I;16, whose conversion to RGB clips at 255.
@@ -545,7 +584,9 @@ fn rgb8_pixels(img: &image::DynamicImage, alpha: AlphaMode) -> Cow<'_, [u8]> {
         // PIL reads 16-bit gray+alpha / RGB / RGBA keeping the high byte of each sample.
         D::ImageLumaA16(b) => rgba_to_rgb(
             n,
-            b.as_raw().chunks_exact(2).map(|p| ([hi(p[0]); 3], hi(p[1]))),
+            b.as_raw()
+                .chunks_exact(2)
+                .map(|p| ([hi(p[0]); 3], hi(p[1]))),
             alpha,
         ),
         D::ImageRgb16(b) => b.as_raw().iter().map(|&v| hi(v)).collect(),
@@ -741,7 +782,13 @@ impl Coeffs {
 
 /// Horizontal pass over `rows` of `src` (`src_w` RGB pixels per row, its first column being source column
 /// `col0`): one output row per source row, one output pixel per tap set.
-fn horizontal_pass(src: &[u8], src_w: usize, col0: usize, rows: Range<usize>, co: &Coeffs) -> Vec<u8> {
+fn horizontal_pass(
+    src: &[u8],
+    src_w: usize,
+    col0: usize,
+    rows: Range<usize>,
+    co: &Coeffs,
+) -> Vec<u8> {
     let out_w3 = co.taps.len() * 3;
     let src_w3 = src_w * 3;
     let mut out = vec![0u8; rows.len() * out_w3];
@@ -770,7 +817,13 @@ fn horizontal_pass(src: &[u8], src_w: usize, col0: usize, rows: Range<usize>, co
 
 /// Vertical pass over the columns `cols` of `src` (`src_w` RGB pixels per row, its first row being source row
 /// `row0`): one output row per tap set, `cols.len()` pixels wide.
-fn vertical_pass(src: &[u8], src_w: usize, cols: Range<usize>, row0: usize, co: &Coeffs) -> Vec<u8> {
+fn vertical_pass(
+    src: &[u8],
+    src_w: usize,
+    cols: Range<usize>,
+    row0: usize,
+    co: &Coeffs,
+) -> Vec<u8> {
     let w3 = cols.len() * 3;
     let src_w3 = src_w * 3;
     let mut out = vec![0u8; co.taps.len() * w3];
@@ -838,7 +891,6 @@ pub enum PassOrder {
 
 /// The `cols`×`rows` region of `src` (`in_w`×`in_h` interleaved RGB) resized to `out_w`×`out_h` with PIL's
 /// `Image.resize`, as `cols.len() * rows.len() * 3` bytes. The ranges must lie inside the output size.
-#[allow(clippy::too_many_arguments)]
 fn resize_region(
     src: &[u8],
     (in_w, in_h): (usize, usize),
@@ -859,7 +911,9 @@ fn resize_region(
             for y in rows {
                 for x in cols.clone() {
                     match (ys[y], xs[x]) {
-                        (Some(sy), Some(sx)) => out.extend_from_slice(&src[(sy * in_w + sx) * 3..][..3]),
+                        (Some(sy), Some(sx)) => {
+                            out.extend_from_slice(&src[(sy * in_w + sx) * 3..][..3])
+                        }
                         _ => out.extend_from_slice(&[0, 0, 0]),
                     }
                 }
@@ -983,12 +1037,16 @@ impl ImageProcessor {
         cfg.validate().map_err(Error::Invalid)?;
         let (w, h) = (img.width() as usize, img.height() as usize);
         if w == 0 || h == 0 {
-            return Err(Error::Invalid(format!("the image is empty ({w}×{h} pixels)")));
+            return Err(Error::Invalid(format!(
+                "the image is empty ({w}×{h} pixels)"
+            )));
         }
         let rgb = rgb8_pixels(img, self.alpha);
         let (rh, rw) = cfg.resized_size(h, w);
         if rh == 0 || rw == 0 {
-            return Err(Error::Invalid(format!("resizing {w}×{h} pixels gives an empty image")));
+            return Err(Error::Invalid(format!(
+                "resizing {w}×{h} pixels gives an empty image"
+            )));
         }
 
         // Output window in resized coordinates: out(i, j) = resized(i + top, j + left), zero outside.
@@ -1022,7 +1080,8 @@ impl ImageProcessor {
                     out_row.fill(pad);
                     continue;
                 }
-                let src_row = &region[(y as usize - rows.start) * cols.len() * 3..][..cols.len() * 3];
+                let src_row =
+                    &region[(y as usize - rows.start) * cols.len() * 3..][..cols.len() * 3];
                 for (j, o) in out_row.iter_mut().enumerate() {
                     let x = j as isize + left;
                     *o = if x < cols.start as isize || x >= cols.end as isize {
@@ -1040,13 +1099,17 @@ impl ImageProcessor {
     /// transformers. Mostly for checking against Python.
     pub fn resized(&self, img: &image::DynamicImage) -> Result<image::RgbImage> {
         let rgb = convert_rgb(img, self.alpha)?;
-        let (rh, rw) = self.config.resized_size(rgb.height() as usize, rgb.width() as usize);
+        let (rh, rw) = self
+            .config
+            .resized_size(rgb.height() as usize, rgb.width() as usize);
         if (rw, rh) == (rgb.width() as usize, rgb.height() as usize) {
             return Ok(rgb);
         }
         let (rw, rh) = (
-            u32::try_from(rw).map_err(|_| Error::Invalid(format!("resize width {rw} is too large")))?,
-            u32::try_from(rh).map_err(|_| Error::Invalid(format!("resize height {rh} is too large")))?,
+            u32::try_from(rw)
+                .map_err(|_| Error::Invalid(format!("resize width {rw} is too large")))?,
+            u32::try_from(rh)
+                .map_err(|_| Error::Invalid(format!("resize height {rh} is too large")))?,
         );
         resize_rgb8(&rgb, rw, rh, self.config.resample, self.order)
     }
@@ -1083,7 +1146,11 @@ impl ImageProcessor {
     }
 
     /// Stacks preprocessed images into a `[B, 3, H, W]` `f32` tensor, `(H, W)` being `config.output_size()`.
-    pub fn batch_tensor(&self, images: &[Vec<f32>], device: &candle_core::Device) -> Result<candle_core::Tensor> {
+    pub fn batch_tensor(
+        &self,
+        images: &[Vec<f32>],
+        device: &candle_core::Device,
+    ) -> Result<candle_core::Tensor> {
         let (h, w) = self.config.output_size();
         let n = 3 * h * w;
         let mut data = Vec::with_capacity(images.len() * n);
@@ -1097,7 +1164,11 @@ impl ImageProcessor {
             }
             data.extend_from_slice(img);
         }
-        Ok(candle_core::Tensor::from_vec(data, (images.len(), 3, h, w), device)?)
+        Ok(candle_core::Tensor::from_vec(
+            data,
+            (images.len(), 3, h, w),
+            device,
+        )?)
     }
 
     /// Per channel, the output value of each pixel value: rescale (`f32(v as f64 * factor)`, as numpy does in
@@ -1141,7 +1212,9 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> std::result::Result<ImageProcessorConfig, String> {
-        ImageProcessorConfig::from_value(&serde_json::from_str::<Value>(s).expect("test JSON is valid"))
+        ImageProcessorConfig::from_value(
+            &serde_json::from_str::<Value>(s).expect("test JSON is valid"),
+        )
     }
 
     #[test]
@@ -1153,31 +1226,60 @@ mod tests {
           "image_std": [0.26862954, 0.26130258, 0.27577711],
           "resample": 3, "size": 224
         }"#;
-        assert_eq!(parse(old).expect("parses"), ImageProcessorConfig::clip_default());
-        assert_eq!(parse("{}").expect("parses"), ImageProcessorConfig::clip_default());
+        assert_eq!(
+            parse(old).expect("parses"),
+            ImageProcessorConfig::clip_default()
+        );
+        assert_eq!(
+            parse("{}").expect("parses"),
+            ImageProcessorConfig::clip_default()
+        );
     }
 
     #[test]
     fn three_size_forms() {
         let int = parse(r#"{"size": 32, "crop_size": 32}"#).expect("int form");
         assert_eq!(int.size, ResizeTarget::ShortestEdge(32));
-        assert_eq!(int.crop_size, CropSize { height: 32, width: 32 });
+        assert_eq!(
+            int.crop_size,
+            CropSize {
+                height: 32,
+                width: 32
+            }
+        );
         assert_eq!(int, ImageProcessorConfig::with_size(32));
 
-        let se = parse(r#"{"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32}}"#)
-            .expect("shortest_edge form");
+        let se =
+            parse(r#"{"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32}}"#)
+                .expect("shortest_edge form");
         assert_eq!(se, ImageProcessorConfig::with_size(32));
 
-        let hw = parse(r#"{"size": {"height": 40, "width": 30}, "crop_size": {"height": 20, "width": 10}}"#)
-            .expect("height/width form");
-        assert_eq!(hw.size, ResizeTarget::Exact { height: 40, width: 30 });
-        assert_eq!(hw.crop_size, CropSize { height: 20, width: 10 });
+        let hw = parse(
+            r#"{"size": {"height": 40, "width": 30}, "crop_size": {"height": 20, "width": 10}}"#,
+        )
+        .expect("height/width form");
+        assert_eq!(
+            hw.size,
+            ResizeTarget::Exact {
+                height: 40,
+                width: 30
+            }
+        );
+        assert_eq!(
+            hw.crop_size,
+            CropSize {
+                height: 20,
+                width: 10
+            }
+        );
 
         let list = parse(r#"{"size": [40, 30], "crop_size": [20, 10]}"#).expect("list form");
         assert_eq!(list, hw);
 
-        let nulls = parse(r#"{"size": null, "crop_size": null, "do_convert_rgb": null, "image_mean": null}"#)
-            .expect("nulls take defaults");
+        let nulls = parse(
+            r#"{"size": null, "crop_size": null, "do_convert_rgb": null, "image_mean": null}"#,
+        )
+        .expect("nulls take defaults");
         assert_eq!(nulls, ImageProcessorConfig::clip_default());
     }
 
@@ -1194,7 +1296,10 @@ mod tests {
             (r#"{"resample": 7}"#, "resample"),
             (r#"{"size": "big"}"#, "size"),
             (r#"{"size": {"longest_edge": 3}}"#, "size"),
-            (r#"{"size": {"shortest_edge": 3, "longest_edge": 9}}"#, "longest_edge"),
+            (
+                r#"{"size": {"shortest_edge": 3, "longest_edge": 9}}"#,
+                "longest_edge",
+            ),
             (r#"{"size": 0}"#, "shortest_edge"),
             (r#"{"crop_size": {"height": 3}}"#, "crop_size"),
             (r#"{"image_std": [1, 2]}"#, "image_std"),
@@ -1212,7 +1317,10 @@ mod tests {
             ImageProcessorConfig::clip_default(),
             ImageProcessorConfig::with_size(32),
             ImageProcessorConfig {
-                size: ResizeTarget::Exact { height: 7, width: 9 },
+                size: ResizeTarget::Exact {
+                    height: 7,
+                    width: 9,
+                },
                 resample: Resample::Nearest,
                 do_center_crop: false,
                 image_mean: [0.1, 0.2, 0.3],
@@ -1222,8 +1330,12 @@ mod tests {
             let json = cfg.to_json();
             assert_eq!(json["image_processor_type"], "CLIPImageProcessor");
             assert_eq!(json["processor_class"], "CLIPProcessor");
-            assert_eq!(ImageProcessorConfig::from_value(&json).expect("reads back"), cfg);
-            let via_serde: ImageProcessorConfig = serde_json::from_value(json.clone()).expect("serde reads back");
+            assert_eq!(
+                ImageProcessorConfig::from_value(&json).expect("reads back"),
+                cfg
+            );
+            let via_serde: ImageProcessorConfig =
+                serde_json::from_value(json.clone()).expect("serde reads back");
             assert_eq!(via_serde, cfg);
             // The derived Serialize writes the same fields as to_json (less the two type names).
             let mut ser = serde_json::to_value(&cfg).expect("serialises");
@@ -1240,7 +1352,10 @@ mod tests {
         let missing = dir.path().join("nope").join("preprocessor_config.json");
         let err = ImageProcessorConfig::from_file(&missing).expect_err("missing");
         assert!(matches!(err, Error::MissingFile { .. }), "{err}");
-        assert!(err.to_string().contains("preprocessor_config.json"), "{err}");
+        assert!(
+            err.to_string().contains("preprocessor_config.json"),
+            "{err}"
+        );
 
         let bad = dir.path().join("preprocessor_config.json");
         std::fs::write(&bad, "{ not json").expect("write");
@@ -1252,7 +1367,11 @@ mod tests {
         assert!(err.to_string().contains(&*bad.to_string_lossy()), "{err}");
         assert!(err.to_string().contains("resample"), "{err}");
 
-        std::fs::write(&bad, ImageProcessorConfig::with_size(32).to_json().to_string()).expect("write");
+        std::fs::write(
+            &bad,
+            ImageProcessorConfig::with_size(32).to_json().to_string(),
+        )
+        .expect("write");
         assert_eq!(
             ImageProcessorConfig::from_file(&bad).expect("reads"),
             ImageProcessorConfig::with_size(32)
@@ -1280,7 +1399,8 @@ mod tests {
         assert!(err.to_string().contains("photos/unknown"), "{err}");
 
         let truncated_png = b"\x89PNG\r\n\x1a\n\x00\x00";
-        let err = ImageProcessor::decode(truncated_png, Path::new("cut.png")).expect_err("truncated");
+        let err =
+            ImageProcessor::decode(truncated_png, Path::new("cut.png")).expect_err("truncated");
         assert!(err.to_string().contains("cut.png"), "{err}");
     }
 
@@ -1288,22 +1408,40 @@ mod tests {
     fn composite_matches_pil_formula_and_keeps_opaque_pixels() {
         for v in 0..=255u8 {
             // Alpha 255 leaves the colour as it is; alpha 0 gives the white background.
-            assert_eq!(composite_on_white(v, composite_coef(255).expect("nonzero")), v);
+            assert_eq!(
+                composite_on_white(v, composite_coef(255).expect("nonzero")),
+                v
+            );
             assert!(composite_coef(0).is_none());
         }
         // A half-transparent black pixel over white is mid grey (PIL gives 128 for alpha 127).
-        assert_eq!(composite_on_white(0, composite_coef(127).expect("nonzero")), 128);
+        assert_eq!(
+            composite_on_white(0, composite_coef(127).expect("nonzero")),
+            128
+        );
     }
 
     #[test]
     fn coefficients_sum_to_one_and_identity_resize_is_a_copy() {
         for (i, o) in [(61, 24), (24, 61), (7, 7), (300, 224), (3, 1)] {
-            for f in [Filter::Box, Filter::Bilinear, Filter::Hamming, Filter::Bicubic, Filter::Lanczos] {
+            for f in [
+                Filter::Box,
+                Filter::Bilinear,
+                Filter::Hamming,
+                Filter::Bicubic,
+                Filter::Lanczos,
+            ] {
                 let co = Coeffs::new(i, o, f, 0..o);
                 for t in &co.taps {
                     assert!(t.start + t.len <= i);
-                    let s: i64 = co.k[t.offset..t.offset + t.len].iter().map(|&k| i64::from(k)).sum();
-                    assert!((s - (1 << PRECISION_BITS)).abs() <= t.len as i64, "{i}->{o}: {s}");
+                    let s: i64 = co.k[t.offset..t.offset + t.len]
+                        .iter()
+                        .map(|&k| i64::from(k))
+                        .sum();
+                    assert!(
+                        (s - (1 << PRECISION_BITS)).abs() <= t.len as i64,
+                        "{i}->{o}: {s}"
+                    );
                 }
             }
         }
@@ -1315,16 +1453,48 @@ mod tests {
     }
 
     #[test]
+    fn pillow13_pass_order() {
+        // Vertical first only when the height shrinks by more than twice as many pixels as the width.
+        assert!(pillow_vertical_first(40, 90, 24, 54));
+        assert!(pillow_vertical_first(61, 47, 70, 20)); // width grows, height shrinks
+        assert!(!pillow_vertical_first(61, 47, 31, 24));
+        assert!(!pillow_vertical_first(30, 40, 20, 20)); // 20 == 2 * 10: not more than twice
+        assert!(pillow_vertical_first(30, 40, 20, 19));
+        // Height unchanged; upscale.
+        assert!(!pillow_vertical_first(10, 10, 30, 10));
+        assert!(!pillow_vertical_first(15, 10, 55, 37));
+
+        // The order matters: the two orders round the intermediate image differently.
+        let img = image::RgbImage::from_fn(40, 90, |x, y| {
+            image::Rgb([
+                ((x * 37 + y * 91) % 256) as u8,
+                ((x * y) % 256) as u8,
+                if (x + y) % 2 == 0 { 0 } else { 255 },
+            ])
+        });
+        let v = resize_rgb8(&img, 24, 54, Resample::Bicubic, PassOrder::Pillow13).expect("resize");
+        let h = resize_rgb8(&img, 24, 54, Resample::Bicubic, PassOrder::HorizontalFirst)
+            .expect("resize");
+        assert_ne!(v, h);
+    }
+
+    #[test]
     fn crop_pads_with_zero_pixels() {
         // A 2×2 white image, no resize, crop 4×4: a ring of zero pixels around it (offset -1 on both axes).
         let cfg = ImageProcessorConfig {
             do_resize: false,
-            crop_size: CropSize { height: 4, width: 4 },
+            crop_size: CropSize {
+                height: 4,
+                width: 4,
+            },
             do_normalize: false,
             ..ImageProcessorConfig::clip_default()
         };
-        let img = image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(2, 2, image::Luma([255])));
-        let out = ImageProcessor::new(cfg).preprocess(&img).expect("preprocess");
+        let img =
+            image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(2, 2, image::Luma([255])));
+        let out = ImageProcessor::new(cfg)
+            .preprocess(&img)
+            .expect("preprocess");
         assert_eq!(out.len(), 48);
         let plane: Vec<f32> = out[..16].to_vec();
         #[rustfmt::skip]

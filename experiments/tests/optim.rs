@@ -65,9 +65,18 @@ impl Problem {
 
     fn loss(&self) -> Tensor {
         let [w, b, w2] = [&self.vars[0], &self.vars[1], &self.vars[2]].map(|v| v.as_tensor());
-        let pred = w.matmul(&self.x).unwrap().broadcast_add(&b.unsqueeze(1).unwrap()).unwrap();
+        let pred = w
+            .matmul(&self.x)
+            .unwrap()
+            .broadcast_add(&b.unsqueeze(1).unwrap())
+            .unwrap();
         let l1 = (pred - &self.y).unwrap().sqr().unwrap().sum_all().unwrap();
-        let l2 = (w2 - &self.target2).unwrap().sqr().unwrap().sum_all().unwrap();
+        let l2 = (w2 - &self.target2)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap();
         (l1 + l2).unwrap()
     }
 
@@ -95,8 +104,10 @@ fn adamw_matches_candle_nn_adamw() {
         assert_eq!(fused.step_count(), 20);
         for (i, (a, b)) in ours.values().iter().zip(theirs.values()).enumerate() {
             let d = max_scaled_diff(a, &b);
-            eprintln!("lr {lr} wd {wd} var {i}: {d:e}, element-wise {:e}", max_rel_diff(a, &b, 1e-3));
-            assert!(d < 1e-6, "lr {lr} wd {wd}: var {i} differs by {d:e} (relative)");
+            assert!(
+                d < 1e-6,
+                "lr {lr} wd {wd}: var {i} differs by {d:e} (relative)"
+            );
         }
     }
 }
@@ -132,7 +143,10 @@ fn three_steps(config: AdamConfig) -> Vec<Vec<f32>> {
 fn assert_close_2d(got: &[Vec<f32>], want: [[f32; 3]; 2], what: &str) {
     for (g, w) in got.iter().zip(want.iter()) {
         let d = max_rel_diff(g, w, 1e-2);
-        assert!(d < 1e-6, "{what}: got {got:?}, want {want:?} (relative difference {d:e})");
+        assert!(
+            d < 1e-6,
+            "{what}: got {got:?}, want {want:?} (relative difference {d:e})"
+        );
     }
 }
 
@@ -228,7 +242,10 @@ fn vars_without_gradient_are_untouched_and_do_not_advance() {
     // An empty gradient store changes nothing.
     let before = (a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap());
     opt.step(&GradStore::default()).unwrap();
-    assert_eq!(before, (a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap()));
+    assert_eq!(
+        before,
+        (a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap())
+    );
 }
 
 fn invalid(config: AdamConfig) -> String {
@@ -244,17 +261,59 @@ fn invalid(config: AdamConfig) -> String {
 fn invalid_configs_give_readable_errors() {
     let base = AdamConfig::adamw(1e-3, 0.01);
     for (config, words) in [
-        (AdamConfig { lr: 0.0, ..base }, "learning rate must be a positive"),
+        (
+            AdamConfig { lr: 0.0, ..base },
+            "learning rate must be a positive",
+        ),
         (AdamConfig { lr: -1e-3, ..base }, "learning rate"),
-        (AdamConfig { lr: f64::NAN, ..base }, "learning rate"),
-        (AdamConfig { lr: f64::INFINITY, ..base }, "learning rate"),
-        (AdamConfig { beta1: 1.0, ..base }, "beta1 must be in [0, 1), got 1"),
-        (AdamConfig { beta1: -0.1, ..base }, "beta1"),
+        (
+            AdamConfig {
+                lr: f64::NAN,
+                ..base
+            },
+            "learning rate",
+        ),
+        (
+            AdamConfig {
+                lr: f64::INFINITY,
+                ..base
+            },
+            "learning rate",
+        ),
+        (
+            AdamConfig { beta1: 1.0, ..base },
+            "beta1 must be in [0, 1), got 1",
+        ),
+        (
+            AdamConfig {
+                beta1: -0.1,
+                ..base
+            },
+            "beta1",
+        ),
         (AdamConfig { beta2: 1.5, ..base }, "beta2 must be in [0, 1)"),
-        (AdamConfig { beta2: f64::NAN, ..base }, "beta2"),
+        (
+            AdamConfig {
+                beta2: f64::NAN,
+                ..base
+            },
+            "beta2",
+        ),
         (AdamConfig { eps: 0.0, ..base }, "eps must be a positive"),
-        (AdamConfig { weight_decay: -0.01, ..base }, "weight decay must be"),
-        (AdamConfig { weight_decay: f64::NAN, ..base }, "weight decay"),
+        (
+            AdamConfig {
+                weight_decay: -0.01,
+                ..base
+            },
+            "weight decay must be",
+        ),
+        (
+            AdamConfig {
+                weight_decay: f64::NAN,
+                ..base
+            },
+            "weight decay",
+        ),
     ] {
         let msg = invalid(config);
         assert!(msg.contains(words), "{msg:?} does not say {words:?}");
@@ -270,14 +329,22 @@ fn invalid_configs_give_readable_errors() {
 fn bad_learning_rate_or_gradient_at_step_time() {
     let dev = Device::Cpu;
     let p = Var::new(&[1f32, 2.], &dev).unwrap();
-    let mut opt = FusedAdam::new(vec![p.clone()], AdamConfig::adam(1e-3)).unwrap();
+    let q = Var::new(&[3f32, 4.], &dev).unwrap();
+    let mut opt = FusedAdam::new(vec![q.clone(), p.clone()], AdamConfig::adam(1e-3)).unwrap();
 
+    // A gradient of the wrong shape fails the step before any parameter moves.
     let mut grads = GradStore::default();
+    grads.insert(q.as_tensor(), Tensor::new(&[1f32, 1.], &dev).unwrap());
     grads.insert(p.as_tensor(), Tensor::new(&[1f32, 2., 3.], &dev).unwrap());
     match opt.step(&grads) {
-        Err(Error::Invalid(msg)) => assert!(msg.contains("shape"), "{msg}"),
+        Err(Error::Invalid(msg)) => assert!(
+            msg.contains("shape [3]") && msg.contains("shape [2]"),
+            "{msg}"
+        ),
         other => panic!("expected a shape error, got {other:?}"),
     }
+    assert_eq!(q.to_vec1::<f32>().unwrap(), [3., 4.]);
+    assert_eq!(opt.step_count(), 0);
 
     opt.set_learning_rate(-1.0);
     let loss = p.as_tensor().sum_all().unwrap();
@@ -305,7 +372,11 @@ fn loss_decreases_on_linear_regression() {
         let b = Var::zeros(1, DType::F32, &dev).unwrap();
         let mut opt = FusedAdam::new(vec![w.clone(), b.clone()], config).unwrap();
         let loss = || {
-            let pred = xs.matmul(w.as_tensor()).unwrap().broadcast_add(b.as_tensor()).unwrap();
+            let pred = xs
+                .matmul(w.as_tensor())
+                .unwrap()
+                .broadcast_add(b.as_tensor())
+                .unwrap();
             (pred - &ys).unwrap().sqr().unwrap().mean_all().unwrap()
         };
         let first = loss().to_scalar::<f32>().unwrap();
@@ -313,9 +384,16 @@ fn loss_decreases_on_linear_regression() {
             opt.backward_step(&loss()).unwrap();
         }
         let last = loss().to_scalar::<f32>().unwrap();
-        assert!(last < first * 1e-3, "{:?}: loss {first} -> {last}", config.kind);
+        assert!(
+            last < first * 1e-3,
+            "{:?}: loss {first} -> {last}",
+            config.kind
+        );
         let w = w.to_vec2::<f32>().unwrap();
-        assert!((w[0][0] - 3.0).abs() < 0.1 && (w[1][0] - 1.0).abs() < 0.1, "{w:?}");
+        assert!(
+            (w[0][0] - 3.0).abs() < 0.1 && (w[1][0] - 1.0).abs() < 0.1,
+            "{w:?}"
+        );
     }
 }
 
@@ -324,10 +402,16 @@ fn config_defaults_and_serde() {
     let d = AdamConfig::default();
     assert_eq!(d, AdamConfig::adam(1e-4));
     assert_eq!(d.kind, OptimizerKind::Adam);
-    assert_eq!((d.beta1, d.beta2, d.eps, d.weight_decay), (0.9, 0.999, 1e-8, 0.0));
+    assert_eq!(
+        (d.beta1, d.beta2, d.eps, d.weight_decay),
+        (0.9, 0.999, 1e-8, 0.0)
+    );
     let w = AdamConfig::adamw(1e-3, 0.01);
     assert_eq!(w.kind, OptimizerKind::AdamW);
-    assert_eq!((w.lr, w.beta1, w.beta2, w.eps, w.weight_decay), (1e-3, 0.9, 0.999, 1e-8, 0.01));
+    assert_eq!(
+        (w.lr, w.beta1, w.beta2, w.eps, w.weight_decay),
+        (1e-3, 0.9, 0.999, 1e-8, 0.01)
+    );
 
     let json = serde_json::to_string(&w).unwrap();
     assert!(json.contains("\"kind\":\"adamw\""), "{json}");
@@ -356,3 +440,57 @@ fn bench_step_runs_small() {
     assert!(matches!(bench_step(0), Err(Error::Invalid(_))));
 }
 
+#[test]
+fn half_precision_params_take_the_tensor_path_with_f32_moments() {
+    let dev = Device::Cpu;
+    for dtype in [DType::BF16, DType::F16] {
+        let p = Var::from_tensor(
+            &Tensor::new(&[1f32, 2., -3.], &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap(),
+        )
+        .unwrap();
+        let mut opt = FusedAdam::new(vec![p.clone()], AdamConfig::adamw(0.25, 0.0)).unwrap();
+        for _ in 0..2 {
+            let loss = p
+                .as_tensor()
+                .to_dtype(DType::F32)
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            opt.backward_step(&loss).unwrap();
+        }
+        assert_eq!(p.dtype(), dtype);
+        // Two steps of size lr against a constant gradient of 1.
+        let got = p
+            .as_tensor()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(got, [0.5, 1.5, -3.5], "{dtype:?}");
+    }
+}
+
+#[test]
+fn gradient_sharing_the_parameter_storage() {
+    // A gradient that is the parameter's own tensor cannot be read while the parameter is written in place;
+    // the optimiser copies it first.
+    let dev = Device::Cpu;
+    let p = Var::new(&[1f32, -2., 3.], &dev).unwrap();
+    let q = Var::new(&[1f32, -2., 3.], &dev).unwrap();
+    let config = AdamConfig::adamw(0.1, 0.01);
+    let mut opt_p = FusedAdam::new(vec![p.clone()], config).unwrap();
+    let mut opt_q = FusedAdam::new(vec![q.clone()], config).unwrap();
+    for _ in 0..3 {
+        let mut gp = GradStore::default();
+        gp.insert(p.as_tensor(), p.as_tensor().clone());
+        opt_p.step(&gp).unwrap();
+        let mut gq = GradStore::default();
+        gq.insert(q.as_tensor(), q.as_tensor().copy().unwrap());
+        opt_q.step(&gq).unwrap();
+    }
+    assert_eq!(p.to_vec1::<f32>().unwrap(), q.to_vec1::<f32>().unwrap());
+    assert_ne!(p.to_vec1::<f32>().unwrap(), [1., -2., 3.]);
+}

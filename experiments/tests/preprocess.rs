@@ -25,7 +25,11 @@ fn reference() -> Value {
 
 fn px_rgb(x: u32, y: u32, c: u32) -> u8 {
     let base = (x * 7 + y * 13 + c * 50) % 256;
-    (if (x / 4 + y / 3 + c) % 2 == 0 { 255 - base } else { base }) as u8
+    (if (x / 4 + y / 3 + c) % 2 == 0 {
+        255 - base
+    } else {
+        base
+    }) as u8
 }
 
 fn px_alpha(x: u32, y: u32) -> u8 {
@@ -70,17 +74,27 @@ fn make_image(name: &str) -> DynamicImage {
         "rgb15x10" => rgb(15, 10),
         "rgb300x250" => rgb(300, 250),
         "rgb250x300" => rgb(250, 300),
+        "rgb30x100" => rgb(30, 100),
         "rgba40x90" => DynamicImage::ImageRgba8(ImageBuffer::from_fn(40, 90, |x, y| {
-            Rgba([px_rgb(x, y, 0), px_rgb(x, y, 1), px_rgb(x, y, 2), px_alpha(x, y)])
+            Rgba([
+                px_rgb(x, y, 0),
+                px_rgb(x, y, 1),
+                px_rgb(x, y, 2),
+                px_alpha(x, y),
+            ])
         })),
-        "gray33x33" => DynamicImage::ImageLuma8(ImageBuffer::from_fn(33, 33, |x, y| Luma([px_gray(x, y)]))),
+        "gray33x33" => {
+            DynamicImage::ImageLuma8(ImageBuffer::from_fn(33, 33, |x, y| Luma([px_gray(x, y)])))
+        }
         other => panic!("unknown test image {other}"),
     }
 }
 
 fn make_png16(name: &str) -> DynamicImage {
     match name {
-        "gray16_20x17" => DynamicImage::ImageLuma16(ImageBuffer::from_fn(20, 17, |x, y| Luma([px_gray16(x, y)]))),
+        "gray16_20x17" => {
+            DynamicImage::ImageLuma16(ImageBuffer::from_fn(20, 17, |x, y| Luma([px_gray16(x, y)])))
+        }
         "gray_alpha16_9x5" => DynamicImage::ImageLumaA16(ImageBuffer::from_fn(9, 5, |x, y| {
             LumaA([px_gray16(x, y), px_alpha16(x, y)])
         })),
@@ -88,7 +102,12 @@ fn make_png16(name: &str) -> DynamicImage {
             Rgb([px_rgb16(x, y, 0), px_rgb16(x, y, 1), px_rgb16(x, y, 2)])
         })),
         "rgba16_11x7" => DynamicImage::ImageRgba16(ImageBuffer::from_fn(11, 7, |x, y| {
-            Rgba([px_rgb16(x, y, 0), px_rgb16(x, y, 1), px_rgb16(x, y, 2), px_alpha16(x, y)])
+            Rgba([
+                px_rgb16(x, y, 0),
+                px_rgb16(x, y, 1),
+                px_rgb16(x, y, 2),
+                px_alpha16(x, y),
+            ])
         })),
         other => panic!("unknown 16-bit test image {other}"),
     }
@@ -145,7 +164,8 @@ fn check_u8(what: &str, got: &[u8], got_shape: &[usize], entry: &Value) {
 
 fn case_processor(case: &Value) -> ImageProcessor {
     // The processor's own to_dict() (the new form transformers writes) as a preprocessor_config.json ...
-    let cfg: ImageProcessorConfig = serde_json::from_value(case["to_dict"].clone()).expect("to_dict parses");
+    let cfg: ImageProcessorConfig =
+        serde_json::from_value(case["to_dict"].clone()).expect("to_dict parses");
     // ... equals the kwargs the case was built from, read as a (possibly old-form) config.
     let from_kwargs = ImageProcessorConfig::from_value(&case["kwargs"]).expect("kwargs parse");
     assert_eq!(cfg, from_kwargs, "{}: to_dict vs kwargs", case["name"]);
@@ -171,7 +191,12 @@ fn rgb_conversion_matches_transformers() {
         let img = make_image(case["image"].as_str().expect("image"));
         let conv = experiments::preprocess::convert_rgb(&img, p.alpha_mode()).expect("convert");
         let s = [conv.height() as usize, conv.width() as usize, 3];
-        check_u8(&format!("{name} converted"), conv.as_raw(), &s, &case["converted"]);
+        check_u8(
+            &format!("{name} converted"),
+            conv.as_raw(),
+            &s,
+            &case["converted"],
+        );
     }
 }
 
@@ -180,19 +205,26 @@ fn resized_u8_is_bit_exact_with_pil() {
     let mut checked = 0;
     let mut failures = Vec::new();
     for case in cases() {
-        let Some(entry) = case.get("resized") else { continue };
+        let Some(entry) = case.get("resized") else {
+            continue;
+        };
         let name = case["name"].as_str().expect("name");
         let p = case_processor(&case);
         let img = make_image(case["image"].as_str().expect("image"));
         let resized = p.resized(&img).expect("resize");
         let s = [resized.height() as usize, resized.width() as usize, 3];
-        let outcome = std::panic::catch_unwind(|| check_u8(&format!("{name} resized"), resized.as_raw(), &s, entry));
+        let outcome = std::panic::catch_unwind(|| {
+            check_u8(&format!("{name} resized"), resized.as_raw(), &s, entry)
+        });
         if outcome.is_err() {
             failures.push(name.to_string());
         }
         checked += 1;
     }
-    assert!(failures.is_empty(), "resize differs from PIL in {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "resize differs from PIL in {failures:?}"
+    );
     assert!(checked >= 15, "only {checked} resize cases");
 }
 
@@ -206,7 +238,9 @@ fn pixel_values_match_transformers() {
         let entry = &case["output"];
 
         let want_shape = shape(entry);
-        let (h, w) = p.config().output_size_for(img.height() as usize, img.width() as usize);
+        let (h, w) = p
+            .config()
+            .output_size_for(img.height() as usize, img.width() as usize);
         assert_eq!(vec![3, h, w], want_shape, "{name}: output shape");
         assert_eq!(got.len(), 3 * h * w, "{name}: output length");
 
@@ -214,7 +248,10 @@ fn pixel_values_match_transformers() {
         let close = |i: usize, want: f64| {
             let g = f64::from(got[i]);
             let tol = 1e-5 * want.abs().max(1.0);
-            assert!((g - want).abs() <= tol, "{name}: value at flat index {i}: got {g}, want {want}");
+            assert!(
+                (g - want).abs() <= tol,
+                "{name}: value at flat index {i}: got {g}, want {want}"
+            );
         };
         if let Some(data) = entry["data"].as_array() {
             assert_eq!(data.len(), got.len(), "{name}: data length");
@@ -224,15 +261,24 @@ fn pixel_values_match_transformers() {
         }
         if let Some(samples) = entry["samples"].as_array() {
             for s in samples {
-                close(s[0].as_u64().expect("index") as usize, s[1].as_f64().expect("float"));
+                close(
+                    s[0].as_u64().expect("index") as usize,
+                    s[1].as_f64().expect("float"),
+                );
             }
         }
         let sum: f64 = got.iter().map(|&v| f64::from(v)).sum();
         let sum_sq: f64 = got.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
         let want_sum = entry["sum"].as_f64().expect("sum");
         let want_sq = entry["sum_sq"].as_f64().expect("sum_sq");
-        assert!((sum - want_sum).abs() <= 1e-6 * want_sq.max(1.0), "{name}: sum {sum} vs {want_sum}");
-        assert!((sum_sq - want_sq).abs() <= 1e-6 * want_sq.max(1.0), "{name}: sum_sq {sum_sq} vs {want_sq}");
+        assert!(
+            (sum - want_sum).abs() <= 1e-6 * want_sq.max(1.0),
+            "{name}: sum {sum} vs {want_sum}"
+        );
+        assert!(
+            (sum_sq - want_sq).abs() <= 1e-6 * want_sq.max(1.0),
+            "{name}: sum_sq {sum_sq} vs {want_sq}"
+        );
         // Bit-exact: rescale and normalize are done in the same float64 / float32 steps as numpy.
         assert_eq!(
             fnv1a64(got.iter().flat_map(|v| v.to_le_bytes())),
@@ -252,10 +298,20 @@ fn sixteen_bit_pngs_convert_like_pil() {
         src.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
             .expect("encode 16-bit PNG");
         let decoded = ImageProcessor::decode(&png, Path::new(name)).expect("decode");
-        assert_eq!(decoded.color(), src.color(), "{name}: the decoder keeps 16 bits");
-        let conv = experiments::preprocess::convert_rgb(&decoded, AlphaMode::CompositeOnWhite).expect("convert");
+        assert_eq!(
+            decoded.color(),
+            src.color(),
+            "{name}: the decoder keeps 16 bits"
+        );
+        let conv = experiments::preprocess::convert_rgb(&decoded, AlphaMode::CompositeOnWhite)
+            .expect("convert");
         let s = [conv.height() as usize, conv.width() as usize, 3];
-        check_u8(&format!("{name} ({})", case["pil_mode"]), conv.as_raw(), &s, &case["converted"]);
+        check_u8(
+            &format!("{name} ({})", case["pil_mode"]),
+            conv.as_raw(),
+            &s,
+            &case["converted"],
+        );
     }
 }
 
@@ -263,14 +319,21 @@ fn sixteen_bit_pngs_convert_like_pil() {
 fn default_config_equals_transformers_default() {
     let r = reference();
     let default_dict = &r["default_to_dict"];
-    let parsed: ImageProcessorConfig = serde_json::from_value(default_dict.clone()).expect("parses");
+    let parsed: ImageProcessorConfig =
+        serde_json::from_value(default_dict.clone()).expect("parses");
     assert_eq!(parsed, ImageProcessorConfig::clip_default());
     // Our preprocessor_config.json has exactly transformers' own keys and values, plus processor_class.
     let mut ours = ImageProcessorConfig::clip_default().to_json();
     let obj = ours.as_object_mut().expect("object");
-    assert_eq!(obj.remove("processor_class"), Some(Value::from("CLIPProcessor")));
+    assert_eq!(
+        obj.remove("processor_class"),
+        Some(Value::from("CLIPProcessor"))
+    );
     assert_eq!(&ours, default_dict);
-    assert_eq!(ImageProcessorConfig::clip_default().output_size(), (224, 224));
+    assert_eq!(
+        ImageProcessorConfig::clip_default().output_size(),
+        (224, 224)
+    );
     assert_eq!(ImageProcessorConfig::with_size(32).output_size(), (32, 32));
 }
 
@@ -290,7 +353,10 @@ fn load_png_file_equals_reference() {
 
     let p = case_processor(&case);
     let loaded = p.load(&path).expect("load");
-    assert_eq!(loaded, p.preprocess(&make_image("rgba40x90")).expect("preprocess"));
+    assert_eq!(
+        loaded,
+        p.preprocess(&make_image("rgba40x90")).expect("preprocess")
+    );
     assert_eq!(
         fnv1a64(loaded.iter().flat_map(|v| v.to_le_bytes())),
         case["output"]["fnv1a64"].as_str().expect("hash")

@@ -98,6 +98,7 @@ IMAGES = {
     "rgb15x10": lambda: Image.fromarray(make_rgb(15, 10)),
     "rgb300x250": lambda: Image.fromarray(make_rgb(300, 250)),
     "rgb250x300": lambda: Image.fromarray(make_rgb(250, 300)),
+    "rgb30x100": lambda: Image.fromarray(make_rgb(30, 100)),
 }
 
 S24 = {"size": {"shortest_edge": 24}, "crop_size": {"height": 24, "width": 24}}
@@ -118,6 +119,10 @@ CASES = [
     ("rgb300x250_default", "rgb300x250", {}, "composite"),
     ("rgb300x250_nocrop", "rgb300x250", {"do_center_crop": False}, "composite"),
     ("rgb250x300_exact", "rgb250x300", {"size": {"height": 40, "width": 30}, "do_center_crop": False}, "composite"),
+    # Pillow >= 13 runs the vertical pass first when the height shrinks by more than twice as many pixels as the
+    # width (rgba40x90 above too); these exercise that order.
+    ("rgb30x100_s24_vertical_first", "rgb30x100", S24, "composite"),
+    ("rgb61x47_exact_wider_vertical_first", "rgb61x47", {"size": {"height": 20, "width": 70}, "do_center_crop": False}, "composite"),
     ("rgb61x47_nearest", "rgb61x47", dict(S24, resample=0), "composite"),
     ("rgb61x47_lanczos", "rgb61x47", dict(S24, resample=1), "composite"),
     ("rgb61x47_bilinear", "rgb61x47", dict(S24, resample=2), "composite"),
