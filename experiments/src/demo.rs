@@ -37,7 +37,7 @@ pub struct DemoOptions {
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        Self { images: 240, heldout: 60, epochs: 10, batch_size: 16, lr: 1e-3, seed: 7, width: 64, layers: 2, image_size: 32 }
+        Self { images: 2000, heldout: 400, epochs: 5, batch_size: 16, lr: 2e-3, seed: 7, width: 32, layers: 2, image_size: 32 }
     }
 }
 

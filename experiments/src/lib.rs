@@ -8,6 +8,7 @@
 //! - [`engine`]: scoring (softmax over each image's own choices) and fine-tuning.
 //! - [`synth`]: deterministic generated data and tiny models for tests and the demo.
 
+pub mod bench;
 pub mod clip;
 pub mod demo;
 pub mod device;

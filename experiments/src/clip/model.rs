@@ -14,7 +14,7 @@
 //!   padded only to their longest caption.
 
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor, D};
-use candle_nn::{Embedding, Linear, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
 
 use super::config::{Activation, ClipConfig, ClipTextConfig, ClipVisionConfig};
 use super::ops;
@@ -40,6 +40,43 @@ impl LayerNorm {
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         ops::layer_norm(xs, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// `nn.Linear`, computed as ONE matrix product over all leading dimensions (`[b, s, in]` is viewed as
+/// `[b*s, in]`). candle_nn's `Linear` broadcasts the weight over the batch instead, which runs `b` small products
+/// forward and, backward, materialises a `[b, out, in]` weight gradient before summing it.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+}
+
+/// A linear layer with bias, initialised like `nn.Linear` when weights are random.
+pub fn linear(input: usize, output: usize, vb: VarBuilder) -> Result<Linear> {
+    let l = candle_nn::linear(input, output, vb)?;
+    Ok(Linear::new(l.weight().clone(), l.bias().cloned()))
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let dims = xs.dims();
+        let input = *dims.last().unwrap_or(&0);
+        let out = self.weight.dim(0)?;
+        let x2 = xs.reshape(((), input))?;
+        let mut y = x2.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        let mut shape = dims[..dims.len().saturating_sub(1)].to_vec();
+        shape.push(out);
+        y.reshape(shape)
     }
 }
 
@@ -105,10 +142,10 @@ impl Attention {
         let h = d.hidden;
         let head_dim = h / d.heads;
         Ok(Self {
-            q_proj: candle_nn::linear(h, h, vb.pp("q_proj"))?,
-            k_proj: candle_nn::linear(h, h, vb.pp("k_proj"))?,
-            v_proj: candle_nn::linear(h, h, vb.pp("v_proj"))?,
-            out_proj: candle_nn::linear(h, h, vb.pp("out_proj"))?,
+            q_proj: linear(h, h, vb.pp("q_proj"))?,
+            k_proj: linear(h, h, vb.pp("k_proj"))?,
+            v_proj: linear(h, h, vb.pp("v_proj"))?,
+            out_proj: linear(h, h, vb.pp("out_proj"))?,
             heads: d.heads,
             head_dim,
             scale: (head_dim as f64).powf(-0.5),
@@ -144,8 +181,8 @@ struct Mlp {
 impl Mlp {
     fn new(d: EncoderDims, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            fc1: candle_nn::linear(d.hidden, d.intermediate, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(d.intermediate, d.hidden, vb.pp("fc2"))?,
+            fc1: linear(d.hidden, d.intermediate, vb.pp("fc1"))?,
+            fc2: linear(d.intermediate, d.hidden, vb.pp("fc2"))?,
             act: d.act,
         })
     }
