@@ -1,1 +1,85 @@
+//! End-to-end tests: the `cliplab` binary as a user runs it, on data and models the tests generate.
 
+use cliplab_e2e::Dir;
+use experiments::engine::ClipBundle;
+use experiments::preprocess::ImageProcessorConfig;
+use experiments::synth;
+
+/// A tiny random CLIP model folder and one generated image.
+fn tiny_model(dir: &Dir) -> (std::path::PathBuf, std::path::PathBuf) {
+    let model = dir.path().join("tiny-model");
+    let cfg = experiments::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
+    let tok = serde_json::to_vec(&synth::tiny_tokenizer_json()).expect("tokenizer");
+    ClipBundle::write_random(&model, &cfg, tok, ImageProcessorConfig::with_size(32), 1).expect("model");
+    let sample = synth::caption_contest(1, 5, 1, 48, 3).remove(0);
+    let image = dir.path().join("cartoon.png");
+    sample.image.save(&image).expect("png");
+    (model, image)
+}
+
+#[test]
+fn score_prints_one_probability_per_caption() {
+    let dir = Dir::new();
+    let (model, image) = tiny_model(&dir);
+    let (m, i) = (model.to_str().expect("utf8"), image.to_str().expect("utf8"));
+    let args = ["score", "--model", m, "--image", i, "--caption", "a red circle", "--caption", "a blue square",
+                "--caption", "two green rings", "--json"];
+    let run = dir.cliplab(&args);
+    let v = run.json();
+    let probs: Vec<f64> = v["probs"].as_array().expect("probs").iter().map(|p| p.as_f64().expect("f64")).collect();
+    assert_eq!(probs.len(), 3);
+    assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-5, "probabilities must sum to 1: {probs:?}");
+    assert_eq!(v["logits"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["device"], "cpu");
+    // The same numbers in the human format.
+    let text = dir.cliplab(&args[..args.len() - 1]).ok();
+    assert!(text.contains("device: cpu") && text.contains("B ") && text.contains("a blue square"), "{text}");
+}
+
+#[test]
+fn errors_are_one_readable_line_naming_the_file() {
+    let dir = Dir::new();
+    let (model, image) = tiny_model(&dir);
+    let (m, i) = (model.to_str().expect("utf8"), image.to_str().expect("utf8"));
+    let line = dir.cliplab(&["score", "--model", "no-such-model", "--image", i, "--caption", "a", "--caption", "b"]).fails();
+    assert!(line.contains("no-such-model"), "{line}");
+
+    std::fs::write(dir.path().join("broken.png"), b"\x89PNG but not really").expect("write");
+    let line = dir.cliplab(&["score", "--model", m, "--image", "broken.png", "--caption", "a", "--caption", "b"]).fails();
+    assert!(line.contains("broken.png") && line.contains("decode"), "{line}");
+
+    std::fs::remove_file(model.join("tokenizer.json")).expect("rm");
+    let line = dir.cliplab(&["score", "--model", m, "--image", i, "--caption", "a", "--caption", "b"]).fails();
+    assert!(line.contains("tokenizer.json") && line.contains("not found"), "{line}");
+
+    let line = dir.cliplab(&["--device", "tpu", "demo"]).fails();
+    assert!(line.contains("tpu"), "{line}");
+}
+
+#[test]
+fn bench_reports_every_figure() {
+    let dir = Dir::new();
+    let (model, _) = tiny_model(&dir);
+    let v = dir.cliplab(&["bench", "--model", model.to_str().expect("utf8"), "--iters", "1", "--json"]).json();
+    for key in ["score_1x5_s", "score_images_per_s", "train_forward_s", "train_backward_s", "train_optimizer_s", "train_step_s"] {
+        let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {v}"));
+        assert!(x > 0.0 && x.is_finite(), "{key} = {x}");
+    }
+    assert_eq!(v["device"], "cpu");
+}
+
+#[test]
+fn demo_fine_tunes_and_reports_before_and_after() {
+    let dir = Dir::new();
+    let v = dir.cliplab(&["demo", "--json", "--images", "300", "--epochs", "3"]).json();
+    let n_train = v["train_before"]["n"].as_u64().expect("n");
+    let n_held = v["heldout_before"]["n"].as_u64().expect("n");
+    assert_eq!((n_train, n_held), (240, 60));
+    let losses: Vec<f64> =
+        v["losses"]["epoch_losses"].as_array().expect("losses").iter().map(|x| x.as_f64().expect("f64")).collect();
+    assert_eq!(losses.len(), 3);
+    assert!(losses[2] < losses[0], "training loss must fall: {losses:?}");
+    let before = v["train_before"]["mean_label_prob"].as_f64().expect("p");
+    let after = v["train_after"]["mean_label_prob"].as_f64().expect("p");
+    assert!(after > before, "fine-tuning must raise the label probability on train: {before} -> {after}");
+}
