@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod clip;
+pub mod dataset;
 pub mod demo;
 pub mod device;
 pub mod engine;
@@ -18,5 +19,7 @@ pub mod events;
 pub use error::{Error, Result};
 pub mod optim;
 pub mod preprocess;
+pub mod spec;
+pub mod store;
 pub mod synth;
 pub mod tokenize;
