@@ -72,14 +72,18 @@ fn bench_reports_every_figure() {
 fn demo_fine_tunes_and_reports_before_and_after() {
     let dir = Dir::new();
     let v = dir.cliplab(&["demo", "--json", "--images", "300", "--epochs", "3"]).json();
-    let n_train = v["train_before"]["n"].as_u64().expect("n");
-    let n_held = v["heldout_before"]["n"].as_u64().expect("n");
-    assert_eq!((n_train, n_held), (240, 60));
-    let losses: Vec<f64> =
-        v["losses"]["epoch_losses"].as_array().expect("losses").iter().map(|x| x.as_f64().expect("f64")).collect();
-    assert_eq!(losses.len(), 3);
-    assert!(losses[2] < losses[0], "training loss must fall: {losses:?}");
-    let before = v["train_before"]["mean_label_prob"].as_f64().expect("p");
-    let after = v["train_after"]["mean_label_prob"].as_f64().expect("p");
+    let m = &v["metrics"];
+    assert_eq!((m["train_before"]["n"].as_u64(), m["heldout_before"]["n"].as_u64()), (Some(240), Some(60)));
+    let before = m["train_before"]["mean_label_prob"].as_f64().expect("p");
+    let after = m["train_after"]["mean_label_prob"].as_f64().expect("p");
     assert!(after > before, "fine-tuning must raise the label probability on train: {before} -> {after}");
+    // The run is in the store like any other.
+    let run = v["run_id"].as_i64().expect("run id");
+    let detail = dir.cliplab(&["runs", "show", &run.to_string(), "--json"]).json();
+    assert_eq!(detail["info"]["status"], "completed");
+    let epochs = detail["epoch_losses"].as_array().expect("epochs");
+    assert_eq!(epochs.len(), 3);
+    let first = epochs[0]["train_loss"].as_f64().expect("loss");
+    let last = epochs[2]["train_loss"].as_f64().expect("loss");
+    assert!(last < first, "training loss must fall: {first} -> {last}");
 }

@@ -1,19 +1,22 @@
 //! The embedded demo: a generated caption-contest-style dataset and a tiny CLIP, fine-tuned end to end with no
 //! download. Everything is derived from the seed.
 
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use candle_core::Device;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::clip::{ClipConfig, FreezeSpec};
-use crate::engine::{ClipBundle, McqSample, Summary, TrainConfig, TrainReport};
-use crate::events::{Event, Observer, Phase};
-use crate::optim::AdamConfig;
+use crate::dataset::{self, ColumnMap, ImportOptions, OnError};
+use crate::device::DeviceChoice;
+use crate::engine::ClipBundle;
+use crate::events::{Event, Observer};
+use crate::optim::OptimizerKind;
 use crate::preprocess::ImageProcessorConfig;
+use crate::runner::{self, RunOutcome};
+use crate::spec::{ExperimentSpec, SampleSpec, TrainSpec};
+use crate::store::Store;
 use crate::{synth, Result};
 
 /// Sizes of the demo.
@@ -48,61 +51,61 @@ impl DemoOptions {
     }
 }
 
-/// Before/after metrics of the demo run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DemoReport {
-    pub device: String,
-    pub train_before: Summary,
-    pub heldout_before: Summary,
-    pub train_after: Summary,
-    pub heldout_after: Summary,
-    pub losses: TrainReport,
-}
-
-/// Generates the data and model, scores, fine-tunes and scores again.
-pub fn run_demo(opts: &DemoOptions, device: &Device, obs: &mut dyn Observer) -> Result<DemoReport> {
-    let config = opts.model_config();
-    let tokenizer = serde_json::to_vec(&synth::tiny_tokenizer_json())?;
-    let processor = ImageProcessorConfig::with_size(opts.image_size);
-    let mut bundle = ClipBundle::random(&config, tokenizer, processor, opts.seed, &FreezeSpec::default(), device)?;
-    obs.on_event(&Event::Info {
-        message: format!(
-            "demo: {} generated images ({} held out), tiny CLIP ({} parameters) on {}",
-            opts.images,
-            opts.heldout,
-            bundle.params.counts().0,
-            crate::device::device_name(device)
-        ),
-    });
-    let generated = synth::caption_contest(opts.images, 5, 1, opts.image_size as u32, opts.seed);
-    let mut samples = Vec::with_capacity(generated.len());
-    for s in generated {
-        let px = bundle.processor.preprocess(&image::DynamicImage::ImageRgb8(s.image))?;
-        samples.push(McqSample::new(Arc::new(px), s.caption_choices, s.label)?);
+/// Generates the demo dataset and tiny model in `home/demo` (once per size and seed), imports the dataset,
+/// creates the demo experiment and runs it. Everything lands in the store like any other run.
+pub fn run_demo(
+    store: &mut Store,
+    home: &Path,
+    opts: &DemoOptions,
+    device: DeviceChoice,
+    obs: &mut dyn Observer,
+    cancel: Arc<AtomicBool>,
+) -> Result<RunOutcome> {
+    let tag = format!("{}img-s{}", opts.images, opts.seed);
+    let dataset_name = format!("demo-{tag}");
+    let root = home.join("demo");
+    if store.dataset(&dataset_name).is_err() {
+        let data_dir = root.join(format!("data-{tag}"));
+        obs.on_event(&Event::Info { message: format!("demo: drawing {} caption-contest images", opts.images) });
+        let generated = synth::caption_contest(opts.images, 5, 1, 64, opts.seed);
+        let metadata = synth::write_dataset(&data_dir, &generated)?;
+        let imported = dataset::import(
+            &ImportOptions {
+                name: dataset_name.clone(),
+                metadata,
+                images_dir: Some(data_dir.join(synth::IMAGES_DIR)),
+                columns: ColumnMap::default(),
+                on_error: OnError::Reject,
+                extract_dir: None,
+            },
+            obs,
+        )?;
+        store.insert_dataset(&imported)?;
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5eed);
-    samples.shuffle(&mut rng);
-    let heldout = samples.split_off(samples.len().saturating_sub(opts.heldout));
-    let train = samples;
-    let eval_bs = 64;
-    let tb = bundle.score(&train, eval_bs, Phase::ScoreBefore, obs)?;
-    let hb = bundle.score(&heldout, eval_bs, Phase::ScoreBefore, obs)?;
-    let cfg = TrainConfig {
-        epochs: opts.epochs,
-        batch_size: opts.batch_size,
-        optimizer: AdamConfig::adam(opts.lr),
-        seed: opts.seed,
-        eval_batch_size: eval_bs,
+    let model = root.join(format!("tiny-clip-w{}-l{}-s{}", opts.width, opts.layers, opts.seed));
+    if !model.join(crate::engine::WEIGHTS_FILE).is_file() {
+        let tokenizer = serde_json::to_vec(&synth::tiny_tokenizer_json())?;
+        ClipBundle::write_random(&model, &opts.model_config(), tokenizer, ImageProcessorConfig::with_size(opts.image_size), opts.seed)?;
+    }
+    let spec = ExperimentSpec {
+        name: format!("demo ({tag})"),
+        dataset: dataset_name,
+        model,
+        device,
+        sample: SampleSpec { train: opts.images - opts.heldout, heldout: opts.heldout, seed: opts.seed },
+        train: TrainSpec {
+            epochs: opts.epochs,
+            batch_size: opts.batch_size,
+            optimizer: OptimizerKind::Adam,
+            lr: opts.lr,
+            weight_decay: 0.0,
+            seed: opts.seed,
+            eval_batch_size: 64,
+        },
+        freeze: FreezeSpec::default(),
+        save_checkpoint: true,
+        notes: "The embedded demo: generated drawings, a tiny random CLIP.".into(),
     };
-    let losses = bundle.train(&train, Some(&heldout), &cfg, obs)?;
-    let ta = bundle.score(&train, eval_bs, Phase::ScoreAfter, obs)?;
-    let ha = bundle.score(&heldout, eval_bs, Phase::ScoreAfter, obs)?;
-    Ok(DemoReport {
-        device: crate::device::device_name(device),
-        train_before: Summary::of(&tb),
-        heldout_before: Summary::of(&hb),
-        train_after: Summary::of(&ta),
-        heldout_after: Summary::of(&ha),
-        losses,
-    })
+    let experiment = runner::create_experiment(store, &spec)?;
+    runner::run_experiment(store, home, experiment, obs, cancel)
 }

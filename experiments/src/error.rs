@@ -56,9 +56,23 @@ pub enum Error {
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
 
+    /// A dataset import found problems and stored nothing; `report` lists every problem (`first` is the first,
+    /// with its row).
+    #[error("{}: {n} problem(s), import rejected; first: {first}", file.display())]
+    Rejected {
+        file: PathBuf,
+        n: usize,
+        first: String,
+        report: Box<crate::dataset::ValidationReport>,
+    },
+
     /// The job was cancelled by the user.
     #[error("cancelled")]
     Cancelled,
+
+    /// The experiment store (SQLite database) failed.
+    #[error("store {path}: {message}")]
+    Store { path: PathBuf, message: String },
 }
 
 /// `Result` with the crate's [`Error`].

@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod clip;
+pub mod compare;
 pub mod dataset;
 pub mod demo;
 pub mod device;
@@ -17,8 +18,11 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub use error::{Error, Result};
+pub mod analysis;
 pub mod optim;
+pub mod plots;
 pub mod preprocess;
+pub mod runner;
 pub mod spec;
 pub mod store;
 pub mod synth;

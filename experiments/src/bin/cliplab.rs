@@ -1,18 +1,23 @@
 //! `cliplab`: the command-line face of CLIP Lab. Every command is a thin layer over the `experiments` crate.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use experiments::bench::{self, BenchOptions};
 use experiments::clip::{ClipConfig, FreezeSpec};
+use experiments::dataset::{self, ColumnMap, ImportOptions, OnError};
 use experiments::demo::{self, DemoOptions};
 use experiments::device::{self, DeviceChoice};
-use experiments::engine::{ClipBundle, McqSample};
+use experiments::engine::{ClipBundle, McqSample, Summary};
 use experiments::events::{Event, Observer, Phase};
+use experiments::runner::{self, RunOutcome};
+use experiments::spec::ExperimentSpec;
+use experiments::store::Store;
 
 #[derive(Parser)]
 #[command(name = "cliplab", version, about = "Fine-tune and track CLIP on image + caption multiple-choice data")]
@@ -20,6 +25,9 @@ struct Cli {
     /// Compute device: auto (CUDA, then Metal, then CPU), cpu, cuda or metal.
     #[arg(long, global = true, default_value = "auto")]
     device: String,
+    /// The CLIP Lab home (the store and run folders). Default: $CLIPLAB_HOME, else the platform data dir.
+    #[arg(long, global = true)]
+    home: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,6 +64,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Datasets: import, list, show.
+    #[command(subcommand)]
+    Dataset(DatasetCmd),
+    /// Experiments: create from a spec.
+    #[command(subcommand)]
+    Experiment(ExperimentCmd),
+    /// Create an experiment from a spec and run it.
+    Run {
+        #[arg(long)]
+        spec: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs: list, show.
+    #[command(subcommand)]
+    Runs(RunsCmd),
+    /// Copy a run's fine-tuned checkpoint folder to OUT (loads in CLIP Lab and in transformers).
+    Export {
+        run: i64,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Run the embedded demo: generated data, a tiny CLIP, fine-tuning, before/after metrics. No download.
     Demo {
         #[arg(long)]
@@ -66,6 +96,74 @@ enum Command {
         images: Option<usize>,
         #[arg(long)]
         seed: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatasetCmd {
+    /// Import a folder of images plus a metadata file (parquet, CSV or JSONL) joined on the file name.
+    Import {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        metadata: PathBuf,
+        /// The image folder (searched recursively). Omit for parquet files that embed their images.
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// Leave out bad rows (and report them) instead of rejecting the whole import.
+        #[arg(long)]
+        skip_bad_rows: bool,
+        #[arg(long, default_value = "filename")]
+        filename_column: String,
+        #[arg(long, default_value = "caption_choices")]
+        choices_column: String,
+        #[arg(long, default_value = "label")]
+        label_column: String,
+        #[arg(long, default_value = "image")]
+        image_column: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        /// Name or id.
+        dataset: String,
+        /// How many samples to print.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExperimentCmd {
+    /// Record an experiment from a TOML spec (checks the dataset and model exist).
+    Create {
+        #[arg(long)]
+        spec: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCmd {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -126,10 +224,106 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let choice: DeviceChoice = cli.device.parse()?;
-    let device = device::select(choice)?;
     let tty = std::io::stderr().is_terminal();
+    let home = cli.home.clone().unwrap_or_else(Store::default_home);
+    let open = || -> Result<Store> { Ok(Store::open(&home)?) };
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let c = cancel.clone();
+        // First Ctrl-C: stop between steps and keep what was recorded; a second one exits at once.
+        let _ = ctrlc::set_handler(move || {
+            if c.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ncancelling after the current step (Ctrl-C again to quit now)...");
+        });
+    }
     match cli.command {
+        Command::Dataset(cmd) => dataset_cmd(cmd, &mut open()?, &home, tty)?,
+        Command::Experiment(ExperimentCmd::Create { spec, json }) => {
+            let mut store = open()?;
+            let spec = ExperimentSpec::from_file(&spec)?;
+            let id = runner::create_experiment(&mut store, &spec)?;
+            if json {
+                println!("{}", serde_json::json!({ "experiment_id": id }));
+            } else {
+                println!("experiment {id} created: {}", spec.name);
+            }
+        }
+        Command::Experiment(ExperimentCmd::List { json }) => {
+            let exps = open()?.experiments()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&exps)?);
+            } else {
+                println!("{:>4}  {:<32} {:<20} created", "id", "name", "dataset");
+                for e in exps {
+                    println!("{:>4}  {:<32} {:<20} {}", e.id, e.name, e.spec.dataset, e.created_at);
+                }
+            }
+        }
+        Command::Run { spec, json } => {
+            let mut store = open()?;
+            let spec = ExperimentSpec::from_file(&spec)?;
+            let id = runner::create_experiment(&mut store, &spec)?;
+            let mut printer = Printer { tty, quiet: json };
+            let out = runner::run_experiment(&mut store, &home, id, &mut printer, cancel)?;
+            print_outcome(&out, json)?;
+        }
+        Command::Runs(RunsCmd::List { json }) => {
+            let runs = open()?.runs()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else {
+                println!(
+                    "{:>4}  {:<11} {:<24} {:<16} {:>8} {:>6} {:>5}  {:>15}  {:>15}",
+                    "run", "status", "experiment", "dataset", "lr", "epochs", "batch", "held-out acc", "train acc"
+                );
+                for r in runs {
+                    let acc = |b: Option<Summary>, a: Option<Summary>| match (b, a) {
+                        (Some(b), Some(a)) => format!("{:.0}% -> {:.0}%", b.accuracy * 100.0, a.accuracy * 100.0),
+                        (Some(b), None) => format!("{:.0}% -> ?", b.accuracy * 100.0),
+                        _ => "-".into(),
+                    };
+                    println!(
+                        "{:>4}  {:<11} {:<24} {:<16} {:>8.1e} {:>6} {:>5}  {:>15}  {:>15}",
+                        r.id,
+                        r.status.to_string(),
+                        truncate(&r.experiment_name, 24),
+                        truncate(&r.dataset_name, 16),
+                        r.lr,
+                        r.epochs,
+                        r.batch_size,
+                        acc(r.metrics.heldout_before, r.metrics.heldout_after),
+                        acc(r.metrics.train_before, r.metrics.train_after),
+                    );
+                }
+            }
+        }
+        Command::Runs(RunsCmd::Show { id, json }) => {
+            let store = open()?;
+            let detail = store.run(id)?;
+            if json {
+                let scores = store.run_scores(id)?;
+                let mut v = serde_json::to_value(&detail)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("scores".into(), serde_json::to_value(&scores)?);
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_run(&detail);
+            }
+        }
+        Command::Export { run, out } => {
+            let store = open()?;
+            let detail = store.run(run)?;
+            let Some(ckpt) = detail.checkpoint.clone() else {
+                bail!("run {run} has no checkpoint (status {}; runs save one when they complete)", detail.info.status);
+            };
+            copy_checkpoint(&ckpt, &out)?;
+            println!("exported run {run} to {}", out.display());
+        }
         Command::Score { model, image, captions, json } => {
+            let device = device::select(choice)?;
             if captions.len() < 2 {
                 bail!("give at least two --caption choices");
             }
@@ -150,6 +344,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench { model, preset, iters, batch, json } => {
+            let device = device::select(choice)?;
             let mut opts = match &model {
                 Some(dir) => {
                     let cfg = ClipConfig::from_file(&dir.join(experiments::engine::CONFIG_FILE))?;
@@ -199,24 +394,168 @@ fn run(cli: Cli) -> Result<()> {
             }
             let mut printer = Printer { tty, quiet: json };
             let start = std::time::Instant::now();
-            let r = demo::run_demo(&opts, &device, &mut printer)?;
+            let mut store = open()?;
+            let out = demo::run_demo(&mut store, &home, &opts, choice, &mut printer, cancel)?;
+            print_outcome(&out, json)?;
+            if !json {
+                println!("(chance: 20%; {:.0} s; store: {})", start.elapsed().as_secs_f64(), store.path().display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('~');
+        t
+    }
+}
+
+fn print_summary_table(m: &experiments::store::RunMetrics) {
+    println!("                  mean p(label)        accuracy");
+    println!("                  before   after      before   after");
+    for (name, b, a) in [("train", m.train_before, m.train_after), ("held-out", m.heldout_before, m.heldout_after)] {
+        let Some(b) = b else { continue };
+        let (ap, aa) = a.map(|a| (format!("{:>6.3}", a.mean_label_prob), format!("{:>5.1}%", a.accuracy * 100.0)))
+            .unwrap_or_else(|| ("     -".into(), "    -".into()));
+        println!("{name:<10} {:>5}  {:>6.3}  {ap}     {:>5.1}%  {aa}", b.n, b.mean_label_prob, b.accuracy * 100.0);
+    }
+}
+
+fn print_outcome(out: &RunOutcome, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(out)?);
+        return Ok(());
+    }
+    println!();
+    println!("run {} completed on {}", out.run_id, out.device);
+    print_summary_table(&out.metrics);
+    if let Some(c) = &out.checkpoint {
+        println!("checkpoint: {}", c.display());
+    }
+    Ok(())
+}
+
+fn print_run(d: &experiments::store::RunDetail) {
+    let i = &d.info;
+    println!("run {}  [{}]  experiment {} `{}`  dataset `{}`", i.id, i.status, i.experiment_id, i.experiment_name, i.dataset_name);
+    println!("device {}  started {}  ended {}", i.device.as_deref().unwrap_or("-"), i.started_at.as_deref().unwrap_or("-"), i.ended_at.as_deref().unwrap_or("-"));
+    println!(
+        "lr {:e}  epochs {}  batch {}  optimizer {}  weight decay {}  seed {}  freeze: {}",
+        d.spec.train.lr, d.spec.train.epochs, d.spec.train.batch_size, d.spec.train.optimizer, d.spec.train.weight_decay,
+        d.spec.train.seed, d.spec.freeze.describe()
+    );
+    println!("samples: {} train, {} held-out (seed {})", d.train_ids.len(), d.heldout_ids.len(), d.spec.sample.seed);
+    if let Some(e) = &i.error {
+        println!("error: {e}");
+    }
+    if !d.epoch_losses.is_empty() {
+        println!("epoch  train loss  held-out loss");
+        for e in &d.epoch_losses {
+            println!("{:>5}  {:>10.4}  {}", e.epoch, e.train_loss, e.heldout_loss.map(|l| format!("{l:>13.4}")).unwrap_or_else(|| "            -".into()));
+        }
+    }
+    print_summary_table(&i.metrics);
+    if let Some(c) = &d.checkpoint {
+        println!("checkpoint: {}", c.display());
+    }
+}
+
+/// Copies a checkpoint folder to `out` through a temporary folder, so a failure leaves nothing half-copied.
+fn copy_checkpoint(from: &Path, out: &Path) -> Result<()> {
+    if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        bail!("{}: already exists and is not empty", out.display());
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
+    let tmp = parent.join(format!(".cliplab-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).with_context(|| format!("{}", tmp.display()))?;
+    let copy = || -> Result<()> {
+        for entry in std::fs::read_dir(from).with_context(|| format!("{}", from.display()))? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::copy(entry.path(), tmp.join(entry.file_name()))
+                    .with_context(|| format!("{}", entry.path().display()))?;
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = copy() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if out.exists() {
+        std::fs::remove_dir(out).with_context(|| format!("{}", out.display()))?;
+    }
+    std::fs::rename(&tmp, out).with_context(|| format!("{}", out.display()))?;
+    Ok(())
+}
+
+fn dataset_cmd(cmd: DatasetCmd, store: &mut Store, home: &Path, tty: bool) -> Result<()> {
+    match cmd {
+        DatasetCmd::Import { name, metadata, images, skip_bad_rows, filename_column, choices_column, label_column, image_column, json } => {
+            let opts = ImportOptions {
+                name: name.clone(),
+                metadata,
+                images_dir: images,
+                columns: ColumnMap { filename: filename_column, choices: choices_column, label: label_column, image: image_column },
+                on_error: if skip_bad_rows { OnError::Skip } else { OnError::Reject },
+                extract_dir: Some(home.join("images")),
+            };
+            let mut printer = Printer { tty, quiet: json };
+            let imported = dataset::import(&opts, &mut printer)?;
+            let id = store.insert_dataset(&imported)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                println!("{}", serde_json::json!({ "dataset_id": id, "name": name, "report": imported.report, "content_hash": imported.content_hash }));
             } else {
-                println!();
-                println!("                  mean p(label)        accuracy");
-                println!("                  before   after      before   after");
-                for (name, b, a) in [("train", &r.train_before, &r.train_after), ("held-out", &r.heldout_before, &r.heldout_after)] {
-                    println!(
-                        "{name:<10} {:>5}  {:>6.3}  {:>6.3}     {:>5.1}%  {:>5.1}%",
-                        b.n,
-                        b.mean_label_prob,
-                        a.mean_label_prob,
-                        b.accuracy * 100.0,
-                        a.accuracy * 100.0
-                    );
+                let r = &imported.report;
+                println!("imported `{name}` (id {id}): {} samples, {} images", r.valid_rows, imported.images.len());
+                if !r.problems.is_empty() {
+                    println!("skipped {} of {} rows:", r.total_rows - r.valid_rows, r.total_rows);
+                    for p in r.problems.iter().take(20) {
+                        println!("  {p}");
+                    }
+                    if r.problems.len() > 20 {
+                        println!("  ... and {} more (cliplab dataset show {name} --json)", r.problems.len() - 20);
+                    }
                 }
-                println!("(chance: 20%; {:.0} s on {})", start.elapsed().as_secs_f64(), r.device);
+            }
+        }
+        DatasetCmd::List { json } => {
+            let list = store.datasets()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{:>4}  {:<24} {:>8} {:>7} {:>8}  hash", "id", "name", "samples", "images", "skipped");
+                for d in list {
+                    println!("{:>4}  {:<24} {:>8} {:>7} {:>8}  {}", d.id, truncate(&d.name, 24), d.n_samples, d.n_images, d.n_skipped, &d.content_hash[..12.min(d.content_hash.len())]);
+                }
+            }
+        }
+        DatasetCmd::Show { dataset, limit, json } => {
+            let d = store.dataset(&dataset)?;
+            let samples = store.dataset_samples(d.id)?;
+            let report = store.dataset_report(d.id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+                    "dataset": d, "report": report, "samples": samples.iter().take(limit).collect::<Vec<_>>()
+                }))?);
+            } else {
+                println!("dataset {} `{}`: {} samples, {} images, {} rows skipped", d.id, d.name, d.n_samples, d.n_images, d.n_skipped);
+                println!("metadata: {}", d.metadata_path.display());
+                println!("content hash: {}", d.content_hash);
+                for s in samples.iter().take(limit) {
+                    println!("\nrow {}  {}", s.row, s.filename);
+                    for (i, c) in s.choices.iter().enumerate() {
+                        let mark = if i == s.label { "*" } else { " " };
+                        println!("  {mark}{} {c}", experiments::synth::label_letter(i));
+                    }
+                }
             }
         }
     }

@@ -13,7 +13,7 @@
 //! - text pooling takes the last token of each caption (the end-of-text token, see `tokenize`), so batches are
 //!   padded only to their longest caption.
 
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor, D};
+use candle_core::{DType, IndexOp, Module, Result, Tensor, D};
 use candle_nn::{Embedding, VarBuilder};
 
 use super::config::{Activation, ClipConfig, ClipTextConfig, ClipVisionConfig};
@@ -64,18 +64,47 @@ pub fn linear(input: usize, output: usize, vb: VarBuilder) -> Result<Linear> {
     Ok(Linear::new(l.weight().clone(), l.bias().cloned()))
 }
 
-impl Module for Linear {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+impl Linear {
+    /// `xs` `[.., in]` times `weight^T` as one `[rows, out]` product, and the output shape `[.., out]`.
+    fn product(&self, xs: &Tensor, weight: &Tensor) -> Result<(Tensor, Vec<usize>)> {
         let dims = xs.dims();
         let input = *dims.last().unwrap_or(&0);
-        let out = self.weight.dim(0)?;
-        let x2 = xs.reshape(((), input))?;
-        let mut y = x2.matmul(&self.weight.t()?)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
-        }
+        let out = weight.dim(0)?;
+        let y = xs.reshape(((), input))?.matmul(&weight.t()?)?;
         let mut shape = dims[..dims.len().saturating_sub(1)].to_vec();
         shape.push(out);
+        Ok((y, shape))
+    }
+
+    /// `residual + self(xs)`, with the bias and the residual added in one fused pass.
+    pub fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let (y, shape) = self.product(xs, &self.weight)?;
+        let r = residual.reshape(y.shape())?;
+        let y = match &self.bias {
+            Some(b) => ops::bias_add_residual(&y, b, &r)?,
+            None => (y + r)?,
+        };
+        y.reshape(shape)
+    }
+
+    /// `act(self(xs))`, with the bias fused into the activation where it can be.
+    fn forward_activated(&self, xs: &Tensor, act: Activation) -> Result<Tensor> {
+        let (y, shape) = self.product(xs, &self.weight)?;
+        let y = match (&self.bias, act) {
+            (Some(b), Activation::QuickGelu) => ops::bias_quick_gelu(&y, b)?,
+            (Some(b), act) => activate(act, &ops::bias_add(&y, b)?)?,
+            (None, act) => activate(act, &y)?,
+        };
+        y.reshape(shape)
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (mut y, shape) = self.product(xs, &self.weight)?;
+        if let Some(b) = &self.bias {
+            y = ops::bias_add(&y, b)?;
+        }
         y.reshape(shape)
     }
 }
@@ -133,7 +162,6 @@ struct Attention {
     v_proj: Linear,
     out_proj: Linear,
     heads: usize,
-    head_dim: usize,
     scale: f64,
 }
 
@@ -147,26 +175,20 @@ impl Attention {
             v_proj: linear(h, h, vb.pp("v_proj"))?,
             out_proj: linear(h, h, vb.pp("out_proj"))?,
             heads: d.heads,
-            head_dim,
             scale: (head_dim as f64).powf(-0.5),
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, s, h) = xs.dims3()?;
-        let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
-        };
-        let q = split((self.q_proj.forward(xs)? * self.scale)?)?;
-        let k = split(self.k_proj.forward(xs)?)?;
-        let v = split(self.v_proj.forward(xs)?)?;
-        let mut w = q.matmul(&k.t()?)?;
-        if let Some(m) = mask {
-            w = w.broadcast_add(m)?;
-        }
-        let w = ops::softmax_last_dim(&w)?;
-        let o = w.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
-        self.out_proj.forward(&o)
+    /// `residual + attention(xs)`; `causal` masks each position's view of the later ones.
+    ///
+    /// The attention itself (scale, mask, softmax, weighted sum, all heads) is one fused op on the projections
+    /// (see [`ops::attention`]): no per-head matrix products, transposes or mask additions.
+    fn forward_residual(&self, xs: &Tensor, residual: &Tensor, causal: bool) -> Result<Tensor> {
+        let q = self.q_proj.forward(xs)?;
+        let k = self.k_proj.forward(xs)?;
+        let v = self.v_proj.forward(xs)?;
+        let o = ops::attention(&q, &k, &v, self.heads, self.scale, causal)?;
+        self.out_proj.forward_residual(&o, residual)
     }
 }
 
@@ -188,9 +210,10 @@ impl Mlp {
     }
 }
 
-impl Module for Mlp {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&activate(self.act, &self.fc1.forward(xs)?)?)
+impl Mlp {
+    /// `residual + mlp(xs)`.
+    fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.fc2.forward_residual(&self.fc1.forward_activated(xs, self.act)?, residual)
     }
 }
 
@@ -213,9 +236,9 @@ impl EncoderLayer {
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let h = (xs + self.self_attn.forward(&self.layer_norm1.forward(xs)?, mask)?)?;
-        &h + self.mlp.forward(&self.layer_norm2.forward(&h)?)?
+    fn forward(&self, xs: &Tensor, causal: bool) -> Result<Tensor> {
+        let h = self.self_attn.forward_residual(&self.layer_norm1.forward(xs)?, xs, causal)?;
+        self.mlp.forward_residual(&self.layer_norm2.forward(&h)?, &h)
     }
 }
 
@@ -234,10 +257,10 @@ impl Encoder {
         Ok(Self { layers })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    fn forward(&self, xs: &Tensor, causal: bool) -> Result<Tensor> {
         let mut xs = xs.clone();
         for layer in &self.layers {
-            xs = layer.forward(&xs, mask)?;
+            xs = layer.forward(&xs, causal)?;
         }
         Ok(xs)
     }
@@ -277,23 +300,14 @@ impl ClipTextTransformer {
         if last.len() != n || last.iter().any(|&p| p >= s) {
             candle_core::bail!("text pooling positions do not fit a [{n}, {s}] batch");
         }
-        let pos = self.position_embedding.narrow(0, 0, s)?;
-        let xs = self.token_embedding.forward(ids)?.broadcast_add(&pos)?;
-        let mask = causal_mask(s, xs.device())?;
-        let xs = self.encoder.forward(&xs, Some(&mask))?;
+        let xs = ops::embed_tokens(self.token_embedding.embeddings(), ids, &self.position_embedding)?;
+        let xs = self.encoder.forward(&xs, true)?;
         let h = xs.dim(2)?;
         let flat: Vec<u32> = last.iter().enumerate().map(|(i, &p)| (i * s + p) as u32).collect();
         let idx = Tensor::new(flat.as_slice(), xs.device())?;
         let pooled = xs.reshape((n * s, h))?.index_select(&idx, 0)?;
         self.final_layer_norm.forward(&pooled)
     }
-}
-
-fn causal_mask(s: usize, device: &Device) -> Result<Tensor> {
-    let m: Vec<f32> = (0..s)
-        .flat_map(|i| (0..s).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(m, (s, s), device)
 }
 
 /// `CLIPVisionTransformer` (patch + class embeddings, pre-norm, encoder, class-token pooling, post-norm).
@@ -362,13 +376,12 @@ impl Module for ClipVisionTransformer {
         let patches = pixel_values
             .reshape((b, c, g, p, g, p))?
             .permute((0, 2, 4, 1, 3, 5))?
-            .reshape((b, g * g, c * p * p))?;
+            .reshape((b * g * g, c * p * p))?;
         let w = self.patch_weight.reshape((hidden, c * p * p))?;
-        let patch_embeds = patches.broadcast_matmul(&w.t()?)?;
-        let cls = self.class_embedding.reshape((1, 1, hidden))?.broadcast_as((b, 1, hidden))?;
-        let xs = Tensor::cat(&[&cls, &patch_embeds], 1)?.broadcast_add(&self.position_embedding)?;
+        let patch_embeds = patches.matmul(&w.t()?)?.reshape((b, g * g, hidden))?;
+        let xs = ops::vision_embed(&patch_embeds, &self.class_embedding, &self.position_embedding)?;
         let xs = self.pre_layrnorm.forward(&xs)?;
-        let xs = self.encoder.forward(&xs, None)?;
+        let xs = self.encoder.forward(&xs, false)?;
         self.post_layernorm.forward(&xs.i((.., 0, ..))?)
     }
 }

@@ -1,0 +1,263 @@
+//! Creating and running experiments: the one core API behind `cliplab run`, the desktop app and the demo.
+//!
+//! A run draws its sample (seeded, grouped by image so the held-out split shares no image with training),
+//! scores before, fine-tunes, scores after and saves its checkpoint, recording everything in the store as it
+//! goes: a run that fails, is cancelled or is killed keeps what it recorded until then.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::verify_images;
+use crate::engine::{ClipBundle, McqSample, Summary};
+use crate::events::{Event, Observer, Phase, PhaseClock};
+use crate::spec::ExperimentSpec;
+use crate::store::{RunMetrics, RunStatus, ScorePhase, Split, Store, StoredSample};
+use crate::{Error, Result};
+
+/// Which stored samples a run uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawnSplits {
+    pub train: Vec<i64>,
+    pub heldout: Vec<i64>,
+}
+
+/// Draws `train` + `heldout` samples with `seed`, grouping by image: an image's rows are never on both sides.
+pub fn draw_splits(samples: &[StoredSample], train: usize, heldout: usize, seed: u64) -> Result<DrawnSplits> {
+    let mut groups: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for s in samples {
+        groups.entry(s.image_id).or_default().push(s.id);
+    }
+    let mut groups: Vec<Vec<i64>> = groups.into_values().collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    groups.shuffle(&mut rng);
+    for g in &mut groups {
+        g.shuffle(&mut rng);
+    }
+    let mut out = DrawnSplits { train: Vec::with_capacity(train), heldout: Vec::with_capacity(heldout) };
+    let mut it = groups.into_iter();
+    for g in it.by_ref() {
+        if out.train.len() >= train {
+            // This group is untouched: it can go to the held-out side.
+            take_into(&mut out.heldout, g, heldout);
+            break;
+        }
+        take_into(&mut out.train, g, train);
+    }
+    for g in it {
+        if out.heldout.len() >= heldout {
+            break;
+        }
+        take_into(&mut out.heldout, g, heldout);
+    }
+    if out.train.len() < train || out.heldout.len() < heldout {
+        return Err(Error::Invalid(format!(
+            "the dataset has {} samples; a split of {train} train + {heldout} held-out samples that share no image \
+             does not fit (got {} + {})",
+            samples.len(),
+            out.train.len(),
+            out.heldout.len()
+        )));
+    }
+    Ok(out)
+}
+
+fn take_into(dst: &mut Vec<i64>, group: Vec<i64>, cap: usize) {
+    let room = cap.saturating_sub(dst.len());
+    dst.extend(group.into_iter().take(room));
+}
+
+/// Forwards events to the caller's observer and persists them; remembers the first store error.
+struct Persist<'a> {
+    store: &'a mut Store,
+    run: i64,
+    inner: &'a mut dyn Observer,
+    cancel: Arc<AtomicBool>,
+    error: Option<Error>,
+}
+
+impl Observer for Persist<'_> {
+    fn on_event(&mut self, event: &Event) {
+        let mut r = self.store.record_event(self.run, event);
+        if r.is_ok() && matches!(event, Event::Step { .. } | Event::PhaseStarted { .. }) {
+            r = self.store.heartbeat(self.run);
+        }
+        if let Err(e) = r {
+            self.error.get_or_insert(e);
+        }
+        self.inner.on_event(event);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) || self.inner.cancelled() || self.error.is_some()
+    }
+}
+
+/// The outcome of a finished run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    pub run_id: i64,
+    pub device: String,
+    pub metrics: RunMetrics,
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// Validates `spec` against the store (dataset exists, model folder is there) and records the experiment.
+pub fn create_experiment(store: &mut Store, spec: &ExperimentSpec) -> Result<i64> {
+    spec.validate()?;
+    let ds = store.dataset(&spec.dataset)?;
+    if !spec.model.is_dir() {
+        return Err(Error::MissingFile { path: spec.model.clone(), hint: " (the spec's model folder)".into() });
+    }
+    store.create_experiment(spec, ds.id)
+}
+
+/// Runs experiment `experiment_id`: creates a run row and fills it. `cancel` stops it between steps.
+pub fn run_experiment(
+    store: &mut Store,
+    home: &Path,
+    experiment_id: i64,
+    obs: &mut dyn Observer,
+    cancel: Arc<AtomicBool>,
+) -> Result<RunOutcome> {
+    let run_id = store.create_run(experiment_id)?;
+    obs.on_event(&Event::Info { message: format!("run {run_id} of experiment {experiment_id}") });
+    let mut persist = Persist { store, run: run_id, inner: obs, cancel, error: None };
+    let result = execute(&mut persist, home, experiment_id, run_id);
+    let store_error = persist.error.take();
+    let store = persist.store;
+    let result = match (result, store_error) {
+        (Err(Error::Cancelled), Some(e)) | (Ok(_), Some(e)) => Err(e),
+        (r, _) => r,
+    };
+    match &result {
+        Ok(_) => store.finish_run(run_id, RunStatus::Completed, None)?,
+        Err(Error::Cancelled) => store.finish_run(run_id, RunStatus::Cancelled, None)?,
+        Err(e) => store.finish_run(run_id, RunStatus::Failed, Some(&e.to_string()))?,
+    }
+    result
+}
+
+fn execute(p: &mut Persist<'_>, home: &Path, experiment_id: i64, run_id: i64) -> Result<RunOutcome> {
+    let exp = p.store.experiment(experiment_id)?;
+    let spec = exp.spec.clone();
+    let ds = p.store.dataset(&exp.dataset_id.to_string())?;
+    let samples = p.store.dataset_samples(ds.id)?;
+    let images = p.store.dataset_images(ds.id)?;
+
+    let splits = draw_splits(&samples, spec.sample.train, spec.sample.heldout, spec.sample.seed)?;
+    p.store.record_split(run_id, Split::Train, &splits.train)?;
+    p.store.record_split(run_id, Split::Heldout, &splits.heldout)?;
+
+    // Only the images this run uses must be unchanged since import.
+    let used: std::collections::HashSet<i64> = splits.train.iter().chain(&splits.heldout).copied().collect();
+    let by_id: HashMap<i64, &StoredSample> = samples.iter().map(|s| (s.id, s)).collect();
+    let used_images: std::collections::HashSet<&str> =
+        used.iter().filter_map(|id| by_id.get(id)).map(|s| s.filename.as_str()).collect();
+    let to_check: Vec<_> = images.iter().filter(|i| used_images.contains(i.filename.as_str())).cloned().collect();
+    let problems = verify_images(&to_check);
+    if let Some(first) = problems.first() {
+        return Err(Error::Invalid(format!(
+            "dataset `{}`: {} image(s) changed or missing since import; first: {first}",
+            ds.name,
+            problems.len()
+        )));
+    }
+
+    let device = crate::device::select(spec.device)?;
+    let device_name = crate::device::device_name(&device);
+    p.store.start_run(run_id, &device_name)?;
+    p.on_event(&Event::Info { message: format!("device: {device_name}") });
+
+    let mut bundle = ClipBundle::load(&spec.model, &device, &spec.freeze)?;
+    let (all, trainable) = bundle.params.counts();
+    p.on_event(&Event::Info {
+        message: format!("model {}: {all} parameters, {trainable} trained ({})", spec.model.display(), spec.freeze.describe()),
+    });
+
+    // Preprocess each distinct image once.
+    let mut pixels: HashMap<i64, Arc<Vec<f32>>> = HashMap::new();
+    let mut clock = PhaseClock::start(Phase::Load, used.len(), p);
+    let build = |ids: &[i64], pixels: &mut HashMap<i64, Arc<Vec<f32>>>, p: &mut Persist<'_>, clock: &mut PhaseClock| -> Result<Vec<McqSample>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let s = by_id.get(id).ok_or_else(|| Error::Invalid(format!("sample {id} is not in the dataset")))?;
+            let px = match pixels.get(&s.image_id) {
+                Some(px) => px.clone(),
+                None => {
+                    let px = Arc::new(bundle.load_image(&s.image_path)?);
+                    pixels.insert(s.image_id, px.clone());
+                    px
+                }
+            };
+            out.push(McqSample::new(px, s.choices.clone(), s.label).map_err(|e| {
+                Error::Invalid(format!("{}, row {}: {e}", ds.metadata_path.display(), s.row))
+            })?);
+            clock.tick(p);
+        }
+        Ok(out)
+    };
+    let train = build(&splits.train, &mut pixels, p, &mut clock)?;
+    let heldout = build(&splits.heldout, &mut pixels, p, &mut clock)?;
+    drop(pixels);
+
+    let eval_bs = spec.train.eval_batch_size.max(1);
+    let mut metrics = RunMetrics::default();
+    let score_all = |bundle: &ClipBundle, phase: Phase, p: &mut Persist<'_>| -> Result<(Summary, Option<Summary>)> {
+        let sp = if phase == Phase::ScoreBefore { ScorePhase::Before } else { ScorePhase::After };
+        let t = bundle.score(&train, eval_bs, phase, p)?;
+        p.store.record_scores(run_id, sp, Split::Train, &splits.train.iter().copied().zip(t.iter().cloned()).collect::<Vec<_>>())?;
+        let h = if heldout.is_empty() {
+            None
+        } else {
+            let h = bundle.score(&heldout, eval_bs, phase, p)?;
+            p.store.record_scores(run_id, sp, Split::Heldout, &splits.heldout.iter().copied().zip(h.iter().cloned()).collect::<Vec<_>>())?;
+            Some(Summary::of(&h))
+        };
+        Ok((Summary::of(&t), h))
+    };
+    let (tb, hb) = score_all(&bundle, Phase::ScoreBefore, p)?;
+    metrics.train_before = Some(tb);
+    metrics.heldout_before = hb;
+    p.store.record_summary(run_id, &metrics)?;
+
+    let held = if heldout.is_empty() { None } else { Some(heldout.as_slice()) };
+    bundle.train(&train, held, &spec.train_config(), p)?;
+
+    let (ta, ha) = score_all(&bundle, Phase::ScoreAfter, p)?;
+    metrics.train_after = Some(ta);
+    metrics.heldout_after = ha;
+    p.store.record_summary(run_id, &metrics)?;
+
+    let checkpoint = if spec.save_checkpoint {
+        let clock = PhaseClock::start(Phase::Export, 1, p);
+        let dir = home.join("runs").join(run_id.to_string()).join("checkpoint");
+        let provenance = serde_json::json!({
+            "cliplab_version": env!("CARGO_PKG_VERSION"),
+            "run_id": run_id,
+            "experiment_id": experiment_id,
+            "experiment": spec.name,
+            "source_model": spec.model,
+            "dataset": { "name": ds.name, "content_hash": ds.content_hash },
+            "splits": { "train": splits.train.len(), "heldout": splits.heldout.len(), "seed": spec.sample.seed },
+            "hyperparameters": spec.train,
+            "freeze": spec.freeze,
+            "device": device_name,
+            "metrics": metrics,
+        });
+        bundle.export(&dir, &provenance)?;
+        p.store.set_checkpoint(run_id, &dir)?;
+        let mut clock = clock;
+        clock.tick(p);
+        Some(dir)
+    } else {
+        None
+    };
+    Ok(RunOutcome { run_id, device: device_name, metrics, checkpoint })
+}

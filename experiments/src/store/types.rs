@@ -1,0 +1,289 @@
+//! The values the store hands out and takes in.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::ColumnMap;
+use crate::engine::Summary;
+use crate::events::Phase;
+use crate::spec::ExperimentSpec;
+use crate::{Error, Result};
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Created, not started yet.
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    /// Its process ended (killed, crashed, machine off) while it was queued or running.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+        RunStatus::Interrupted,
+    ];
+
+    /// The name stored in the database (and shown to users).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether the run is over (no process works on it any more).
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let t = s.trim();
+        RunStatus::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(t)).ok_or_else(|| {
+            Error::Invalid(format!(
+                "unknown run status `{s}` (expected one of: {})",
+                RunStatus::ALL.map(RunStatus::as_str).join(", ")
+            ))
+        })
+    }
+}
+
+/// The two sides of a run's sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Heldout,
+}
+
+impl Split {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Heldout => "heldout",
+        }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Split {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "train" => Ok(Split::Train),
+            "heldout" | "held-out" | "held_out" => Ok(Split::Heldout),
+            _ => Err(Error::Invalid(format!("unknown split `{s}` (expected train or heldout)"))),
+        }
+    }
+}
+
+/// Scores taken before or after fine-tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScorePhase {
+    Before,
+    After,
+}
+
+impl ScorePhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScorePhase::Before => "before",
+            ScorePhase::After => "after",
+        }
+    }
+}
+
+impl fmt::Display for ScorePhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ScorePhase {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "before" => Ok(ScorePhase::Before),
+            "after" => Ok(ScorePhase::After),
+            _ => Err(Error::Invalid(format!("unknown score phase `{s}` (expected before or after)"))),
+        }
+    }
+}
+
+/// A dataset as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    pub id: i64,
+    pub name: String,
+    pub metadata_path: PathBuf,
+    pub images_dir: Option<PathBuf>,
+    pub columns: ColumnMap,
+    pub n_samples: usize,
+    pub n_images: usize,
+    /// Rows left out at import (invalid rows, with `--skip-bad-rows`).
+    pub n_skipped: usize,
+    pub content_hash: String,
+    pub created_at: String,
+}
+
+/// One stored sample (metadata row) with its image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSample {
+    pub id: i64,
+    /// 1-based row of the metadata file.
+    pub row: usize,
+    pub filename: String,
+    pub image_id: i64,
+    pub image_path: PathBuf,
+    pub image_sha256: String,
+    pub choices: Vec<String>,
+    /// 0-based index of the right choice.
+    pub label: usize,
+    /// Every other metadata column (a JSON object).
+    pub extra: serde_json::Value,
+}
+
+/// An experiment as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentInfo {
+    pub id: i64,
+    pub name: String,
+    pub dataset_id: i64,
+    pub dataset_name: String,
+    pub spec: ExperimentSpec,
+    /// The spec as TOML (what `cliplab run --spec` reads).
+    pub spec_toml: String,
+    pub created_at: String,
+    pub n_runs: usize,
+}
+
+/// Metric summaries of a run; `None`: not measured (yet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunMetrics {
+    pub train_before: Option<Summary>,
+    pub train_after: Option<Summary>,
+    pub heldout_before: Option<Summary>,
+    pub heldout_after: Option<Summary>,
+}
+
+/// A run as listed in the runs table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub id: i64,
+    pub experiment_id: i64,
+    pub experiment_name: String,
+    pub dataset_id: i64,
+    pub dataset_name: String,
+    pub status: RunStatus,
+    /// The device it ran on (set when it starts).
+    pub device: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    // Key hyperparameters (from the experiment's spec).
+    pub lr: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: String,
+    pub weight_decay: f64,
+    /// Samples asked for in the train / held-out split.
+    pub train_samples: usize,
+    pub heldout_samples: usize,
+    pub metrics: RunMetrics,
+    /// The phase it is in (or was in when it ended) and its progress.
+    pub phase: Option<Phase>,
+    pub phase_done: Option<usize>,
+    pub phase_total: Option<usize>,
+    pub phase_eta_s: Option<f64>,
+    pub error: Option<String>,
+    /// Last sign of life of the process running it.
+    pub heartbeat_at: String,
+    pub owner_pid: u32,
+    pub owner_host: String,
+}
+
+/// One optimizer step's loss.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepLoss {
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+}
+
+/// One epoch's losses.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochLoss {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub heldout_loss: Option<f64>,
+}
+
+/// One `Info` event of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub at: String,
+    pub message: String,
+}
+
+/// Everything recorded about a run except its per-sample scores (see [`super::Store::run_scores`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDetail {
+    pub info: RunInfo,
+    pub spec: ExperimentSpec,
+    /// Sample ids of the train split, in draw order.
+    pub train_ids: Vec<i64>,
+    /// Sample ids of the held-out split, in draw order.
+    pub heldout_ids: Vec<i64>,
+    pub step_losses: Vec<StepLoss>,
+    pub epoch_losses: Vec<EpochLoss>,
+    pub log: Vec<LogLine>,
+    /// The fine-tuned checkpoint folder, once saved.
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// One sample's scores in one phase of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredScore {
+    pub sample_id: i64,
+    pub split: Split,
+    pub phase: ScorePhase,
+    pub probs: Vec<f32>,
+    pub logits: Vec<f32>,
+    pub label: usize,
+    pub label_prob: f32,
+    pub correct: bool,
+}
