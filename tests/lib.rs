@@ -56,10 +56,12 @@ impl Run {
     pub fn fails(&self) -> String {
         assert!(!self.output.status.success(), "expected failure{}", self.report());
         let err = self.stderr();
-        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "expected one error line{}", self.report());
-        assert!(lines[0].starts_with("error: "), "error line must start with `error: `{}", self.report());
-        lines[0].to_string()
+        // Progress lines may precede it; the error itself is one line, the last one.
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "expected one error line{}", self.report());
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+        assert!(last.starts_with("error: "), "the last line must be the error{}", self.report());
+        last.to_string()
     }
     /// Parses stdout as JSON.
     pub fn json(&self) -> serde_json::Value {

@@ -1544,3 +1544,60 @@ pub fn verify_images(images: &[ImageRecord]) -> Vec<Problem> {
     );
     results.unwrap_or_default().into_iter().flatten().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_and_numpy_list_reprs() {
+        assert_eq!(parse_python_str_list("['a', \"b's\"]"), Some(vec!["a".to_string(), "b's".to_string()]));
+        assert_eq!(parse_python_str_list("['a' 'b'\n 'c']"), Some(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(parse_python_str_list("[]"), Some(vec![]));
+        assert_eq!(parse_python_str_list("['x\\n\\u00e9\\\\',]"), Some(vec!["x\né\\".to_string()]));
+        for bad in ["", "[", "['a'", "['a'] x", "[1, 2]", "a, b", "[,'a']"] {
+            assert_eq!(parse_python_str_list(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn labels_resolve_to_indices() {
+        let choices: Vec<String> = ["red", "blue", "C"].iter().map(|s| s.to_string()).collect();
+        let label = |v: Value| parse_label(Some(&v), &choices, "label").map_err(|(k, _)| k);
+        assert_eq!(label(json_str("b")), Ok(1));
+        assert_eq!(label(json_str("2")), Ok(2));
+        assert_eq!(label(Value::from(0)), Ok(0));
+        assert_eq!(label(Value::from(2.0)), Ok(2));
+        assert_eq!(label(json_str("blue")), Ok(1));
+        assert_eq!(label(json_str("D")), Err(kind::LABEL_NOT_IN_CHOICES));
+        assert_eq!(label(Value::from(-1)), Err(kind::LABEL_NOT_IN_CHOICES));
+        assert_eq!(label(Value::from(3)), Err(kind::LABEL_NOT_IN_CHOICES));
+        assert_eq!(label(json_str(" ")), Err(kind::LABEL_NOT_IN_CHOICES));
+        assert_eq!(label(Value::Null), Err(kind::LABEL_NOT_IN_CHOICES));
+        assert_eq!(label(Value::from(1.5)), Err(kind::BAD_VALUE));
+        assert_eq!(label(Value::Bool(true)), Err(kind::BAD_VALUE));
+    }
+
+    fn json_str(s: &str) -> Value {
+        Value::String(s.to_string())
+    }
+
+    #[test]
+    fn csv_cells_keep_text_that_only_looks_numeric() {
+        assert_eq!(csv_cell("12"), Value::from(12));
+        assert_eq!(csv_cell("-1.5"), Value::from(-1.5));
+        assert_eq!(csv_cell("true"), Value::Bool(true));
+        assert_eq!(csv_cell(""), Value::Null);
+        for text in ["007", "1e", "12abc", "True", "NaN", "a1b2"] {
+            assert_eq!(csv_cell(text), Value::String(text.to_string()), "{text}");
+        }
+    }
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(2341), "2,341");
+        assert_eq!(count(1_234_567), "1,234,567");
+    }
+}
