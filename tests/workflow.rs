@@ -199,3 +199,32 @@ fn a_killed_run_is_marked_interrupted_and_keeps_what_it_recorded() {
     // The store still works for new work.
     dir.cliplab(&["dataset", "list"]).ok();
 }
+
+#[test]
+fn compare_two_runs_writes_charts_csv_and_diff() {
+    let dir = Dir::new();
+    let (metadata, model) = setup(&dir, 20);
+    let images = metadata.parent().expect("dir").join("images");
+    dir.cliplab(&["dataset", "import", "--name", "shapes", "--metadata", s(&metadata), "--images", s(&images)]).ok();
+    let a = spec(&dir, "two-epochs", &model, 16, 8, 2);
+    let b = spec(&dir, "one-epoch", &model, 16, 8, 1);
+    let ra = dir.cliplab(&["run", "--spec", s(&a), "--json"]).json()["run_id"].to_string();
+    let rb = dir.cliplab(&["run", "--spec", s(&b), "--json"]).json()["run_id"].to_string();
+    let out = dir.path().join("cmp");
+    let text = dir.cliplab(&["compare", &ra, &rb, "--out", s(&out)]).ok();
+    // The hyperparameter diff names what differs, and only that.
+    assert!(text.contains("train.epochs") && !text.contains("train.lr"), "{text}");
+    // Same seed and data: both runs drew the same samples, so the flips table covers all of them.
+    assert!(text.contains("flips between"), "{text}");
+    for chart in ["loss_steps", "loss_epochs", "label_prob_slope", "label_prob_hist", "metrics", "calibration", "letters"] {
+        for ext in ["svg", "png"] {
+            assert!(out.join(format!("{chart}.{ext}")).is_file(), "{chart}.{ext} missing");
+        }
+    }
+    let svg = std::fs::read_to_string(out.join("loss_steps.svg")).expect("svg");
+    assert!(svg.contains(&format!("run {ra}")) && svg.contains(&format!("run {rb}")), "legend must name both runs");
+    let csv = std::fs::read_to_string(out.join("samples.csv")).expect("csv");
+    assert_eq!(csv.lines().count(), 1 + 2 * (16 + 8), "one row per run x sample plus the header");
+    let img = image::open(out.join("metrics.png")).expect("png decodes");
+    assert!(img.width() >= 600 && img.height() >= 400);
+}

@@ -64,3 +64,80 @@ pub fn load_run_data(store: &Store, run_id: i64) -> Result<RunData> {
 pub fn load_runs(store: &Store, ids: &[i64]) -> Result<Vec<RunData>> {
     ids.iter().map(|&id| load_run_data(store, id)).collect()
 }
+
+/// What `compare_runs` wrote and the text it prints.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CompareReport {
+    /// Every chart file (SVG and PNG) and the CSV.
+    pub files: Vec<std::path::PathBuf>,
+    /// Mean label probability and accuracy, before and after, train and held-out, per run.
+    pub summary: String,
+    /// Hyperparameters that differ between the runs (empty for one run).
+    pub hyperparameter_diff: String,
+    /// Flips: before → after for one run; between the first two runs' after-scores otherwise.
+    pub flips: String,
+    /// Accuracy per answer letter (A–E) before/after, per run.
+    pub letters: String,
+}
+
+/// Renders the charts (SVG + PNG) and the per-sample CSV of `ids` into `out_dir`, and the text summaries.
+/// One run: its own charts; several: the comparison charts (each run one colour everywhere).
+pub fn compare_runs(store: &Store, ids: &[i64], out_dir: &std::path::Path) -> Result<CompareReport> {
+    use crate::analysis;
+    if ids.is_empty() {
+        return Err(crate::Error::Invalid("name at least one run".into()));
+    }
+    let runs = load_runs(store, ids)?;
+    std::fs::create_dir_all(out_dir).map_err(|e| crate::Error::io(out_dir, e))?;
+    let mut files = if runs.len() == 1 {
+        crate::plots::render_run_charts(&runs[0], 0, out_dir)?
+    } else {
+        crate::plots::render_comparison(&runs, out_dir)?
+    };
+    let csv = out_dir.join("samples.csv");
+    analysis::write_samples_csv(&csv, &runs)?;
+    files.push(csv);
+    let flip_text = |title: String, t: analysis::FlipTable, a: &str, b: &str| {
+        let mut s = format!("{title}\n{}", t.table_text(a, b));
+        for (what, list) in [("largest gains", &t.gained), ("largest losses", &t.lost)] {
+            if !list.is_empty() {
+                s.push_str(&format!("{what} (wrong→right / right→wrong):\n"));
+                for f in list.iter().take(5) {
+                    s.push_str(&format!("  sample {:>6}  {:<24} p(label) {:.3} → {:.3}\n", f.sample_id, f.filename, f.prob_a, f.prob_b));
+                }
+            }
+        }
+        s
+    };
+    let flips = match runs.as_slice() {
+        [one] => flip_text(format!("flips before → after ({}):", one.label), analysis::flips_before_after(one, None), "before", "after"),
+        [a, b, ..] => flip_text(
+            format!("flips between {} and {} (after fine-tuning):", a.label, b.label),
+            analysis::flips_between_runs(a, b, None),
+            &format!("run {}", a.id),
+            &format!("run {}", b.id),
+        ),
+        [] => String::new(),
+    };
+    let mut letters = String::new();
+    for r in &runs {
+        letters.push_str(&format!("{}\n  letter     n   acc before  acc after\n", r.label));
+        for l in analysis::letter_accuracy(r, None) {
+            let pct = |c: usize, n: usize| if n == 0 { "-".to_string() } else { format!("{:.0}%", 100.0 * c as f64 / n as f64) };
+            letters.push_str(&format!(
+                "  {:>6} {:>5} {:>12} {:>10}\n",
+                l.letter,
+                l.n,
+                pct(l.correct_before, l.n_before),
+                pct(l.correct_after, l.n_after)
+            ));
+        }
+    }
+    Ok(CompareReport {
+        files,
+        summary: crate::plots::summary_table(&runs),
+        hyperparameter_diff: if runs.len() > 1 { analysis::hyperparameter_diff_table(&runs) } else { String::new() },
+        flips,
+        letters,
+    })
+}

@@ -889,7 +889,8 @@ fn parse_choices(v: Option<&Value>, col: &str) -> std::result::Result<Vec<String
 /// The label as an index into `choices`: a letter, a 0-based index (text or number), or the text of one caption.
 fn parse_label(v: Option<&Value>, choices: &[String], col: &str) -> std::result::Result<usize, RowProblem> {
     let n = choices.len();
-    let range = format!("{}–{} or 0–{}", index_to_letter(0), index_to_letter(n.saturating_sub(1)), n.saturating_sub(1));
+    let last = n.saturating_sub(1);
+    let range = format!("{}–{} or 0–{last}", index_to_letter(0), index_to_letter(last));
     let out_of_range =
         |shown: String| (kind::LABEL_NOT_IN_CHOICES, format!("label {shown} is not among the {n} choices ({range})"));
     match v {
@@ -1121,7 +1122,8 @@ impl Ticker {
         if pct != self.last_pct || done == self.total {
             self.last_pct = pct;
             let elapsed_s = self.start.elapsed().as_secs_f64();
-            let eta_s = if done == 0 { 0.0 } else { elapsed_s / done as f64 * (self.total - done.min(self.total)) as f64 };
+            let left = self.total.saturating_sub(done);
+            let eta_s = if done == 0 { 0.0 } else { elapsed_s / done as f64 * left as f64 };
             obs.on_event(&Event::Progress { phase: Phase::Load, done, total: self.total, elapsed_s, eta_s });
         }
     }
@@ -1489,11 +1491,13 @@ fn parse_row(raw: &RawRow, cols: &ColumnMap, blobs: &HashMap<String, Vec<u8>>) -
             None
         }
     };
-    let label = choices.as_ref().and_then(|choices| match parse_label(raw.values.get(&cols.label), choices, &cols.label) {
-        Ok(l) => Some(l),
-        Err((k, reason)) => {
-            probs.push(Problem::new(Some(raw.row), file.clone(), k, reason));
-            None
+    let label = choices.as_ref().and_then(|choices| {
+        match parse_label(raw.values.get(&cols.label), choices, &cols.label) {
+            Ok(l) => Some(l),
+            Err((k, reason)) => {
+                probs.push(Problem::new(Some(raw.row), file.clone(), k, reason));
+                None
+            }
         }
     });
     let parsed = match (filename, choices, label) {

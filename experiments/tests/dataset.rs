@@ -138,6 +138,9 @@ fn write_csv(path: &Path, rows: &[serde_json::Map<String, Value>]) {
     w.flush().expect("flush");
 }
 
+/// A Hugging Face image cell: (bytes, path).
+type ImageCell = (Option<Vec<u8>>, Option<String>);
+
 /// One parquet column, every value optional.
 enum Col {
     Str(&'static str, Vec<Option<String>>),
@@ -147,7 +150,7 @@ enum Col {
     StrList(&'static str, Vec<Option<Vec<Option<String>>>>),
     I64List(&'static str, Vec<Option<Vec<i64>>>),
     /// The Hugging Face image struct `{bytes, path}`.
-    Image(&'static str, Vec<Option<(Option<Vec<u8>>, Option<String>)>>),
+    Image(&'static str, Vec<Option<ImageCell>>),
 }
 
 impl Col {
@@ -260,7 +263,7 @@ fn write_parquet(path: &Path, cols: &[Col]) -> TestResult {
             }
             Col::Image(_, v) => {
                 // Leaf `bytes`, then leaf `path`: level 0 = no struct, 1 = struct with a null leaf, 2 = value.
-                let leaf = |pick: &dyn Fn(&(Option<Vec<u8>>, Option<String>)) -> Option<Vec<u8>>| {
+                let leaf = |pick: &dyn Fn(&ImageCell) -> Option<Vec<u8>>| {
                     let mut vals = Vec::new();
                     let mut defs = Vec::new();
                     for s in v {
@@ -630,7 +633,8 @@ fn every_kind_of_bad_row_is_reported_with_its_row() -> TestResult {
     std::fs::write(images.join("truncated.png"), &noisy[..noisy.len() * 2 / 3])?;
     std::fs::write(images.join("fine.png"), &full)?;
 
-    let good = |f: &str, label: &str| json!({"filename": f, "caption_choices": ["a", "b", "c", "d", "e"], "label": label});
+    let good =
+        |f: &str, label: &str| json!({"filename": f, "caption_choices": ["a", "b", "c", "d", "e"], "label": label});
     let rows = vec![
         good("img00000.png", "A"),                                                       // 1 ok
         good("nowhere.png", "A"),                                                        // 2 missing image
@@ -767,7 +771,8 @@ fn a_file_name_in_two_subfolders_is_ambiguous() -> TestResult {
 #[test]
 fn skip_with_no_valid_row_is_an_error() -> TestResult {
     let s = Synth::new(1, 1);
-    std::fs::write(s.path("m.jsonl"), "{\"filename\": \"gone.png\", \"caption_choices\": [\"a\", \"b\"], \"label\": \"A\"}\n")?;
+    let row = json!({"filename": "gone.png", "caption_choices": ["a", "b"], "label": "A"});
+    std::fs::write(s.path("m.jsonl"), format!("{row}\n"))?;
     let err = run(&skip(options(&s.path("m.jsonl"), Some(&s.images())))).expect_err("nothing valid");
     assert_eq!(rejected_report(&err).valid_rows, 0);
     assert!(err.to_string().contains("m.jsonl"), "{err}");
@@ -889,7 +894,8 @@ fn custom_column_names_are_used() -> TestResult {
         .collect();
     std::fs::write(s.path("m.jsonl"), rows.iter().map(|r| format!("{r}\n")).collect::<String>())?;
     let mut o = options(&s.path("m.jsonl"), Some(&s.images()));
-    o.columns = ColumnMap { filename: "img".into(), choices: "options".into(), label: "answer".into(), image: "pic".into() };
+    o.columns =
+        ColumnMap { filename: "img".into(), choices: "options".into(), label: "answer".into(), image: "pic".into() };
     let ds = run(&o)?;
     assert_eq!(ds.rows.len(), 2);
     assert_eq!(ds.rows[1].label, s.samples[1].label);

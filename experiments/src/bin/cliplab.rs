@@ -86,6 +86,23 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Compare runs: charts (SVG + PNG), a per-sample CSV, and the summary, hyperparameter diff and flips.
+    Compare {
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<i64>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run's charts (SVG + PNG), per-sample CSV and summary.
+    Plot {
+        run: i64,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the embedded demo: generated data, a tiny CLIP, fine-tuning, before/after metrics. No download.
     Demo {
         #[arg(long)]
@@ -313,6 +330,8 @@ fn run(cli: Cli) -> Result<()> {
                 print_run(&detail);
             }
         }
+        Command::Compare { runs, out, json } => print_compare(&open()?, &runs, &out, json)?,
+        Command::Plot { run, out, json } => print_compare(&open()?, &[run], &out, json)?,
         Command::Export { run, out } => {
             let store = open()?;
             let detail = store.run(run)?;
@@ -559,5 +578,21 @@ fn dataset_cmd(cmd: DatasetCmd, store: &mut Store, home: &Path, tty: bool) -> Re
             }
         }
     }
+    Ok(())
+}
+
+fn print_compare(store: &Store, runs: &[i64], out: &Path, json: bool) -> Result<()> {
+    let r = experiments::compare::compare_runs(store, runs, out)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!("{}", r.summary);
+    if !r.hyperparameter_diff.is_empty() {
+        println!("hyperparameters that differ:\n{}", r.hyperparameter_diff);
+    }
+    println!("{}", r.flips);
+    println!("accuracy per answer letter:\n{}", r.letters);
+    println!("wrote {} files to {}", r.files.len(), out.display());
     Ok(())
 }
