@@ -1,0 +1,102 @@
+//! The runner through the library API: a cancelled run stops between steps, is recorded as cancelled and keeps
+//! what it recorded; splits are seeded and never share an image.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use experiments::dataset::{self, ColumnMap, ImportOptions, OnError};
+use experiments::engine::ClipBundle;
+use experiments::events::{Event, Observer};
+use experiments::preprocess::ImageProcessorConfig;
+use experiments::runner;
+use experiments::spec::ExperimentSpec;
+use experiments::store::{RunStatus, Store};
+use experiments::{synth, Error};
+
+/// Cancels after `after` step events, as the GUI's cancel button or Ctrl-C would.
+struct CancelAfter {
+    steps: usize,
+    after: usize,
+    flag: Arc<AtomicBool>,
+}
+
+impl Observer for CancelAfter {
+    fn on_event(&mut self, e: &Event) {
+        if matches!(e, Event::Step { .. }) {
+            self.steps += 1;
+            if self.steps >= self.after {
+                self.flag.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+fn setup(home: &std::path::Path) -> (Store, ExperimentSpec) {
+    let data = home.join("data");
+    let samples = synth::caption_contest(30, 5, 2, 32, 4);
+    let metadata = synth::write_dataset(&data, &samples).expect("dataset");
+    let imported = dataset::import(
+        &ImportOptions {
+            name: "shapes".into(),
+            metadata,
+            images_dir: Some(data.join(synth::IMAGES_DIR)),
+            columns: ColumnMap::default(),
+            on_error: OnError::Reject,
+            extract_dir: None,
+        },
+        &mut experiments::events::NullObserver,
+    )
+    .expect("import");
+    let mut store = Store::open(home).expect("store");
+    store.insert_dataset(&imported).expect("insert");
+    let model = home.join("model");
+    let cfg = experiments::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
+    let tok = serde_json::to_vec(&synth::tiny_tokenizer_json()).expect("tok");
+    ClipBundle::write_random(&model, &cfg, tok, ImageProcessorConfig::with_size(32), 1).expect("model");
+    let spec = ExperimentSpec::from_toml(
+        &format!(
+            "name = \"cancel\"\ndataset = \"shapes\"\nmodel = {model:?}\ndevice = \"cpu\"\n[sample]\ntrain = 20\nheldout = 10\nseed = 5\n[train]\nepochs = 50\nbatch_size = 4\n"
+        ),
+        None,
+    )
+    .expect("spec");
+    (store, spec)
+}
+
+#[test]
+fn a_cancelled_run_stops_between_steps_and_keeps_its_record() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (mut store, spec) = setup(home.path());
+    let exp = runner::create_experiment(&mut store, &spec).expect("experiment");
+    let flag = Arc::new(AtomicBool::new(false));
+    let mut obs = CancelAfter { steps: 0, after: 7, flag: flag.clone() };
+    let err = runner::run_experiment(&mut store, home.path(), exp, &mut obs, flag).expect_err("cancelled");
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    let runs = store.runs().expect("runs");
+    assert_eq!(runs[0].status, RunStatus::Cancelled);
+    let d = store.run(runs[0].id).expect("run");
+    assert_eq!(d.step_losses.len(), 7, "stops right after the step that asked to cancel");
+    assert_eq!((d.train_ids.len(), d.heldout_ids.len()), (20, 10));
+    assert!(d.checkpoint.is_none());
+    // The before-scores were kept.
+    assert_eq!(store.run_scores(runs[0].id).expect("scores").len(), 30);
+}
+
+#[test]
+fn splits_are_seeded_and_grouped_by_image() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (store, _) = setup(home.path());
+    let ds = store.dataset("shapes").expect("dataset");
+    let samples = store.dataset_samples(ds.id).expect("samples");
+    let a = runner::draw_splits(&samples, 20, 10, 1).expect("split");
+    let b = runner::draw_splits(&samples, 20, 10, 1).expect("split");
+    let c = runner::draw_splits(&samples, 20, 10, 2).expect("split");
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    let image = |id: &i64| samples.iter().find(|s| s.id == *id).map(|s| s.image_id).expect("sample");
+    let train_images: std::collections::HashSet<i64> = a.train.iter().map(image).collect();
+    assert!(a.heldout.iter().all(|id| !train_images.contains(&image(id))));
+    // 60 samples in 30 images: 50 + 20 cannot be drawn without sharing.
+    let e = runner::draw_splits(&samples, 50, 20, 1).expect_err("too big");
+    assert!(e.to_string().contains("share no image"), "{e}");
+}
