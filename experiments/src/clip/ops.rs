@@ -41,8 +41,9 @@ fn contiguous_u32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [
     }
 }
 
-/// Below this much work (elements touched, roughly), one thread is faster than spawning a second.
-const PAR_MIN_WORK: usize = 1 << 17;
+/// Below this much work (elements touched, roughly), one thread is faster than spawning a second (a thread
+/// spawn costs tens of microseconds of system time, and on small VMs the second vCPU may share a core).
+const PAR_MIN_WORK: usize = 1 << 22;
 
 /// Runs `f(first_item, out_chunk)` over `out` split into items of `item_len` elements, in contiguous runs of
 /// items over the CPU threads when `work` (an estimate of the elements touched) is large enough.
@@ -764,6 +765,11 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f64, c
             AttentionOp { heads, scale: scale as f32, causal },
         );
     }
+    attention_composite(q, k, v, heads, scale, causal)
+}
+
+/// The same as [`attention`] with candle's own (differentiable) ops: the path off the CPU.
+fn attention_composite(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f64, causal: bool) -> Result<Tensor> {
     let (b, s, h) = q.dims3()?;
     let hd = h / heads;
     let split = |t: &Tensor| -> Result<Tensor> { t.reshape((b, s, heads, hd))?.transpose(1, 2)?.contiguous() };
@@ -1028,6 +1034,69 @@ mod tests {
             let c = gs.get(v).expect("slow grad");
             assert!(max_diff(a, c) < 1e-4, "grad differs by {}", max_diff(a, c));
             assert!(a.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+        }
+        Ok(())
+    }
+
+    /// The fused attention (forward and all three gradients) agrees with the composite one, causal or not.
+    #[test]
+    fn attention_matches_composite_forward_and_backward() -> Result<()> {
+        for causal in [false, true] {
+            let q = Var::from_tensor(&rand(&[2, 5, 8], 7))?;
+            let k = Var::from_tensor(&rand(&[2, 5, 8], 8))?;
+            let v = Var::from_tensor(&rand(&[2, 5, 8], 9))?;
+            let coef = rand(&[2, 5, 8], 10);
+            let fused = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), 2, 0.5, causal)?;
+            let slow = attention_composite(q.as_tensor(), k.as_tensor(), v.as_tensor(), 2, 0.5, causal)?;
+            assert!(max_diff(&fused, &slow) < 1e-5);
+            let gf = (fused * &coef)?.sum_all()?.backward()?;
+            let gs = (slow * &coef)?.sum_all()?.backward()?;
+            for x in [&q, &k, &v] {
+                let (a, c) = (gf.get(x).expect("fused grad"), gs.get(x).expect("slow grad"));
+                assert!(max_diff(a, c) < 1e-5, "grad differs by {}", max_diff(a, c));
+            }
+        }
+        Ok(())
+    }
+
+    /// Bias + quick GELU, bias + residual and the embedding sums agree with candle's composite ops.
+    #[test]
+    fn fused_bias_and_embedding_ops_match_composite() -> Result<()> {
+        let y = Var::from_tensor(&rand(&[6, 8], 11))?;
+        let b = Var::from_tensor(&rand(&[8], 12))?;
+        let r = Var::from_tensor(&rand(&[6, 8], 13))?;
+        let coef = rand(&[6, 8], 14);
+        let pairs = [
+            (bias_quick_gelu(y.as_tensor(), b.as_tensor())?, quick_gelu(&y.as_tensor().broadcast_add(b.as_tensor())?)?),
+            (
+                bias_add_residual(y.as_tensor(), b.as_tensor(), r.as_tensor())?,
+                (y.as_tensor().broadcast_add(b.as_tensor())? + r.as_tensor())?,
+            ),
+        ];
+        for (fused, slow) in pairs {
+            assert!(max_diff(&fused, &slow) < 1e-6);
+            let gf = (fused * &coef)?.sum_all()?.backward()?;
+            let gs = (slow * &coef)?.sum_all()?.backward()?;
+            for x in [&y, &b] {
+                let (a, c) = (gf.get(x).expect("fused grad"), gs.get(x).expect("slow grad"));
+                assert!(max_diff(a, c) < 1e-5, "grad differs by {}", max_diff(a, c));
+            }
+        }
+        let table = Var::from_tensor(&rand(&[7, 4], 15))?;
+        let pos = Var::from_tensor(&rand(&[5, 4], 16))?;
+        let ids = Tensor::new(&[[1u32, 3, 3], [6, 0, 1]], &Device::Cpu)?;
+        let coef = rand(&[2, 3, 4], 17);
+        let fused = embed_tokens(table.as_tensor(), &ids, pos.as_tensor())?;
+        let slow = table
+            .as_tensor()
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((2, 3, 4))?
+            .broadcast_add(&pos.as_tensor().narrow(0, 0, 3)?)?;
+        assert!(max_diff(&fused, &slow) < 1e-6);
+        let gf = (fused * &coef)?.sum_all()?.backward()?;
+        let gs = (slow * &coef)?.sum_all()?.backward()?;
+        for x in [&table, &pos] {
+            assert!(max_diff(gf.get(x).expect("fused grad"), gs.get(x).expect("slow grad")) < 1e-5);
         }
         Ok(())
     }
