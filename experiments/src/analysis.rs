@@ -43,6 +43,8 @@ pub struct RunData {
 
 /// Which side of the train/held-out split a sample is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "SampleSplit"))]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     #[default]
@@ -89,6 +91,7 @@ impl std::fmt::Display for Split {
 
 /// Before or after fine-tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Before,
@@ -108,6 +111,7 @@ impl Stage {
 
 /// One sample of one run: its choices and the probabilities the model gave them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SampleResult {
     pub sample_id: i64,
     pub split: Split,
@@ -228,6 +232,7 @@ pub fn label_prob_deltas(run: &RunData) -> Vec<SampleDelta> {
 
 /// One sample that changed from right to wrong or back, between side A and side B.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Flip {
     pub sample_id: i64,
     pub split: Split,
@@ -246,6 +251,7 @@ pub struct Flip {
 /// Right/wrong on side A against right/wrong on side B (A = before and B = after of one run, or A = run A's
 /// after and B = run B's after).
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct FlipTable {
     pub right_right: usize,
     pub right_wrong: usize,
@@ -354,6 +360,7 @@ pub fn flips_between_runs(a: &RunData, b: &RunData, split: Option<Split>) -> Fli
 
 /// Accuracy of the samples whose right answer is one letter, and how often the model picked that letter.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LetterAccuracy {
     /// Choice index (0 = A).
     pub index: usize,
@@ -423,6 +430,7 @@ pub fn letter_accuracy(run: &RunData, split: Option<Split>) -> Vec<LetterAccurac
 
 /// Mean p(label) and accuracy of one split, before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SplitMetrics {
     /// Samples in the split.
     pub n: usize,
@@ -450,6 +458,7 @@ impl SplitMetrics {
 
 /// The headline numbers of one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RunSummary {
     pub id: i64,
     pub label: String,
@@ -517,6 +526,7 @@ pub fn summarize(run: &RunData) -> RunSummary {
 
 /// One bin of top-choice confidence.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ReliabilityBin {
     /// Confidence range `[lo, hi)` (the last bin includes 1).
     pub lo: f64,
@@ -530,6 +540,7 @@ pub struct ReliabilityBin {
 
 /// Reliability bins and expected calibration error.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Calibration {
     pub bins: Vec<ReliabilityBin>,
     /// Σ (count / n) · |accuracy − mean confidence| over the bins; `None` without samples.
@@ -624,6 +635,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
 
 /// One hyperparameter whose value differs between runs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ParamDiff {
     /// Dotted key.
     pub key: String,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which metadata columns hold what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct ColumnMap {
     /// Image file name, matched against the file names in the image folder.
@@ -29,6 +30,7 @@ impl Default for ColumnMap {
 
 /// What to do with rows that fail validation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
     /// Any bad row rejects the whole import (nothing is stored).
@@ -57,6 +59,7 @@ pub struct ImportOptions {
 
 /// One problem found in the data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Problem {
     /// 1-based data row of the metadata file (None: a problem with the file or an image as a whole).
     pub row: Option<usize>,
@@ -89,6 +92,7 @@ impl std::fmt::Display for Problem {
 
 /// The outcome of validation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ValidationReport {
     pub total_rows: usize,
     pub valid_rows: usize,

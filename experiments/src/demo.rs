@@ -1,7 +1,7 @@
 //! The embedded demo: a generated caption-contest-style dataset and a tiny CLIP, fine-tuned end to end with no
 //! download. Everything is derived from the seed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use crate::{synth, Result};
 
 /// Sizes of the demo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DemoOptions {
     /// Generated images (one sample each).
     pub images: usize,
@@ -51,6 +52,47 @@ impl DemoOptions {
     }
 }
 
+/// The demo's files on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct DemoFiles {
+    /// The name the demo dataset gets in the store.
+    pub dataset_name: String,
+    /// `metadata.jsonl` of the generated dataset.
+    pub metadata: PathBuf,
+    /// Its image folder.
+    pub images_dir: PathBuf,
+    /// The tiny random CLIP (a Hugging Face-style model folder).
+    pub model: PathBuf,
+}
+
+/// Writes the demo dataset and tiny model under `home/demo` (once per size and seed; later calls reuse them) and
+/// returns where they are. Nothing goes into the store: the desktop app imports them like any user data.
+pub fn prepare(home: &Path, opts: &DemoOptions, obs: &mut dyn Observer) -> Result<DemoFiles> {
+    if opts.images < 2 || opts.heldout >= opts.images {
+        return Err(crate::Error::Invalid(format!(
+            "demo: {} images with {} held out leaves nothing to train on",
+            opts.images, opts.heldout
+        )));
+    }
+    let tag = format!("{}img-s{}", opts.images, opts.seed);
+    let root = home.join("demo");
+    let data_dir = root.join(format!("data-{tag}"));
+    let metadata = data_dir.join(synth::METADATA_FILE);
+    if !metadata.is_file() {
+        obs.on_event(&Event::Info { message: format!("demo: drawing {} caption-contest images", opts.images) });
+        let generated = synth::caption_contest(opts.images, 5, 1, 64, opts.seed);
+        let written = synth::write_dataset(&data_dir, &generated)?;
+        debug_assert_eq!(written, metadata);
+    }
+    let model = root.join(format!("tiny-clip-w{}-l{}-s{}", opts.width, opts.layers, opts.seed));
+    if !model.join(crate::engine::WEIGHTS_FILE).is_file() {
+        let tokenizer = serde_json::to_vec(&synth::tiny_tokenizer_json())?;
+        ClipBundle::write_random(&model, &opts.model_config(), tokenizer, ImageProcessorConfig::with_size(opts.image_size), opts.seed)?;
+    }
+    Ok(DemoFiles { dataset_name: format!("demo-{tag}"), metadata, images_dir: data_dir.join(synth::IMAGES_DIR), model })
+}
+
 /// Generates the demo dataset and tiny model in `home/demo` (once per size and seed), imports the dataset,
 /// creates the demo experiment and runs it. Everything lands in the store like any other run.
 pub fn run_demo(
@@ -61,19 +103,15 @@ pub fn run_demo(
     obs: &mut dyn Observer,
     cancel: Arc<AtomicBool>,
 ) -> Result<RunOutcome> {
+    let files = prepare(home, opts, obs)?;
     let tag = format!("{}img-s{}", opts.images, opts.seed);
-    let dataset_name = format!("demo-{tag}");
-    let root = home.join("demo");
+    let dataset_name = files.dataset_name.clone();
     if store.dataset(&dataset_name).is_err() {
-        let data_dir = root.join(format!("data-{tag}"));
-        obs.on_event(&Event::Info { message: format!("demo: drawing {} caption-contest images", opts.images) });
-        let generated = synth::caption_contest(opts.images, 5, 1, 64, opts.seed);
-        let metadata = synth::write_dataset(&data_dir, &generated)?;
         let imported = dataset::import(
             &ImportOptions {
                 name: dataset_name.clone(),
-                metadata,
-                images_dir: Some(data_dir.join(synth::IMAGES_DIR)),
+                metadata: files.metadata.clone(),
+                images_dir: Some(files.images_dir.clone()),
                 columns: ColumnMap::default(),
                 on_error: OnError::Reject,
                 extract_dir: None,
@@ -82,11 +120,7 @@ pub fn run_demo(
         )?;
         store.insert_dataset(&imported)?;
     }
-    let model = root.join(format!("tiny-clip-w{}-l{}-s{}", opts.width, opts.layers, opts.seed));
-    if !model.join(crate::engine::WEIGHTS_FILE).is_file() {
-        let tokenizer = serde_json::to_vec(&synth::tiny_tokenizer_json())?;
-        ClipBundle::write_random(&model, &opts.model_config(), tokenizer, ImageProcessorConfig::with_size(opts.image_size), opts.seed)?;
-    }
+    let model = files.model;
     let spec = ExperimentSpec {
         name: format!("demo ({tag})"),
         dataset: dataset_name,

@@ -7,6 +7,7 @@ use crate::{Error, Result};
 
 /// The device a user asks for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// The first that works of CUDA, Metal, CPU.

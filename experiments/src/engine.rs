@@ -356,6 +356,7 @@ impl SampleScore {
 
 /// Mean label probability and accuracy over some scores.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Summary {
     pub n: usize,
     pub mean_label_prob: f64,

@@ -34,6 +34,7 @@ use crate::{Error, Result};
 
 /// Which Adam variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// `torch.optim.Adam`: the weight decay is an L2 penalty added to the gradient (`g += wd * p`).

@@ -127,6 +127,19 @@ pub fn run_experiment(
     cancel: Arc<AtomicBool>,
 ) -> Result<RunOutcome> {
     let run_id = store.create_run(experiment_id)?;
+    execute_run(store, home, run_id, obs, cancel)
+}
+
+/// Fills run `run_id`, created with [`Store::create_run`] (the desktop app creates the row first, so that it
+/// can show the run before it starts). The run ends completed, cancelled or failed, with what it recorded kept.
+pub fn execute_run(
+    store: &mut Store,
+    home: &Path,
+    run_id: i64,
+    obs: &mut dyn Observer,
+    cancel: Arc<AtomicBool>,
+) -> Result<RunOutcome> {
+    let experiment_id = store.run(run_id)?.info.experiment_id;
     obs.on_event(&Event::Info { message: format!("run {run_id} of experiment {experiment_id}") });
     let mut persist = Persist { store, run: run_id, inner: obs, cancel, error: None };
     let result = execute(&mut persist, home, experiment_id, run_id);
@@ -142,6 +155,53 @@ pub fn run_experiment(
         Err(e) => store.finish_run(run_id, RunStatus::Failed, Some(&e.to_string()))?,
     }
     result
+}
+
+/// Copies run `run_id`'s saved checkpoint folder to `out` (which must not exist or be empty). The copy is made
+/// in a hidden sibling folder and renamed into place, so a failure (full disk) leaves no half-written export.
+pub fn export_checkpoint(store: &Store, run_id: i64, out: &Path) -> Result<PathBuf> {
+    let detail = store.run(run_id)?;
+    let Some(from) = detail.checkpoint.clone() else {
+        return Err(Error::Invalid(format!(
+            "run {run_id} has no checkpoint (status {}; runs save one when they complete)",
+            detail.info.status
+        )));
+    };
+    if !from.is_dir() {
+        return Err(Error::MissingFile { path: from, hint: format!(" (run {run_id}'s checkpoint folder)") });
+    }
+    copy_dir_atomically(&from, out)?;
+    Ok(out.to_path_buf())
+}
+
+fn copy_dir_atomically(from: &Path, out: &Path) -> Result<()> {
+    let non_empty = |p: &Path| std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(true);
+    if out.exists() && non_empty(out) {
+        return Err(Error::Invalid(format!("{}: already exists and is not empty", out.display())));
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let tmp = parent.join(format!(".cliplab-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let copy = || -> Result<()> {
+        for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+            let entry = entry.map_err(|e| Error::io(from, e))?;
+            let path = entry.path();
+            if entry.file_type().map_err(|e| Error::io(&path, e))?.is_file() {
+                std::fs::copy(&path, tmp.join(entry.file_name())).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = copy() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if out.exists() {
+        std::fs::remove_dir(out).map_err(|e| Error::io(out, e))?;
+    }
+    std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))
 }
 
 fn execute(p: &mut Persist<'_>, home: &Path, experiment_id: i64, run_id: i64) -> Result<RunOutcome> {

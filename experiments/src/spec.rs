@@ -12,6 +12,7 @@ use crate::{Error, Result};
 
 /// How samples are drawn from the dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct SampleSpec {
     /// Samples in the training split.
@@ -26,6 +27,7 @@ pub struct SampleSpec {
 
 /// Fine-tuning hyperparameters (defaults: the tutorial's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSpec {
     pub epochs: usize,
@@ -51,6 +53,7 @@ fn default_seed() -> u64 {
 
 /// A whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentSpec {
     pub name: String,

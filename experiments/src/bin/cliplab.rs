@@ -334,11 +334,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Plot { run, out, json } => print_compare(&open()?, &[run], &out, json)?,
         Command::Export { run, out } => {
             let store = open()?;
-            let detail = store.run(run)?;
-            let Some(ckpt) = detail.checkpoint.clone() else {
-                bail!("run {run} has no checkpoint (status {}; runs save one when they complete)", detail.info.status);
-            };
-            copy_checkpoint(&ckpt, &out)?;
+            runner::export_checkpoint(&store, run, &out)?;
             println!("exported run {run} to {}", out.display());
         }
         Command::Score { model, image, captions, json } => {
@@ -485,36 +481,6 @@ fn print_run(d: &experiments::store::RunDetail) {
 }
 
 /// Copies a checkpoint folder to `out` through a temporary folder, so a failure leaves nothing half-copied.
-fn copy_checkpoint(from: &Path, out: &Path) -> Result<()> {
-    if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        bail!("{}: already exists and is not empty", out.display());
-    }
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
-    let tmp = parent.join(format!(".cliplab-export-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).with_context(|| format!("{}", tmp.display()))?;
-    let copy = || -> Result<()> {
-        for entry in std::fs::read_dir(from).with_context(|| format!("{}", from.display()))? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                std::fs::copy(entry.path(), tmp.join(entry.file_name()))
-                    .with_context(|| format!("{}", entry.path().display()))?;
-            }
-        }
-        Ok(())
-    };
-    if let Err(e) = copy() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if out.exists() {
-        std::fs::remove_dir(out).with_context(|| format!("{}", out.display()))?;
-    }
-    std::fs::rename(&tmp, out).with_context(|| format!("{}", out.display()))?;
-    Ok(())
-}
-
 fn dataset_cmd(cmd: DatasetCmd, store: &mut Store, home: &Path, tty: bool) -> Result<()> {
     match cmd {
         DatasetCmd::Import { name, metadata, images, skip_bad_rows, filename_column, choices_column, label_column, image_column, json } => {

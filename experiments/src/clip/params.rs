@@ -22,6 +22,7 @@ use crate::{Error, Result};
 
 /// What to keep fixed during fine-tuning.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct FreezeSpec {
     /// Freeze the whole vision tower and `visual_projection`.

@@ -256,6 +256,28 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<_>>>().ctx(&self.path, "reading images")
     }
 
+    /// One image by its id (the desktop app's thumbnails).
+    pub fn image(&self, image_id: i64) -> Result<ImageRecord> {
+        let conn = &self.conn;
+        conn.query_row(
+            "SELECT filename, path, sha256, width, height, bytes FROM images WHERE id = ?1",
+            [image_id],
+            |r| {
+                Ok(ImageRecord {
+                    filename: r.get(0)?,
+                    path: r.get::<_, PathCol>(1)?.0,
+                    sha256: r.get(2)?,
+                    width: r.get(3)?,
+                    height: r.get(4)?,
+                    bytes: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+                })
+            },
+        )
+        .optional()
+        .ctx(&self.path, "reading an image")?
+        .ok_or_else(|| Error::Invalid(format!("no image with id {image_id} in the store")))
+    }
+
     /// The validation report of a dataset's import.
     pub fn dataset_report(&self, dataset_id: i64) -> Result<ValidationReport> {
         let text: Option<String> = self

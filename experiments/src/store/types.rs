@@ -14,6 +14,7 @@ use crate::{Error, Result};
 
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Created, not started yet.
@@ -76,6 +77,7 @@ impl FromStr for RunStatus {
 
 /// The two sides of a run's sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
@@ -111,6 +113,7 @@ impl FromStr for Split {
 
 /// Scores taken before or after fine-tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum ScorePhase {
     Before,
@@ -146,6 +149,7 @@ impl FromStr for ScorePhase {
 
 /// A dataset as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DatasetInfo {
     pub id: i64,
     pub name: String,
@@ -162,6 +166,7 @@ pub struct DatasetInfo {
 
 /// One stored sample (metadata row) with its image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct StoredSample {
     pub id: i64,
     /// 1-based row of the metadata file.
@@ -179,6 +184,7 @@ pub struct StoredSample {
 
 /// An experiment as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ExperimentInfo {
     pub id: i64,
     pub name: String,
@@ -193,6 +199,7 @@ pub struct ExperimentInfo {
 
 /// Metric summaries of a run; `None`: not measured (yet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RunMetrics {
     pub train_before: Option<Summary>,
     pub train_after: Option<Summary>,
@@ -202,6 +209,7 @@ pub struct RunMetrics {
 
 /// A run as listed in the runs table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RunInfo {
     pub id: i64,
     pub experiment_id: i64,
@@ -238,6 +246,7 @@ pub struct RunInfo {
 
 /// One optimizer step's loss.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct StepLoss {
     pub step: usize,
     pub epoch: usize,
@@ -246,6 +255,7 @@ pub struct StepLoss {
 
 /// One epoch's losses.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct EpochLoss {
     pub epoch: usize,
     pub train_loss: f64,
@@ -254,6 +264,7 @@ pub struct EpochLoss {
 
 /// One `Info` event of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LogLine {
     pub at: String,
     pub message: String,
@@ -261,6 +272,7 @@ pub struct LogLine {
 
 /// Everything recorded about a run except its per-sample scores (see [`super::Store::run_scores`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RunDetail {
     pub info: RunInfo,
     pub spec: ExperimentSpec,
@@ -277,6 +289,7 @@ pub struct RunDetail {
 
 /// One sample's scores in one phase of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct StoredScore {
     pub sample_id: i64,
     pub split: Split,

@@ -1,0 +1,113 @@
+//! CLIP Lab's desktop app: a Tauri 2 shell over the `experiments` core.
+//!
+//! - [`app`]: the state and the logic of each command (no window needed: tested against a temporary store);
+//! - [`commands`]: the Tauri commands, one line each;
+//! - [`views`]: the shapes the screens get; [`bindings`]: their TypeScript twins, checked in as
+//!   `ui/src/bindings.ts`;
+//! - [`picker`]: file and folder dialogs, the only way the app reaches a user's files;
+//! - the `cliplab://` protocol serves image thumbnails to the page.
+
+pub mod app;
+pub mod bindings;
+pub mod commands;
+pub mod error;
+pub mod picker;
+pub mod views;
+
+use std::sync::Arc;
+
+pub use error::{Error, Result};
+use tauri::{Emitter, Manager};
+
+use crate::app::{App, EventSink};
+use crate::commands::Shared;
+use crate::views::AppEvent;
+
+struct WindowSink<R: tauri::Runtime> {
+    app: tauri::AppHandle<R>,
+}
+
+impl<R: tauri::Runtime> EventSink for WindowSink<R> {
+    fn emit(&self, event: AppEvent) {
+        // A closed window is not an error of the run.
+        let _ = self.app.emit(bindings::EVENT_NAME, event);
+    }
+}
+
+/// `cliplab://localhost/image/<image id>?size=<px>` → a JPEG thumbnail of an image in the store.
+fn serve_image<R: tauri::Runtime>(app: &tauri::AppHandle<R>, uri: &tauri::http::Uri) -> tauri::http::Response<Vec<u8>> {
+    use tauri::http::{header, Response, StatusCode};
+    let reply = |status: StatusCode, ctype: &str, body: Vec<u8>| {
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, ctype)
+            .header(header::CACHE_CONTROL, "max-age=86400")
+            .body(body)
+            .unwrap_or_default()
+    };
+    let id = uri.path().strip_prefix("/image/").and_then(|s| s.parse::<i64>().ok());
+    let size = uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("size=")))
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(256);
+    let Some(id) = id else {
+        return reply(StatusCode::NOT_FOUND, "text/plain", b"no such image".to_vec());
+    };
+    match app.state::<Shared>().0.as_ref().map_err(|e| e.clone()).and_then(|a| a.thumbnail(id, size).map_err(|e| e.to_string())) {
+        Ok(bytes) => reply(StatusCode::OK, "image/jpeg", bytes),
+        Err(e) => reply(StatusCode::NOT_FOUND, "text/plain", e.into_bytes()),
+    }
+}
+
+/// Starts the app. The store is `$CLIPLAB_HOME` or the platform's data folder; a store that cannot be opened
+/// is reported in the window.
+pub fn run() -> anyhow::Result<()> {
+    tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .register_asynchronous_uri_scheme_protocol("cliplab", |ctx, request, responder| {
+            let app = ctx.app_handle().clone();
+            let uri = request.uri().clone();
+            // Decoding and resizing take a while: keep them off the main thread.
+            std::thread::spawn(move || responder.respond(serve_image(&app, &uri)));
+        })
+        .setup(|app| {
+            let handle = app.handle().clone();
+            let picker: Box<dyn picker::Picker> = match picker::ScriptedPicker::from_env() {
+                Some(p) => Box::new(p),
+                None => Box::new(picker::NativePicker { app: handle.clone() }),
+            };
+            let sink = Arc::new(WindowSink { app: handle });
+            let home = experiments::store::Store::default_home();
+            let shared = App::open(&home, picker, sink).map_err(|e| format!("cannot open the CLIP Lab store in {}: {e}", home.display()));
+            app.manage(Shared(shared));
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::list_datasets,
+            commands::dataset_samples,
+            commands::pick_import,
+            commands::demo_import,
+            commands::preview_import,
+            commands::confirm_import,
+            commands::cancel_import,
+            commands::list_experiments,
+            commands::list_models,
+            commands::pick_model,
+            commands::default_spec,
+            commands::check_spec,
+            commands::create_experiment,
+            commands::start_run,
+            commands::cancel_run,
+            commands::list_runs,
+            commands::active_runs,
+            commands::run_view,
+            commands::run_samples,
+            commands::compare_runs,
+            commands::export_checkpoint,
+            commands::export_report,
+        ])
+        .run(tauri::generate_context!())?;
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! The command layer against a temporary store: what each command returns is checked against what the store
+//! holds, with a scripted picker standing in for the dialogs and a recording sink for the window.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cliplab_app::app::{App, RecordingSink};
+use cliplab_app::picker::ScriptedPicker;
+use cliplab_app::views::*;
+use experiments::dataset::ColumnMap;
+use experiments::events::Event;
+use experiments::spec::ExperimentSpec;
+use experiments::store::{RunStatus, Store};
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    out: PathBuf,
+    picker: Arc<ScriptedPicker>,
+    sink: Arc<RecordingSink>,
+    app: Arc<App>,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).expect("out dir");
+    let picker = Arc::new(ScriptedPicker::default());
+    let sink = Arc::new(RecordingSink::default());
+    let app = App::open(&home, Box::new(picker.clone()), sink.clone()).expect("open app");
+    Fixture { _tmp: tmp, home, out, picker, sink, app }
+}
+
+/// Imports the demo data (small) and returns the dataset's id and name.
+fn import_demo(f: &Fixture, images: usize) -> (i64, String) {
+    let draft = f.app.demo_import(images).expect("demo files");
+    let preview = f.app.preview_import(draft.token, &draft.name, ColumnMap::default()).expect("preview");
+    assert!(preview.importable, "{preview:?}");
+    assert_eq!(preview.report.problems.len(), 0, "{:?}", preview.report.problems);
+    assert_eq!(preview.report.valid_rows, images);
+    let ds = f.app.confirm_import(draft.token, false).expect("import");
+    (ds.id, ds.name)
+}
+
+fn tiny_spec(f: &Fixture, name: &str, lr: f64, epochs: usize) -> ExperimentSpec {
+    let mut spec = f.app.default_spec().expect("default spec");
+    spec.name = name.into();
+    spec.sample.train = 40;
+    spec.sample.heldout = 12;
+    spec.train.epochs = epochs;
+    spec.train.batch_size = 8;
+    spec.train.lr = lr;
+    spec.train.eval_batch_size = 32;
+    spec.device = experiments::device::DeviceChoice::Cpu;
+    spec
+}
+
+/// Waits (generously: a hang must fail, not block CI) until the sink has seen run `run_id` finish.
+fn wait_finished(f: &Fixture, run_id: i64) -> (RunStatus, Option<String>) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let found = f.sink.events.lock().expect("sink").iter().find_map(|e| match e {
+            AppEvent::RunFinished { run_id: r, status, error } if *r == run_id => Some((*status, error.clone())),
+            _ => None,
+        });
+        if let Some(done) = found {
+            return done;
+        }
+        assert!(Instant::now() < deadline, "run {run_id} did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn run_events(f: &Fixture, run_id: i64) -> Vec<Event> {
+    f.sink
+        .events
+        .lock()
+        .expect("sink")
+        .iter()
+        .filter_map(|e| match e {
+            AppEvent::Run { run_id: r, event } if *r == run_id => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn bindings_are_fresh() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/bindings.ts");
+    let want = cliplab_app::bindings::typescript();
+    if std::env::var_os("CLIPLAB_UPDATE_BINDINGS").is_some() {
+        std::fs::write(&path, &want).expect("write bindings");
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} is stale: run `CLIPLAB_UPDATE_BINDINGS=1 cargo test -p cliplab-app --test commands bindings` and commit it",
+        path.display()
+    );
+}
+
+#[test]
+fn the_capability_allows_exactly_the_commands() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cap: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("capabilities/default.json")).expect("capability")).expect("json");
+    let mut allowed: Vec<String> = cap["permissions"]
+        .as_array()
+        .expect("permissions")
+        .iter()
+        .filter_map(|p| p.as_str())
+        .filter(|p| !p.starts_with("core:"))
+        .map(str::to_string)
+        .collect();
+    let mut want: Vec<String> =
+        cliplab_app::bindings::COMMANDS.iter().map(|(name, _, _)| format!("allow-{}", name.replace('_', "-"))).collect();
+    allowed.sort();
+    want.sort();
+    assert_eq!(allowed, want);
+    // Nothing beyond events from the core plugins; no dialog, fs or shell permission for the page.
+    let core: Vec<&str> =
+        cap["permissions"].as_array().expect("permissions").iter().filter_map(|p| p.as_str()).filter(|p| p.contains(':')).collect();
+    assert_eq!(core, ["core:event:allow-listen", "core:event:allow-unlisten"]);
+    let build_rs = std::fs::read_to_string(dir.join("build.rs")).expect("build.rs");
+    for (name, _, _) in cliplab_app::bindings::COMMANDS {
+        assert!(build_rs.contains(&format!("\"{name}\"")), "build.rs does not declare `{name}`");
+    }
+    let conf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tauri.conf.json")).expect("conf")).expect("json");
+    let csp = &conf["app"]["security"]["csp"];
+    assert_eq!(csp["script-src"], "'self'", "no inline or remote scripts");
+    assert_eq!(csp["object-src"], "'none'");
+}
+
+#[test]
+fn import_run_view_compare_and_export_through_the_commands() {
+    let f = fixture();
+    let (ds_id, ds_name) = import_demo(&f, 60);
+
+    // Datasets: listed as stored; pages and filters over the samples.
+    let stored = Store::open(&f.home).expect("store");
+    let listed = f.app.datasets().expect("datasets");
+    assert_eq!(listed, stored.datasets().expect("stored datasets"));
+    let all = stored.dataset_samples(ds_id).expect("samples");
+    let page = f.app.samples(ds_id, &SampleQuery { limit: 25, offset: 50, ..Default::default() }).expect("page");
+    assert_eq!(page.total, 60);
+    assert_eq!(page.items.len(), 10);
+    assert_eq!(page.items[0], all[50]);
+    let label_c = f.app.samples(ds_id, &SampleQuery { label: Some(2), limit: 500, ..Default::default() }).expect("label C");
+    assert_eq!(label_c.total, all.iter().filter(|s| s.label == 2).count());
+    assert!(label_c.items.iter().all(|s| s.label == 2));
+    let word = all[0].choices[all[0].label].split_whitespace().last().expect("a word").to_lowercase();
+    let by_text = f.app.samples(ds_id, &SampleQuery { text: word.to_uppercase(), limit: 500, ..Default::default() }).expect("text");
+    assert!(by_text.total >= 1 && by_text.total < 60 || by_text.total == 60);
+    assert!(by_text.items.iter().all(|s| s.choices.iter().any(|c| c.to_lowercase().contains(&word))));
+
+    // Thumbnails are JPEGs of the stored image.
+    let jpeg = f.app.thumbnail(all[0].image_id, 96).expect("thumbnail");
+    let img = image::load_from_memory(&jpeg).expect("decodes");
+    assert!(img.width() <= 96 && img.height() <= 96 && img.width().max(img.height()) == 96);
+
+    // The form's validation names the field at fault.
+    let mut bad = tiny_spec(&f, "", -1.0, 0);
+    bad.sample.heldout = 1000;
+    bad.model = f.out.clone();
+    let errs = f.app.check_spec(&bad).expect("check");
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    for field in ["name", "train.lr", "train.epochs", "model", "sample.heldout"] {
+        assert!(fields.contains(&field), "no error for {field}: {errs:?}");
+    }
+    assert!(f.app.create_experiment(&bad).is_err());
+    assert!(f.app.experiments().expect("experiments").is_empty(), "a rejected spec stores nothing");
+
+    // Two runs that differ in lr.
+    let spec = tiny_spec(&f, "gui lr 3e-3", 3e-3, 3);
+    assert_eq!(spec.dataset, ds_name);
+    assert!(f.app.check_spec(&spec).expect("check").is_empty());
+    let e1 = f.app.create_experiment(&spec).expect("create");
+    let e2 = f.app.create_experiment(&ExperimentSpec { name: "gui lr 1e-4".into(), ..tiny_spec(&f, "x", 1e-4, 3) }).expect("create");
+    let r1 = f.app.start_run(e1.id).expect("start");
+    assert!(matches!(r1.status, RunStatus::Queued | RunStatus::Running));
+    assert_eq!(wait_finished(&f, r1.id), (RunStatus::Completed, None));
+    let r2 = f.app.start_run(e2.id).expect("start");
+    assert_eq!(wait_finished(&f, r2.id), (RunStatus::Completed, None));
+    assert!(f.app.active_runs().is_empty());
+
+    // The window got the runner's events, and they are what the store recorded.
+    let detail = stored.run(r1.id).expect("run");
+    let steps: Vec<f64> = run_events(&f, r1.id).iter().filter_map(|e| if let Event::Step { loss, .. } = e { Some(*loss) } else { None }).collect();
+    assert_eq!(steps, detail.step_losses.iter().map(|s| s.loss).collect::<Vec<_>>());
+    assert_eq!(steps.len(), 3 * 5, "3 epochs of 40 samples in batches of 8");
+    let epochs = &detail.epoch_losses;
+    assert!(epochs.last().expect("epochs").train_loss < epochs[0].train_loss, "loss decreases: {epochs:?}");
+
+    // Runs table = store.
+    let runs = f.app.runs().expect("runs");
+    assert_eq!(runs, stored.runs().expect("stored runs"));
+
+    // Run detail: summary from the scores, equal to the store's metrics; the charts are drawn.
+    let view = f.app.run_view(r1.id).expect("view");
+    let summary = view.summary.as_ref().expect("summary");
+    let m = detail.info.metrics;
+    let close = |a: Option<f64>, b: f64| (a.expect("metric") - b).abs() < 1e-6;
+    assert!(close(summary.heldout.accuracy_after, m.heldout_after.expect("after").accuracy));
+    assert!(close(summary.train.mean_label_prob_before, m.train_before.expect("before").mean_label_prob));
+    let names: Vec<&str> = view.charts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["loss_steps", "loss_epochs", "label_prob_slope", "label_prob_hist", "metrics", "calibration", "letters"]);
+    assert!(view.charts.iter().all(|c| c.svg.starts_with("<svg")));
+    assert!(view.charts[0].svg.contains(&view.colour), "the loss curve is drawn in the run's colour");
+
+    // Sample cards: every scored sample once, probabilities sum to 1, sorted by gain.
+    let cards = f.app.run_samples(r1.id, &RunSampleQuery { limit: 500, ..Default::default() }).expect("cards");
+    assert_eq!(cards.total, 52);
+    for c in &cards.items {
+        for p in [c.before.as_ref().expect("before"), c.after.as_ref().expect("after")] {
+            assert_eq!(p.len(), c.choices.len());
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        }
+        assert!(c.image_id > 0);
+    }
+    let deltas: Vec<f64> = cards.items.iter().map(|c| c.delta.expect("delta")).collect();
+    assert!(deltas.windows(2).all(|w| w[0] >= w[1]), "sorted by gain");
+    let losses = f.app.run_samples(r1.id, &RunSampleQuery { sort: SampleSort::Loss, limit: 5, ..Default::default() }).expect("loss");
+    assert_eq!(losses.items[0].sample_id, cards.items.last().expect("last").sample_id);
+    let held = f
+        .app
+        .run_samples(r1.id, &RunSampleQuery { split: Some(experiments::analysis::Split::Heldout), limit: 500, ..Default::default() })
+        .expect("held-out");
+    assert_eq!(held.total, 12);
+    let flipped = f.app.run_samples(r1.id, &RunSampleQuery { flipped_only: true, limit: 500, ..Default::default() }).expect("flipped");
+    assert!(flipped.items.iter().all(|c| {
+        let right = |p: &Vec<f32>| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i) == Some(c.label);
+        right(c.before.as_ref().expect("b")) != right(c.after.as_ref().expect("a"))
+    }));
+
+    // Compare: one colour per run, the differing hyperparameter, flips between them.
+    let cmp = f.app.compare(&[r1.id, r2.id]).expect("compare");
+    assert_eq!(cmp.runs.len(), 2);
+    assert_ne!(cmp.runs[0].colour, cmp.runs[1].colour);
+    let keys: Vec<&str> = cmp.diff.iter().map(|d| d.key.as_str()).collect();
+    assert!(keys.contains(&"train.lr"), "{keys:?}");
+    assert!(keys.contains(&"name"), "{keys:?}");
+    let loss = &cmp.charts[0].svg;
+    assert!(loss.contains(&cmp.runs[0].colour) && loss.contains(&cmp.runs[1].colour));
+    assert_eq!(cmp.flips.gained.len(), cmp.flips.wrong_right);
+    assert_eq!(cmp.flip_cards.len(), cmp.flips.gained.len().min(24) + cmp.flips.lost.len().min(24));
+    assert!(f.app.compare(&[r1.id]).is_err(), "one run is not a comparison");
+
+    // Export: the checkpoint folder where the user picked, reloading to the run's scores; charts and CSV.
+    assert!(f.app.export_checkpoint(r1.id).expect("cancelled dialog").is_none(), "no pick, no export");
+    f.picker.push(f.out.clone());
+    let exported = f.app.export_checkpoint(r1.id).expect("export").expect("picked");
+    assert_eq!(exported.dir, f.out.join(format!("cliplab-run-{}", r1.id)));
+    assert!(exported.dir.join("model.safetensors").is_file());
+    let bundle = experiments::engine::ClipBundle::load(&exported.dir, &candle_core_cpu(), &Default::default()).expect("reload");
+    let s = &all[0];
+    let pixels = bundle.load_image(&s.image_path).expect("pixels");
+    let sample = experiments::engine::McqSample::new(Arc::new(pixels), s.choices.clone(), s.label).expect("sample");
+    let score = bundle
+        .score(&[sample], 1, experiments::events::Phase::ScoreAfter, &mut experiments::events::NullObserver)
+        .expect("score");
+    if let Some(card) = cards.items.iter().find(|c| c.sample_id == s.id) {
+        let after = card.after.as_ref().expect("after");
+        for (a, b) in score[0].probs.iter().zip(after) {
+            assert!((a - b).abs() < 1e-4, "exported weights reload to the run's scores: {:?} vs {after:?}", score[0].probs);
+        }
+    }
+    f.picker.push(f.out.clone());
+    let report = f.app.export_report(&[r1.id, r2.id]).expect("report").expect("picked");
+    assert!(report.files.iter().any(|p| p.extension().is_some_and(|e| e == "svg")));
+    assert!(report.files.iter().any(|p| p.extension().is_some_and(|e| e == "png")));
+    assert!(report.dir.join("samples.csv").is_file());
+}
+
+fn candle_core_cpu() -> candle_core::Device {
+    candle_core::Device::Cpu
+}
+
+#[test]
+fn bad_rows_are_reported_before_anything_is_stored() {
+    let f = fixture();
+    let dir = f.out.join("data");
+    let samples = experiments::synth::caption_contest(12, 5, 1, 32, 3);
+    let metadata = experiments::synth::write_dataset(&dir, &samples).expect("write");
+    // Row 3: a label that is not among the choices.
+    let text = std::fs::read_to_string(&metadata).expect("read");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut row: serde_json::Value = serde_json::from_str(&lines[2]).expect("row");
+    row["label"] = serde_json::json!("Q");
+    lines[2] = row.to_string();
+    std::fs::write(&metadata, lines.join("\n") + "\n").expect("write");
+
+    assert!(f.app.pick_import().expect("cancelled").is_none());
+    f.picker.push(metadata.clone());
+    f.picker.push(dir.join("images"));
+    let draft = f.app.pick_import().expect("pick").expect("picked");
+    assert_eq!(draft.metadata, metadata);
+    let preview = f.app.preview_import(draft.token, "with a bad row", ColumnMap::default()).expect("preview");
+    assert!(preview.importable);
+    assert_eq!((preview.report.total_rows, preview.report.valid_rows), (12, 11));
+    assert_eq!(preview.problem_kinds.len(), 1);
+    assert_eq!(preview.problem_kinds[0].kind, "label_not_in_choices");
+    assert_eq!(preview.report.problems[0].row, Some(3));
+
+    let err = f.app.confirm_import(draft.token, false).expect_err("problems need consent");
+    assert!(err.to_string().contains("skip bad rows"), "{err}");
+    assert!(f.app.datasets().expect("datasets").is_empty(), "nothing stored");
+    let ds = f.app.confirm_import(draft.token, true).expect("import valid rows");
+    assert_eq!((ds.n_samples, ds.n_skipped), (11, 1));
+
+    // A missing column: reported, not importable.
+    f.picker.push(metadata.clone());
+    let draft = f.app.pick_import().expect("pick").expect("picked");
+    let cols = ColumnMap { label: "answer".into(), ..ColumnMap::default() };
+    let preview = f.app.preview_import(draft.token, "no such column", cols).expect("preview");
+    assert!(!preview.importable);
+    assert_eq!(preview.problem_kinds[0].kind, "missing_column");
+    assert!(f.app.confirm_import(draft.token, true).is_err());
+    assert_eq!(f.app.datasets().expect("datasets").len(), 1);
+}
+
+#[test]
+fn a_failed_or_cancelled_run_keeps_its_record_and_the_app_goes_on() {
+    let f = fixture();
+    import_demo(&f, 60);
+    // Cancelled: stop after the first training step.
+    let exp = f.app.create_experiment(&tiny_spec(&f, "to cancel", 1e-3, 50)).expect("create");
+    let run = f.app.start_run(exp.id).expect("start");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !run_events(&f, run.id).iter().any(|e| matches!(e, Event::Step { .. })) {
+        assert!(Instant::now() < deadline, "no step");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f.app.cancel_run(run.id).expect("cancel");
+    assert_eq!(wait_finished(&f, run.id), (RunStatus::Cancelled, None));
+    let kept = Store::open(&f.home).expect("store").run(run.id).expect("run");
+    assert!(!kept.step_losses.is_empty() && kept.step_losses.len() < 250, "steps kept: {}", kept.step_losses.len());
+    assert!(f.app.cancel_run(run.id).is_err(), "not running any more");
+
+    // Failed: the model's weights vanish after the experiment was created.
+    let model_copy = f.out.join("model-copy");
+    let spec = tiny_spec(&f, "will fail", 1e-3, 1);
+    std::fs::create_dir_all(&model_copy).expect("dir");
+    for e in std::fs::read_dir(&spec.model).expect("model dir").flatten() {
+        std::fs::copy(e.path(), model_copy.join(e.file_name())).expect("copy");
+    }
+    f.picker.push(model_copy.clone());
+    let picked = f.app.pick_model().expect("pick").expect("picked");
+    assert_eq!(picked.source, "picked");
+    let exp = f.app.create_experiment(&ExperimentSpec { model: model_copy.clone(), ..spec }).expect("create");
+    std::fs::remove_file(model_copy.join("model.safetensors")).expect("remove");
+    let run = f.app.start_run(exp.id).expect("start");
+    let (status, error) = wait_finished(&f, run.id);
+    assert_eq!(status, RunStatus::Failed);
+    let error = error.expect("a message");
+    assert!(error.contains("model.safetensors"), "{error}");
+    let runs = f.app.runs().expect("the app still answers");
+    assert_eq!(runs.iter().find(|r| r.id == run.id).expect("listed").error.as_deref(), Some(error.as_str()));
+
+    // A model folder never picked is refused.
+    let mut spec = tiny_spec(&f, "unpicked model", 1e-3, 1);
+    spec.model = f.out.clone();
+    let err = f.app.create_experiment(&spec).expect_err("unpicked");
+    assert!(err.to_string().starts_with("model:"), "{err}");
+}

@@ -1,0 +1,224 @@
+// Small DOM helpers: element builder, formatting, the error banner and the event bus.
+
+import { listen } from "@tauri-apps/api/event";
+import { convertFileSrc } from "@tauri-apps/api/core";
+import { EVENT_NAME, type AppEvent } from "./bindings";
+
+export type Child = Node | string | number | null | undefined | false | Child[];
+
+export interface Props {
+  class?: string;
+  testid?: string;
+  title?: string;
+  style?: string;
+  on?: Partial<{ [K in keyof HTMLElementEventMap]: (e: HTMLElementEventMap[K]) => void }>;
+  attrs?: Record<string, string | number | boolean | undefined>;
+}
+
+/** `h("div", { class: "x", testid: "y" }, child, ...)`: builds an element. Text is set as text, never as HTML. */
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props | null = null, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  if (props) {
+    if (props.class) el.className = props.class;
+    if (props.testid) el.dataset.testid = props.testid;
+    if (props.title) el.title = props.title;
+    if (props.style) el.setAttribute("style", props.style);
+    for (const [k, v] of Object.entries(props.attrs ?? {})) {
+      if (v === undefined || v === false) continue;
+      if (v === true) el.setAttribute(k, "");
+      else el.setAttribute(k, String(v));
+    }
+    for (const [k, fn] of Object.entries(props.on ?? {})) {
+      el.addEventListener(k, fn as EventListener);
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+export function append(el: Element, children: Child[]): void {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else if (c instanceof Node) el.appendChild(c);
+    else el.appendChild(document.createTextNode(String(c)));
+  }
+}
+
+export function clear(el: Element, ...children: Child[]): void {
+  el.replaceChildren();
+  append(el, children);
+}
+
+/** Inserts an SVG document drawn by the core (plotters) as live SVG, so its elements can be inspected. */
+export function svgNode(svg: string): Node {
+  const doc = new DOMParser().parseFromString(svg, "image/svg+xml");
+  const root = doc.documentElement;
+  if (root.nodeName !== "svg") return h("p", { class: "muted" }, "(chart could not be drawn)");
+  root.querySelectorAll("script, foreignObject").forEach((n) => n.remove());
+  root.removeAttribute("width");
+  root.removeAttribute("height");
+  return document.importNode(root, true);
+}
+
+export const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+export const letter = (i: number) => LETTERS[i] ?? String(i);
+
+export function pct(x: number | null | undefined, digits = 1): string {
+  return x === null || x === undefined || Number.isNaN(x) ? "–" : `${(x * 100).toFixed(digits)}%`;
+}
+
+export function num(x: number | null | undefined, digits = 3): string {
+  return x === null || x === undefined || Number.isNaN(x) ? "–" : x.toFixed(digits);
+}
+
+export function sci(x: number): string {
+  if (x === 0) return "0";
+  return Math.abs(x) < 1e-2 || Math.abs(x) >= 1e4 ? x.toExponential(0).replace("e-", "e-") : String(x);
+}
+
+export function duration(s: number | null | undefined): string {
+  if (s === null || s === undefined || !Number.isFinite(s)) return "–";
+  if (s < 60) return `${Math.round(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+export function when(iso: string | null | undefined): string {
+  if (!iso) return "–";
+  const d = new Date(iso.includes("T") || iso.endsWith("Z") ? iso : iso.replace(" ", "T") + "Z");
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+}
+
+/** Base of the `cliplab://` protocol that serves thumbnails (its form differs per platform). */
+const imageBase = convertFileSrc("", "cliplab");
+
+export function imageUrl(imageId: number, size = 192): string {
+  return `${imageBase}image/${imageId}?size=${size}`;
+}
+
+export function thumb(imageId: number, alt: string, size = 192): HTMLImageElement {
+  const img = h("img", { class: "thumb", attrs: { src: imageUrl(imageId, size), alt, loading: "lazy", decoding: "async" } });
+  img.addEventListener("error", () => img.classList.add("broken"));
+  return img;
+}
+
+/** Text of a rejected command (the Rust side sends its error as a readable string). */
+export function message(e: unknown): string {
+  if (typeof e === "string") return e;
+  if (e instanceof Error) return e.message;
+  try {
+    return JSON.stringify(e);
+  } catch {
+    return String(e);
+  }
+}
+
+/** Shows an error in the banner at the top of the window (it stays until closed). */
+export function showError(e: unknown, context?: string): void {
+  const box = document.getElementById("errors");
+  const text = (context ? `${context}: ` : "") + message(e);
+  console.error(text);
+  if (!box) return;
+  const item = h(
+    "div",
+    { class: "error", testid: "error" },
+    h("span", { class: "error-text" }, text),
+    h("button", { class: "ghost", title: "Dismiss", on: { click: () => item.remove() } }, "×"),
+  );
+  box.appendChild(item);
+}
+
+export function clearErrors(): void {
+  document.getElementById("errors")?.replaceChildren();
+}
+
+/** Runs `fn`, showing its error in the banner; returns undefined on failure. */
+export async function attempt<T>(fn: () => Promise<T>, context?: string): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (e) {
+    showError(e, context);
+    return undefined;
+  }
+}
+
+type Listener = (e: AppEvent) => void;
+const listeners = new Set<Listener>();
+
+/** Subscribes to the app's events; returns the unsubscribe function. */
+export function onAppEvent(fn: Listener): () => void {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+export async function startEventBus(): Promise<void> {
+  await listen<AppEvent>(EVENT_NAME, (e) => {
+    for (const fn of [...listeners]) {
+      try {
+        fn(e.payload);
+      } catch (err) {
+        showError(err);
+      }
+    }
+  });
+}
+
+/** Calls `fn` at most once per `ms` (trailing call kept). */
+export function throttle(fn: () => void, ms: number): () => void {
+  let timer: number | undefined;
+  let last = 0;
+  return () => {
+    const now = Date.now();
+    if (timer !== undefined) return;
+    const wait = Math.max(0, last + ms - now);
+    timer = window.setTimeout(() => {
+      timer = undefined;
+      last = Date.now();
+      fn();
+    }, wait);
+  };
+}
+
+export function debounce(fn: () => void, ms: number): () => void {
+  let timer: number | undefined;
+  return () => {
+    if (timer !== undefined) window.clearTimeout(timer);
+    timer = window.setTimeout(fn, ms);
+  };
+}
+
+/** A pager: "41–80 of 2,000" with previous/next buttons. */
+export function pager(total: number, offset: number, limit: number, go: (offset: number) => void, testid = "pager"): HTMLElement {
+  const from = total === 0 ? 0 : offset + 1;
+  const to = Math.min(total, offset + limit);
+  return h(
+    "div",
+    { class: "pager", testid },
+    h("button", { class: "ghost", attrs: { disabled: offset <= 0 }, on: { click: () => go(Math.max(0, offset - limit)) } }, "‹ Previous"),
+    h("span", { testid: `${testid}-text` }, `${from.toLocaleString()}–${to.toLocaleString()} of ${total.toLocaleString()}`),
+    h("button", { class: "ghost", attrs: { disabled: to >= total }, on: { click: () => go(offset + limit) } }, "Next ›"),
+  );
+}
+
+/** The route's query parameters. */
+export function routeParams(): URLSearchParams {
+  const hash = location.hash.replace(/^#/, "");
+  const q = hash.indexOf("?");
+  return new URLSearchParams(q >= 0 ? hash.slice(q + 1) : "");
+}
+
+export function navigate(to: string): void {
+  location.hash = to;
+}
+
+/** A status badge. */
+export function badge(status: string): HTMLElement {
+  return h("span", { class: `badge status-${status}`, testid: "status" }, status);
+}
+
+/** Probability bar: grey for before, the run colour for after. */
+export function bar(p: number | undefined, colour: string, kind: "before" | "after"): HTMLElement {
+  const width = p === undefined ? 0 : Math.max(0, Math.min(1, p)) * 100;
+  return h("div", { class: `bar ${kind}` }, h("div", { class: "fill", style: `width:${width.toFixed(1)}%;background:${colour}` }));
+}
