@@ -106,7 +106,7 @@ fn the_desktop_app_end_to_end() {
     assert_eq!(shown, "120");
 
     // ---- Sample browser: cards as stored, paging, filtering ---------------------------------------------------
-    s.click(&format!("[data-testid=dataset-row-{}]", ds.id)).expect("open dataset");
+    s.click(&format!("[data-testid=dataset-row-{}] a", ds.id)).expect("open dataset");
     s.wait("48 sample cards", SHORT, |s| Ok((s.count("[data-testid=sample-card]")? == 48).then_some(())));
     assert_eq!(s.text("[data-testid=pager-text]").expect("pager"), "1–48 of 120");
     let samples = store.dataset_samples(ds.id).expect("samples");

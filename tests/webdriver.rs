@@ -34,8 +34,35 @@ pub struct Guard {
     pub child: Child,
 }
 
+/// The processes below `pid` (children first found, grandchildren after), from `/proc`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so parse after the last ')'.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|x| x.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((p, ppid));
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let cur = out[i];
+        out.extend(parent_of.iter().filter(|(_, pp)| *pp == cur).map(|(p, _)| *p));
+        i += 1;
+    }
+    out.remove(0);
+    out
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
+        // tauri-driver leaves WebKitWebDriver (and the app) running when it is killed: end them one by one.
+        for pid in descendants(self.child.id()).into_iter().rev() {
+            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).stderr(Stdio::null()).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -77,10 +104,6 @@ pub fn start_tauri_driver(env: &[(&str, &Path)], display: &str, log: &Path) -> (
     let mut cmd = Command::new(driver);
     cmd.args(["--port", &port.to_string(), "--native-port", &native.to_string()])
         .env("DISPLAY", display)
-        // Software rendering: Xvfb has no GPU.
-        .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
-        .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
-        .env("LIBGL_ALWAYS_SOFTWARE", "1")
         .stdout(out.try_clone().expect("log"))
         .stderr(out);
     for (k, v) in env {
@@ -141,7 +164,8 @@ impl Session {
         let status = resp.status();
         let v: Value = resp.body_mut().read_json().map_err(|e| WdError(format!("{method} {path}: {e}")))?;
         if !status.is_success() {
-            return Err(WdError(format!("{method} {path}: {}", v["value"]["message"].as_str().unwrap_or(&v.to_string()))));
+            let (error, message) = (v["value"]["error"].as_str().unwrap_or(""), v["value"]["message"].as_str().unwrap_or(""));
+            return Err(WdError(format!("{method} {path}: {status} {error}: {message}")));
         }
         Ok(v["value"].clone())
     }
@@ -207,8 +231,22 @@ impl Session {
         self.js("location.hash = arguments[0];", json!([hash])).map(|_| ())
     }
 
-    /// Saves a screenshot as `<shots>/<name>.png` and returns its path.
+    /// Saves a screenshot as `<shots>/<name>.png` (once the images in view have loaded) and returns its path.
     pub fn screenshot(&self, name: &str) -> PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let pending = self.js(
+                "return [...document.images].filter(i => { const r = i.getBoundingClientRect(); \
+                 return r.bottom > 0 && r.top < innerHeight && !(i.complete && i.naturalWidth > 0) && !i.classList.contains('broken'); }).length;",
+                json!([]),
+            );
+            if pending.ok().and_then(|v| v.as_u64()) == Some(0) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Decoded is not yet painted.
+        std::thread::sleep(Duration::from_millis(400));
         let path = self.shots.join(format!("{name}.png"));
         match self.call("GET", "/screenshot", None) {
             Ok(v) => {

@@ -53,8 +53,8 @@ export async function renderRun(root: HTMLElement, ctx: ViewCtx, id: number): Pr
     root.appendChild(livePanel(view, ctx, () => void renderAgain()));
   } else {
     root.appendChild(summaryTiles(view));
+    root.appendChild(chartsGrid(view.charts, "run-charts"));
   }
-  root.appendChild(chartsGrid(view.charts, "run-charts"));
   root.appendChild(specPanel(view));
   if (view.summary) root.appendChild(await samplesPanel(id, view.colour, ctx));
 
@@ -121,6 +121,10 @@ function livePanel(view: RunView, ctx: ViewCtx, finished: () => void): HTMLEleme
       const ev = e.event;
       switch (ev.kind) {
         case "phase_started":
+          document.querySelectorAll(".meta [data-testid=status]").forEach((b) => {
+            b.textContent = "running";
+            b.className = "badge status-running";
+          });
           phase.textContent = ev.phase.replace("_", " ");
           setProgress(0, ev.total, null);
           break;
