@@ -129,10 +129,6 @@ fn the_desktop_app_end_to_end() {
     assert!(err.contains("does not fit"), "{err}");
     create_and_run(&s, "gui lr 3e-3", "0.003", "12", Some("03-new-experiment"));
     let run_a = wait_run_page(&s, &[]);
-    s.wait("the live or finished run", LONG, |s| Ok(s.find("[data-testid=live-panel], [data-testid=run-summary]").ok()));
-    if s.count("[data-testid=live-panel]").unwrap_or(0) > 0 {
-        s.screenshot("04-run-live");
-    }
     s.wait("run A to complete", LONG, |s| Ok(s.find("[data-testid=run-summary]").ok()));
     let detail = store.run(run_a).expect("run A");
     assert_eq!(detail.info.status, RunStatus::Completed);
@@ -156,10 +152,31 @@ fn the_desktop_app_end_to_end() {
     let run_b = wait_run_page(&s, &[run_a]);
     s.wait("run B to complete", LONG, |s| Ok(s.find("[data-testid=run-summary]").ok()));
 
+    // ---- A long run: the live view's loss curve grows; cancel keeps what it recorded --------------------------
+    s.go("#/new").expect("go");
+    create_and_run(&s, "gui long", "0.001", "2000", None);
+    let run_c = wait_run_page(&s, &[run_a, run_b]);
+    let points = |s: &Session| -> webdriver::WdResult<usize> {
+        let v = s.js("const p = document.querySelector('[data-testid=live-loss] polyline'); return p ? p.getAttribute('points').trim().split(' ').length : 0;", json!([]))?;
+        Ok(v.as_u64().unwrap_or(0) as usize)
+    };
+    let first = s.wait("the live loss curve", LONG, |s| Ok(Some(points(s)?).filter(|n| *n >= 3)));
+    s.wait("the loss curve to grow", LONG, |s| Ok(Some(points(s)?).filter(|n| *n > first)));
+    let phase = s.text("[data-testid=live-phase]").expect("phase");
+    assert_eq!(phase, "train");
+    assert!(s.text("[data-testid=live-progress]").expect("progress").contains("ETA"));
+    s.screenshot("04-run-live");
+    s.click("[data-testid=cancel-run]").expect("cancel");
+    s.wait("the run to be cancelled", LONG, |s| Ok((s.text(".meta [data-testid=status]")? == "cancelled").then_some(())));
+    let c = store.run(run_c).expect("run C");
+    assert_eq!(c.info.status, RunStatus::Cancelled);
+    assert!(!c.step_losses.is_empty() && c.step_losses.len() < 2000 * 8, "cancelled mid-way, steps kept");
+
     // ---- Runs table = store ------------------------------------------------------------------------------------
     s.go("#/runs").expect("go");
     s.wait("two completed rows", SHORT, |s| Ok((s.count("[data-testid=runs-table] tr[data-status=completed]")? == 2).then_some(())));
-    for run in store.runs().expect("runs") {
+    s.wait("the cancelled row", SHORT, |s| Ok((s.count("[data-testid=runs-table] tr[data-status=cancelled]")? == 1).then_some(())));
+    for run in store.runs().expect("runs").into_iter().filter(|r| r.status == RunStatus::Completed) {
         let acc = s.text(&format!("[data-testid=run-row-{}] [data-testid=cell-acc]", run.id)).expect("acc cell");
         let (b, a) = (run.metrics.heldout_before.expect("b"), run.metrics.heldout_after.expect("a"));
         assert_eq!(acc, format!("{} → {}", pct(b.accuracy), pct(a.accuracy)));
@@ -208,7 +225,7 @@ fn the_desktop_app_end_to_end() {
     assert!(msg.contains("already exists and is not empty"), "{msg}");
     s.screenshot("09-error");
     s.go("#/runs").expect("go");
-    s.wait("the runs table after the error", SHORT, |s| Ok((s.count("[data-testid=runs-table] tr[data-status]")? == 2).then_some(())));
+    s.wait("the runs table after the error", SHORT, |s| Ok((s.count("[data-testid=runs-table] tr[data-status]")? == 3).then_some(())));
 
     s.close();
 }

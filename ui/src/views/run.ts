@@ -257,6 +257,15 @@ async function samplesPanel(id: number, colour: string, ctx: ViewCtx): Promise<H
     "section",
     { class: "panel", testid: "samples-panel" },
     h("h2", null, "Samples"),
+    h(
+      "p",
+      { class: "muted small" },
+      "Each caption's probability before (grey bar) and after fine-tuning (coloured bar); ",
+      h("sup", null, "b"),
+      " / ",
+      h("sup", null, "a"),
+      " mark the model's top choice before / after; the right caption is green.",
+    ),
     h("div", { class: "toolbar" }, split, sort, h("label", { class: "check" }, flipped, "right/wrong changed"), text, pagerBox),
     grid,
   );
