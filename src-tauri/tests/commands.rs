@@ -365,3 +365,47 @@ fn a_failed_or_cancelled_run_keeps_its_record_and_the_app_goes_on() {
     let err = f.app.create_experiment(&spec).expect_err("unpicked");
     assert!(err.to_string().starts_with("model:"), "{err}");
 }
+
+#[test]
+fn the_front_end_defines_no_global_that_tauri_owns() {
+    // Tauri defines `window.isTauri`; a page global of that name breaks the page's script. The front end is ES
+    // modules (no globals), and nothing assigns to `window`/`globalThis` either.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src");
+    let mut files = vec![dir.clone()];
+    let mut checked = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).expect("ui/src").flatten().map(|e| e.path()));
+            continue;
+        }
+        if p.extension().is_none_or(|e| e != "ts") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).expect("read");
+        for bad in ["isTauri", "window.__", "globalThis."] {
+            assert!(!text.contains(bad), "{} uses `{bad}`", p.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "found the front end's sources");
+}
+
+#[test]
+fn the_bundle_makes_a_deb_with_every_icon() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let conf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tauri.conf.json")).expect("conf")).expect("json");
+    assert_eq!(conf["bundle"]["targets"], serde_json::json!(["deb"]));
+    let icons = conf["bundle"]["icon"].as_array().expect("icons");
+    for icon in icons {
+        let path = dir.join(icon.as_str().expect("path"));
+        assert!(path.is_file(), "{} is missing", path.display());
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        // `32x32.png`, `128x128@2x.png`: the picture is that size (times the scale).
+        if let Some(size) = name.strip_suffix(".png").and_then(|n| n.split('x').next()).and_then(|w| w.parse::<u32>().ok()) {
+            let scale = if name.contains("@2x") { 2 } else { 1 };
+            let img = image::open(&path).expect("icon decodes");
+            assert_eq!((img.width(), img.height()), (size * scale, size * scale), "{name}");
+        }
+    }
+}
