@@ -30,7 +30,6 @@ pub fn require_program(name: &str, var: &str, install: &str) -> PathBuf {
 
 /// Kills the child when dropped.
 pub struct Guard {
-    pub name: &'static str,
     pub child: Child,
 }
 
@@ -82,7 +81,7 @@ pub fn start_xvfb() -> (Guard, String) {
             .stderr(Stdio::null())
             .spawn()
             .expect("start Xvfb");
-        let guard = Guard { name: "Xvfb", child };
+        let guard = Guard { child };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
@@ -109,7 +108,7 @@ pub fn start_tauri_driver(env: &[(&str, &Path)], display: &str, log: &Path) -> (
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let guard = Guard { name: "tauri-driver", child: cmd.spawn().expect("start tauri-driver") };
+    let guard = Guard { child: cmd.spawn().expect("start tauri-driver") };
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if agent().get(&format!("http://127.0.0.1:{port}/status")).call().is_ok() {
@@ -177,10 +176,6 @@ impl Session {
 
     pub fn find(&self, css: &str) -> WdResult<String> {
         self.find_all(css)?.into_iter().next().ok_or_else(|| WdError(format!("no element `{css}`")))
-    }
-
-    pub fn text_of(&self, el: &str) -> WdResult<String> {
-        Ok(self.call("GET", &format!("/element/{el}/text"), None)?.as_str().unwrap_or_default().to_string())
     }
 
     /// Runs JavaScript in the page and returns its result.
