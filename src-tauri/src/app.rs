@@ -388,7 +388,6 @@ impl App {
                 }
             }
         }
-        drop(err);
         if errs.is_empty() {
             if let Err(e) = spec.validate() {
                 errs.push(FieldError { field: String::new(), message: e.to_string() });

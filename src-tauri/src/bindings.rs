@@ -38,8 +38,11 @@ fn void(_: &Config) -> String {
 
 type TyFn = fn(&Config) -> String;
 
-/// Every command: name, arguments (as JavaScript names them), return type.
-pub const COMMANDS: &[(&str, &[(&str, TyFn)], TyFn)] = &[
+/// A command: its name, its arguments (as JavaScript names them, with their types) and its return type.
+pub type CommandSig = (&'static str, &'static [(&'static str, TyFn)], TyFn);
+
+/// Every command.
+pub const COMMANDS: &[CommandSig] = &[
     ("app_info", &[], ty::<AppInfo>),
     ("list_datasets", &[], ty::<Vec<DatasetInfo>>),
     ("dataset_samples", &[("datasetId", ty::<i64>), ("query", ty::<SampleQuery>)], ty::<SamplePage>),
