@@ -1,14 +1,14 @@
 //! End-to-end tests: the `cliplab` binary as a user runs it, on data and models the tests generate.
 
 use cliplab_e2e::Dir;
-use experiments::engine::ClipBundle;
-use experiments::preprocess::ImageProcessorConfig;
-use experiments::synth;
+use experiments::model::engine::ClipBundle;
+use experiments::model::preprocess::ImageProcessorConfig;
+use experiments::data::synth;
 
 /// A tiny random CLIP model folder and one generated image.
 fn tiny_model(dir: &Dir) -> (std::path::PathBuf, std::path::PathBuf) {
     let model = dir.path().join("tiny-model");
-    let cfg = experiments::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
+    let cfg = experiments::model::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
     let tok = serde_json::to_vec(&synth::tiny_tokenizer_json()).expect("tokenizer");
     ClipBundle::write_random(&model, &cfg, tok, ImageProcessorConfig::with_size(32), 1).expect("model");
     let sample = synth::caption_contest(1, 5, 1, 48, 3).remove(0);

@@ -9,7 +9,7 @@ mod webdriver;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use experiments::store::{RunStatus, Store};
+use experiments::run::store::{RunStatus, Store};
 use serde_json::json;
 use webdriver::Session;
 
@@ -199,7 +199,7 @@ fn the_desktop_app_end_to_end() {
         .js("return [...document.querySelectorAll('[data-testid=chart-loss_steps] polyline')].map(p => p.getAttribute('stroke'));", json!([]))
         .expect("strokes");
     let colours: Vec<String> = colours.as_array().expect("array").iter().filter_map(|c| c.as_str().map(str::to_uppercase)).collect();
-    for c in [experiments::plots::palette_hex(0), experiments::plots::palette_hex(1)] {
+    for c in [experiments::report::plots::palette_hex(0), experiments::report::plots::palette_hex(1)] {
         assert!(colours.contains(&c), "the loss chart has a curve in {c}: {colours:?}");
     }
     let flips = |k: &str| s.text(&format!("[data-testid=flips-{k}]")).expect("flips").replace(',', "").parse::<usize>().expect("number");

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cliplab_e2e::Dir;
-use experiments::engine::ClipBundle;
-use experiments::preprocess::ImageProcessorConfig;
-use experiments::synth;
+use experiments::model::engine::ClipBundle;
+use experiments::model::preprocess::ImageProcessorConfig;
+use experiments::data::synth;
 
 /// Generated caption-contest data (2 rows per image) and a tiny random model.
 fn setup(dir: &Dir, images: usize) -> (PathBuf, PathBuf) {
@@ -15,7 +15,7 @@ fn setup(dir: &Dir, images: usize) -> (PathBuf, PathBuf) {
     let samples = synth::caption_contest(images, 5, 2, 48, 11);
     let metadata = synth::write_dataset(&data, &samples).expect("dataset");
     let model = dir.path().join("model");
-    let cfg = experiments::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
+    let cfg = experiments::model::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
     let tok = serde_json::to_vec(&synth::tiny_tokenizer_json()).expect("tokenizer");
     ClipBundle::write_random(&model, &cfg, tok, ImageProcessorConfig::with_size(32), 5).expect("model");
     (metadata, model)

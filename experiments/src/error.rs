@@ -63,7 +63,7 @@ pub enum Error {
         file: PathBuf,
         n: usize,
         first: String,
-        report: Box<crate::dataset::ValidationReport>,
+        report: Box<crate::validation::ValidationReport>,
     },
 
     /// The job was cancelled by the user.

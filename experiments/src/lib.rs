@@ -1,29 +1,26 @@
-//! CLIP Lab core: everything that is not GUI.
+//! CLIP Lab core: everything that is not GUI, in layers. Each layer may use the ones below it, never one above:
 //!
-//! - [`clip`]: the CLIP model in candle (config presets, trainable modules, loading and exporting Hugging Face
-//!   checkpoints), with [`clip::ops`] holding the differentiable fused ops it needs.
-//! - [`preprocess`]: `CLIPImageProcessor`-equal image preprocessing.
-//! - [`tokenize`]: caption tokenization with the `tokenizers` crate.
-//! - [`optim`]: fused in-place Adam / AdamW.
-//! - [`engine`]: scoring (softmax over each image's own choices) and fine-tuning.
-//! - [`synth`]: deterministic generated data and tiny models for tests and the demo.
+//! ```text
+//! report   analysis, charts, compare                      (top)
+//!   │
+//! run      spec, runner, store, demo
+//!   │
+//! model ── data   CLIP in candle, preprocess, tokenize, optim, device, engine  │  dataset import, synth
+//!   │
+//! error, events, vocab, validation                                  (bottom: every layer uses them)
+//! ```
+//!
+//! The faces (the `cliplab` CLI, the desktop app, the tests) call these modules and nothing else.
 
-pub mod bench;
-pub mod clip;
-pub mod compare;
-pub mod dataset;
-pub mod demo;
-pub mod device;
-pub mod engine;
+// Bottom layer.
 pub mod error;
 pub mod events;
+pub mod validation;
+pub mod vocab;
 pub use error::{Error, Result};
-pub mod analysis;
-pub mod optim;
-pub mod plots;
-pub mod preprocess;
-pub mod runner;
-pub mod spec;
-pub mod store;
-pub mod synth;
-pub mod tokenize;
+
+// Layers, bottom to top.
+pub mod data;
+pub mod model;
+pub mod report;
+pub mod run;

@@ -1,7 +1,7 @@
-//! Tests of the dataset import (`experiments::dataset`): the three metadata formats, the Hugging Face layout with
+//! Tests of the dataset import (`experiments::data`): the three metadata formats, the Hugging Face layout with
 //! embedded images, every kind of bad row, broken files, re-verification of images and the content hash.
 //!
-//! Data is generated here (synthetic PNGs from `experiments::synth`, metadata written as JSONL, CSV and parquet
+//! Data is generated here (synthetic PNGs from `experiments::data::synth`, metadata written as JSONL, CSV and parquet
 //! with the `parquet` crate's column writers). Two small parquet files made with real pyarrow are committed under
 //! `tests/fixtures/`; `tests/fixtures/make_fixtures.py` made them:
 //!
@@ -21,12 +21,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use experiments::dataset::{
-    import, index_to_letter, kind, letter_to_index, sha256_file, verify_images, ColumnMap, ImportOptions,
-    ImportedDataset, OnError, Problem,
+use experiments::data::{
+    import, sha256_file, verify_images, ColumnMap, ImportOptions,
+    ImportedDataset, OnError,
 };
+use experiments::validation::{kind, Problem};
 use experiments::events::{Event, NullObserver, Phase, Recorder};
-use experiments::synth::{caption_contest, write_dataset, SynthSample};
+use experiments::data::synth::{caption_contest, write_dataset, SynthSample};
+use experiments::vocab::{letter, letter_to_index};
 use experiments::Error;
 use image::{Rgb, RgbImage};
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
@@ -322,7 +324,7 @@ fn problems_of<'a>(ds_or_err: &'a [Problem], kind: &str) -> Vec<&'a Problem> {
     ds_or_err.iter().filter(|p| p.kind == kind).collect()
 }
 
-fn rejected_report(err: &Error) -> &experiments::dataset::ValidationReport {
+fn rejected_report(err: &Error) -> &experiments::validation::ValidationReport {
     match err {
         Error::Rejected { report, .. } => report,
         other => panic!("expected a rejected import, got: {other}"),
@@ -993,13 +995,13 @@ fn letters_and_indices() {
     for bad in ["", " ", "-1", "A1", "1.5", "ABCD", "é"] {
         assert_eq!(letter_to_index(bad), None, "{bad:?}");
     }
-    assert_eq!(index_to_letter(0), "A");
-    assert_eq!(index_to_letter(4), "E");
-    assert_eq!(index_to_letter(25), "Z");
-    assert_eq!(index_to_letter(26), "AA");
-    assert_eq!(index_to_letter(27), "AB");
+    assert_eq!(letter(0), "A");
+    assert_eq!(letter(4), "E");
+    assert_eq!(letter(25), "Z");
+    assert_eq!(letter(26), "AA");
+    assert_eq!(letter(27), "AB");
     for i in 0..18_278 {
-        assert_eq!(letter_to_index(&index_to_letter(i)), Some(i));
+        assert_eq!(letter_to_index(&letter(i)), Some(i));
     }
 }
 

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use candle_core::Device;
-use experiments::clip::{ClipConfig, FreezeSpec, Param};
-use experiments::engine::{ClipBundle, McqSample, TrainConfig};
+use experiments::model::clip::{ClipConfig, FreezeSpec, Param};
+use experiments::model::engine::{ClipBundle, McqSample, TrainConfig};
 use experiments::events::{Event, NullObserver, Phase, Recorder};
-use experiments::optim::AdamConfig;
-use experiments::preprocess::ImageProcessorConfig;
-use experiments::synth;
+use experiments::model::optim::AdamConfig;
+use experiments::model::preprocess::ImageProcessorConfig;
+use experiments::data::synth;
 
 fn tiny_config() -> ClipConfig {
     ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 2, 32, 8)
@@ -154,7 +154,7 @@ fn exported_checkpoints_reload_to_the_same_scores() {
     for f in ["model.safetensors", "config.json", "tokenizer.json", "preprocessor_config.json", "cliplab.json"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let tensors = experiments::clip::params::read_safetensors(&out.join("model.safetensors")).expect("read");
+    let tensors = experiments::model::clip::params::read_safetensors(&out.join("model.safetensors")).expect("read");
     assert!(tensors.contains_key("logit_scale") && tensors.contains_key("vision_model.embeddings.class_embedding"));
     assert_eq!(tensors.len(), b.params.iter().count());
     let back = ClipBundle::load(&out, &Device::Cpu, &FreezeSpec::default()).expect("reload");
@@ -289,7 +289,7 @@ fn matches_pytorch_reference() {
         }
     }
 
-    let mut opt = experiments::optim::FusedAdam::new(b.params.vars(), AdamConfig::adam(1e-3)).expect("adam");
+    let mut opt = experiments::model::optim::FusedAdam::new(b.params.vars(), AdamConfig::adam(1e-3)).expect("adam");
     opt.step(&grads).expect("step");
     let (_, loss_after) = forward(&b);
     close(loss_after.to_scalar::<f32>().expect("loss"), r["loss_after_adam_step"].as_f64().expect("loss") as f32, 1e-3, "loss after one Adam step");

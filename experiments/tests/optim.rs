@@ -4,7 +4,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW};
-use experiments::optim::{bench_step, AdamConfig, FusedAdam, OptimizerKind};
+use experiments::model::optim::{bench_step, AdamConfig, FusedAdam, OptimizerKind};
 use experiments::Error;
 use rand::{Rng, SeedableRng};
 

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use experiments::analysis::{
+use experiments::report::analysis::{
     calibration, flips_before_after, flips_between_runs, hyperparameter_diff, letter_accuracy, summarize,
     write_samples_csv, RunData, SampleResult, Split, Stage, CSV_COLUMNS,
 };
-use experiments::plots::{
+use experiments::report::plots::{
     chart_png, chart_svg, indexed, label_prob_slope_svg, loss_chart_svg, loss_epochs_svg, metrics_svg, palette_hex,
     render_comparison, render_run_charts, summary_table, Chart,
 };
@@ -511,5 +511,5 @@ fn write_charts_to_look_at() {
     let empty = RunData { id: 7, label: "run 7 · not scored yet".into(), ..Default::default() };
     render_run_charts(&empty, 2, &out.join("empty")).expect("empty");
     println!("{}", summary_table(&runs));
-    println!("{}", experiments::analysis::hyperparameter_diff_table(&runs));
+    println!("{}", experiments::report::analysis::hyperparameter_diff_table(&runs));
 }

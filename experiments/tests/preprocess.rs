@@ -1,4 +1,4 @@
-//! `experiments::preprocess` against Hugging Face transformers' slow/PIL `CLIPImageProcessor`.
+//! `experiments::model::preprocess` against Hugging Face transformers' slow/PIL `CLIPImageProcessor`.
 //!
 //! The reference values in `tests/reference/preprocess_ref.json` come from
 //! `experiments/tests/reference/preprocess_ref.py` (run `python3 experiments/tests/reference/preprocess_ref.py`
@@ -11,7 +11,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use experiments::preprocess::{AlphaMode, ImageProcessor, ImageProcessorConfig};
+use experiments::model::preprocess::{AlphaMode, ImageProcessor, ImageProcessorConfig};
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
 use serde_json::Value;
 
@@ -189,7 +189,7 @@ fn rgb_conversion_matches_transformers() {
         let name = case["name"].as_str().expect("name");
         let p = case_processor(&case);
         let img = make_image(case["image"].as_str().expect("image"));
-        let conv = experiments::preprocess::convert_rgb(&img, p.alpha_mode()).expect("convert");
+        let conv = experiments::model::preprocess::convert_rgb(&img, p.alpha_mode()).expect("convert");
         let s = [conv.height() as usize, conv.width() as usize, 3];
         check_u8(
             &format!("{name} converted"),
@@ -303,7 +303,7 @@ fn sixteen_bit_pngs_convert_like_pil() {
             src.color(),
             "{name}: the decoder keeps 16 bits"
         );
-        let conv = experiments::preprocess::convert_rgb(&decoded, AlphaMode::CompositeOnWhite)
+        let conv = experiments::model::preprocess::convert_rgb(&decoded, AlphaMode::CompositeOnWhite)
             .expect("convert");
         let s = [conv.height() as usize, conv.width() as usize, 3];
         check_u8(

@@ -4,14 +4,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use experiments::dataset::{self, ColumnMap, ImportOptions, OnError};
-use experiments::engine::ClipBundle;
+use experiments::data::{self, ColumnMap, ImportOptions, OnError};
+use experiments::model::engine::ClipBundle;
 use experiments::events::{Event, Observer};
-use experiments::preprocess::ImageProcessorConfig;
-use experiments::runner;
-use experiments::spec::ExperimentSpec;
-use experiments::store::{RunStatus, Store};
-use experiments::{synth, Error};
+use experiments::model::preprocess::ImageProcessorConfig;
+use experiments::run::runner;
+use experiments::run::spec::ExperimentSpec;
+use experiments::run::store::{RunStatus, Store};
+use experiments::data::synth;
+use experiments::Error;
 
 /// Cancels after `after` step events, as the GUI's cancel button or Ctrl-C would.
 struct CancelAfter {
@@ -50,7 +51,7 @@ fn setup(home: &std::path::Path) -> (Store, ExperimentSpec) {
     let mut store = Store::open(home).expect("store");
     store.insert_dataset(&imported).expect("insert");
     let model = home.join("model");
-    let cfg = experiments::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
+    let cfg = experiments::model::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
     let tok = serde_json::to_vec(&synth::tiny_tokenizer_json()).expect("tok");
     ClipBundle::write_random(&model, &cfg, tok, ImageProcessorConfig::with_size(32), 1).expect("model");
     let spec = ExperimentSpec::from_toml(

@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use experiments::dataset::{ColumnMap, DatasetRow, ImageRecord, ImportedDataset, Problem, ValidationReport};
-use experiments::engine::{SampleScore, Summary};
+use experiments::data::{ColumnMap, DatasetRow, ImageRecord, ImportedDataset};
+use experiments::validation::{Problem, ValidationReport};
+use experiments::model::engine::{SampleScore, Summary};
 use experiments::events::{Event, Phase};
-use experiments::spec::ExperimentSpec;
-use experiments::store::{
-    EpochLoss, RunMetrics, RunStatus, ScorePhase, Split, StepLoss, Store, StoredScore, DB_FILE, MIGRATIONS,
+use experiments::run::spec::ExperimentSpec;
+use experiments::run::store::{
+    EpochLoss, RunMetrics, RunStatus, Stage, Split, StepLoss, Store, StoredScore, DB_FILE, MIGRATIONS,
     SCHEMA_VERSION,
 };
 
@@ -407,10 +408,10 @@ fn a_run_goes_queued_running_completed_and_reads_back_exactly() {
 
     let mut recorded = Vec::new();
     for (phase, split, ids) in [
-        (ScorePhase::Before, Split::Train, &train),
-        (ScorePhase::Before, Split::Heldout, &held),
-        (ScorePhase::After, Split::Train, &train),
-        (ScorePhase::After, Split::Heldout, &held),
+        (Stage::Before, Split::Train, &train),
+        (Stage::Before, Split::Heldout, &held),
+        (Stage::After, Split::Train, &train),
+        (Stage::After, Split::Heldout, &held),
     ] {
         let rows: Vec<(i64, SampleScore)> =
             ids.iter().enumerate().map(|(i, &id)| (id, score(i + recorded.len()))).collect();
@@ -521,7 +522,7 @@ fn a_run_whose_process_is_gone_is_marked_interrupted_on_reopen_and_keeps_its_rec
         store.record_event(running, &Event::Step { epoch: 1, step, loss: step as f64 }).expect("step");
     }
     store
-        .record_scores(running, ScorePhase::Before, Split::Train, &[(samples[0], score(0)), (samples[1], score(1))])
+        .record_scores(running, Stage::Before, Split::Train, &[(samples[0], score(0)), (samples[1], score(1))])
         .expect("scores");
     drop(store);
 
@@ -613,7 +614,7 @@ fn two_handles_write_concurrently_without_lock_errors() {
                     )?;
                     if step % 10 == 0 {
                         let rows: Vec<(i64, SampleScore)> = samples.iter().map(|&s| (s, score(step))).collect();
-                        let phase = if step % 20 == 0 { ScorePhase::After } else { ScorePhase::Before };
+                        let phase = if step % 20 == 0 { Stage::After } else { Stage::Before };
                         if step <= 20 {
                             store.record_scores(run, phase, Split::Train, &rows)?;
                         }
@@ -643,7 +644,7 @@ fn foreign_keys_reject_rows_for_a_nonexistent_run_or_sample() {
     let home = tempfile::tempdir().expect("tempdir");
     let (mut store, _, exp, samples) = setup(home.path());
     let e = store
-        .record_scores(4242, ScorePhase::Before, Split::Train, &[(samples[0], score(0))])
+        .record_scores(4242, Stage::Before, Split::Train, &[(samples[0], score(0))])
         .expect_err("no such run")
         .to_string();
     assert!(e.contains("FOREIGN KEY"), "{e}");
@@ -655,7 +656,7 @@ fn foreign_keys_reject_rows_for_a_nonexistent_run_or_sample() {
     let run = store.create_run(exp).expect("run");
     // A sample that does not exist, after valid ones: nothing of the batch stays.
     let rows = vec![(samples[0], score(0)), (samples[1], score(1)), (999_999, score(2))];
-    assert!(store.record_scores(run, ScorePhase::Before, Split::Train, &rows).is_err());
+    assert!(store.record_scores(run, Stage::Before, Split::Train, &rows).is_err());
     assert_eq!(count(home.path(), "scores"), 0);
     assert!(store.record_split(run, Split::Train, &[samples[0], 999_999]).is_err());
     assert_eq!(count(home.path(), "run_splits"), 0);

@@ -1,10 +1,11 @@
-//! Tests of the generated data (`experiments::synth`): drawings, captions, caption-contest rows, the dataset
+//! Tests of the generated data (`experiments::data::synth`): drawings, captions, caption-contest rows, the dataset
 //! writer and the tiny tokenizer.
 
 use std::collections::{HashMap, HashSet};
 
-use experiments::synth::{
-    caption_contest, draw_scene, label_letter, tiny_tokenizer_json, vocabulary, write_dataset,
+use experiments::vocab::letter;
+use experiments::data::synth::{
+    caption_contest, draw_scene, tiny_tokenizer_json, vocabulary, write_dataset,
     write_tiny_tokenizer, Background, Color, Layout, Position, Scene, Shape, SynthSample,
     BOS_TOKEN, CAPTION_TEMPLATES, EOS_TOKEN, IMAGES_DIR, METADATA_FILE, UNK_TOKEN,
 };
@@ -352,7 +353,7 @@ fn right_answer_position_is_uniform() {
         assert!(
             (330..=470).contains(&c),
             "label {} drawn {c} times of 2000: {counts:?}",
-            label_letter(i)
+            letter(i)
         );
     }
 }
@@ -407,7 +408,7 @@ fn write_dataset_writes_pngs_and_metadata() {
         let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
         assert_eq!(v["filename"], r.filename.as_str());
         assert_eq!(v["caption_choices"], serde_json::json!(r.caption_choices));
-        assert_eq!(v["label"], label_letter(r.label).to_string());
+        assert_eq!(v["label"], letter(r.label));
         assert_eq!(v["image_description"], r.scene.caption());
         let id = v["instance_id"]
             .as_str()

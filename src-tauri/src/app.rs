@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use experiments::analysis::{self, RunData, SampleResult, Stage};
-use experiments::dataset::{self, ColumnMap, ImportOptions, ImportedDataset, OnError};
-use experiments::demo::{self, DemoOptions};
+use experiments::report::analysis::{self, RunData, SampleResult};
+use experiments::vocab::Stage;
+use experiments::data::{self, ColumnMap, ImportOptions, ImportedDataset, OnError};
+use experiments::run::demo::{self, DemoOptions};
 use experiments::events::{Event, Observer};
-use experiments::plots::{self, Chart};
-use experiments::runner;
-use experiments::spec::{ExperimentSpec, SampleSpec, TrainSpec};
-use experiments::store::{DatasetInfo, ExperimentInfo, RunInfo, RunStatus, Store, StoredSample};
+use experiments::report::plots::{self, Chart};
+use experiments::run::runner;
+use experiments::run::spec::{ExperimentSpec, SampleSpec, TrainSpec};
+use experiments::run::store::{DatasetInfo, ExperimentInfo, RunInfo, RunStatus, Store, StoredSample};
 
 use crate::picker::Picker;
 use crate::views::*;
@@ -109,10 +110,10 @@ impl App {
 
     pub fn info(&self) -> AppInfo {
         let mut devices = Vec::new();
-        if experiments::device::select(experiments::device::DeviceChoice::Cuda).is_ok() {
+        if experiments::model::device::select(experiments::model::device::DeviceChoice::Cuda).is_ok() {
             devices.push("cuda".to_string());
         }
-        if experiments::device::select(experiments::device::DeviceChoice::Metal).is_ok() {
+        if experiments::model::device::select(experiments::model::device::DeviceChoice::Metal).is_ok() {
             devices.push("metal".to_string());
         }
         devices.push("cpu".to_string());
@@ -299,7 +300,7 @@ impl App {
         if let Ok(rd) = std::fs::read_dir(self.home.join("demo")) {
             for entry in rd.flatten() {
                 let p = entry.path();
-                if p.join(experiments::engine::CONFIG_FILE).is_file() && p.join(experiments::engine::WEIGHTS_FILE).is_file() {
+                if p.join(experiments::model::engine::CONFIG_FILE).is_file() && p.join(experiments::model::engine::WEIGHTS_FILE).is_file() {
                     self.allow_model(&p, "demo");
                 }
             }
@@ -317,7 +318,7 @@ impl App {
         let Some(dir) = self.picker.pick_folder("CLIP model folder (config.json, model.safetensors, tokenizer.json)") else {
             return Ok(None);
         };
-        for f in [experiments::engine::CONFIG_FILE, experiments::engine::WEIGHTS_FILE, experiments::engine::TOKENIZER_FILE] {
+        for f in [experiments::model::engine::CONFIG_FILE, experiments::model::engine::WEIGHTS_FILE, experiments::model::engine::TOKENIZER_FILE] {
             if !dir.join(f).is_file() {
                 return Err(Error::Invalid(format!("{}: not a CLIP model folder ({f} is missing)", dir.display())));
             }
@@ -374,8 +375,8 @@ impl App {
         }
         if !lock(&self.models).iter().any(|m| m.path == spec.model) {
             err("model", "pick the model folder with \"Browse…\" (or one the app already knows)".into());
-        } else if !spec.model.join(experiments::engine::WEIGHTS_FILE).is_file() {
-            err("model", format!("{}: no {} in it", spec.model.display(), experiments::engine::WEIGHTS_FILE));
+        } else if !spec.model.join(experiments::model::engine::WEIGHTS_FILE).is_file() {
+            err("model", format!("{}: no {} in it", spec.model.display(), experiments::model::engine::WEIGHTS_FILE));
         }
         // (The store lock is released before `dataset_samples` takes it again.)
         let dataset = self.store().dataset(&spec.dataset);
@@ -489,7 +490,7 @@ impl App {
             return Ok(d.clone());
         }
         let store = self.store();
-        let data = Arc::new(experiments::compare::load_run_data(&store, run_id)?);
+        let data = Arc::new(experiments::report::compare::load_run_data(&store, run_id)?);
         // Only a finished run's data are final.
         if store.run(run_id)?.info.status.is_finished() {
             lock(&self.finished_runs).insert(run_id, data.clone());
@@ -633,7 +634,7 @@ impl App {
         };
         let ids: Vec<String> = run_ids.iter().map(i64::to_string).collect();
         let out = dir.join(format!("cliplab-runs-{}", ids.join("-")));
-        let report = experiments::compare::compare_runs(&self.store(), run_ids, &out)?;
+        let report = experiments::report::compare::compare_runs(&self.store(), run_ids, &out)?;
         Ok(Some(Exported { dir: out, files: report.files }))
     }
 

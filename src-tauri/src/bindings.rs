@@ -2,20 +2,22 @@
 //! wrapper per command. Checked in; `tests/commands.rs` fails when it is stale
 //! (`CLIPLAB_UPDATE_BINDINGS=1 cargo test -p cliplab-app --test commands bindings` rewrites it).
 
-use experiments::analysis::{
-    Calibration, Flip, FlipTable, LetterAccuracy, ParamDiff, ReliabilityBin, RunSummary, SampleResult, Split as SampleSplit,
-    SplitMetrics, Stage,
+use experiments::report::analysis::{
+    Calibration, Flip, FlipTable, LetterAccuracy, ParamDiff, ReliabilityBin, RunSummary, SampleResult,
+    SplitMetrics,
 };
-use experiments::clip::FreezeSpec;
-use experiments::dataset::{ColumnMap, OnError, Problem, ValidationReport};
-use experiments::demo::{DemoFiles, DemoOptions};
-use experiments::device::DeviceChoice;
-use experiments::engine::Summary;
+use experiments::vocab::{Split, Stage};
+use experiments::model::clip::FreezeSpec;
+use experiments::data::{ColumnMap, OnError};
+use experiments::validation::{Problem, ValidationReport};
+use experiments::run::demo::{DemoFiles, DemoOptions};
+use experiments::model::device::DeviceChoice;
+use experiments::model::engine::Summary;
 use experiments::events::{Event, Phase};
-use experiments::optim::OptimizerKind;
-use experiments::spec::{ExperimentSpec, SampleSpec, TrainSpec};
-use experiments::store::{
-    DatasetInfo, EpochLoss, ExperimentInfo, LogLine, RunDetail, RunInfo, RunMetrics, RunStatus, ScorePhase, Split, StepLoss,
+use experiments::model::optim::OptimizerKind;
+use experiments::run::spec::{ExperimentSpec, SampleSpec, TrainSpec};
+use experiments::run::store::{
+    DatasetInfo, EpochLoss, ExperimentInfo, LogLine, RunDetail, RunInfo, RunMetrics, RunStatus, StepLoss,
     StoredSample, StoredScore,
 };
 use ts_rs::{Config, TS};
@@ -89,8 +91,8 @@ pub fn typescript() -> String {
     decl!(
         // core
         serde_json::Value, DeviceChoice, FreezeSpec, OptimizerKind, Summary, SampleSpec, TrainSpec, ExperimentSpec, ColumnMap, OnError,
-        Problem, ValidationReport, RunStatus, Split, ScorePhase, DatasetInfo, StoredSample, ExperimentInfo, RunMetrics,
-        RunInfo, StepLoss, EpochLoss, LogLine, RunDetail, StoredScore, Phase, Event, SampleSplit, Stage, SampleResult,
+        Problem, ValidationReport, RunStatus, Split, Stage, DatasetInfo, StoredSample, ExperimentInfo, RunMetrics,
+        RunInfo, StepLoss, EpochLoss, LogLine, RunDetail, StoredScore, Phase, Event, SampleResult,
         Flip, FlipTable, LetterAccuracy, SplitMetrics, ParamDiff, RunSummary, ReliabilityBin, Calibration, DemoOptions,
         DemoFiles,
         // desktop app

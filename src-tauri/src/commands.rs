@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use experiments::dataset::ColumnMap;
-use experiments::spec::ExperimentSpec;
-use experiments::store::{DatasetInfo, ExperimentInfo, RunInfo};
+use experiments::data::ColumnMap;
+use experiments::run::spec::ExperimentSpec;
+use experiments::run::store::{DatasetInfo, ExperimentInfo, RunInfo};
 use tauri::State;
 
 use crate::app::App;

@@ -78,7 +78,7 @@ pub fn run() -> anyhow::Result<()> {
                 None => Box::new(picker::NativePicker { app: handle.clone() }),
             };
             let sink = Arc::new(WindowSink { app: handle });
-            let home = experiments::store::Store::default_home();
+            let home = experiments::run::store::Store::default_home();
             let shared = App::open(&home, picker, sink).map_err(|e| format!("cannot open the CLIP Lab store in {}: {e}", home.display()));
             app.manage(Shared(shared));
             Ok(())

@@ -4,10 +4,12 @@
 
 use std::path::PathBuf;
 
-use experiments::analysis::{FlipTable, ParamDiff, RunSummary, Split as SampleSplit};
-use experiments::dataset::{ColumnMap, ValidationReport};
+use experiments::report::analysis::{FlipTable, ParamDiff, RunSummary};
+use experiments::vocab::Split;
+use experiments::data::ColumnMap;
+use experiments::validation::ValidationReport;
 use experiments::events::Event;
-use experiments::store::{RunDetail, RunInfo, RunStatus, StoredSample};
+use experiments::run::store::{RunDetail, RunInfo, RunStatus, StoredSample};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -143,7 +145,7 @@ pub enum SampleSort {
 /// A page request over a run's scored samples.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
 pub struct RunSampleQuery {
-    pub split: Option<SampleSplit>,
+    pub split: Option<Split>,
     pub sort: SampleSort,
     /// Only samples whose right/wrong changed between before and after.
     pub flipped_only: bool,
@@ -157,7 +159,7 @@ pub struct RunSampleQuery {
 pub struct SampleCard {
     pub sample_id: i64,
     pub image_id: i64,
-    pub split: SampleSplit,
+    pub split: Split,
     pub filename: String,
     pub choices: Vec<String>,
     pub label: usize,
@@ -189,7 +191,7 @@ pub struct CompareRun {
 pub struct FlipCard {
     pub sample_id: i64,
     pub image_id: i64,
-    pub split: SampleSplit,
+    pub split: Split,
     pub filename: String,
     pub choices: Vec<String>,
     pub label: usize,

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use cliplab_app::app::{App, RecordingSink};
 use cliplab_app::picker::ScriptedPicker;
 use cliplab_app::views::*;
-use experiments::dataset::ColumnMap;
+use experiments::data::ColumnMap;
 use experiments::events::Event;
-use experiments::spec::ExperimentSpec;
-use experiments::store::{RunStatus, Store};
+use experiments::run::spec::ExperimentSpec;
+use experiments::run::store::{RunStatus, Store};
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -53,7 +53,7 @@ fn tiny_spec(f: &Fixture, name: &str, lr: f64, epochs: usize) -> ExperimentSpec 
     spec.train.batch_size = 8;
     spec.train.lr = lr;
     spec.train.eval_batch_size = 32;
-    spec.device = experiments::device::DeviceChoice::Cpu;
+    spec.device = experiments::model::device::DeviceChoice::Cpu;
     spec
 }
 
@@ -226,7 +226,7 @@ fn import_run_view_compare_and_export_through_the_commands() {
     assert_eq!(losses.items[0].sample_id, cards.items.last().expect("last").sample_id);
     let held = f
         .app
-        .run_samples(r1.id, &RunSampleQuery { split: Some(experiments::analysis::Split::Heldout), limit: 500, ..Default::default() })
+        .run_samples(r1.id, &RunSampleQuery { split: Some(experiments::vocab::Split::Heldout), limit: 500, ..Default::default() })
         .expect("held-out");
     assert_eq!(held.total, 12);
     let flipped = f.app.run_samples(r1.id, &RunSampleQuery { flipped_only: true, limit: 500, ..Default::default() }).expect("flipped");
@@ -254,10 +254,10 @@ fn import_run_view_compare_and_export_through_the_commands() {
     let exported = f.app.export_checkpoint(r1.id).expect("export").expect("picked");
     assert_eq!(exported.dir, f.out.join(format!("cliplab-run-{}", r1.id)));
     assert!(exported.dir.join("model.safetensors").is_file());
-    let bundle = experiments::engine::ClipBundle::load(&exported.dir, &candle_core_cpu(), &Default::default()).expect("reload");
+    let bundle = experiments::model::engine::ClipBundle::load(&exported.dir, &candle_core_cpu(), &Default::default()).expect("reload");
     let s = &all[0];
     let pixels = bundle.load_image(&s.image_path).expect("pixels");
-    let sample = experiments::engine::McqSample::new(Arc::new(pixels), s.choices.clone(), s.label).expect("sample");
+    let sample = experiments::model::engine::McqSample::new(Arc::new(pixels), s.choices.clone(), s.label).expect("sample");
     let score = bundle
         .score(&[sample], 1, experiments::events::Phase::ScoreAfter, &mut experiments::events::NullObserver)
         .expect("score");
@@ -282,8 +282,8 @@ fn candle_core_cpu() -> candle_core::Device {
 fn bad_rows_are_reported_before_anything_is_stored() {
     let f = fixture();
     let dir = f.out.join("data");
-    let samples = experiments::synth::caption_contest(12, 5, 1, 32, 3);
-    let metadata = experiments::synth::write_dataset(&dir, &samples).expect("write");
+    let samples = experiments::data::synth::caption_contest(12, 5, 1, 32, 3);
+    let metadata = experiments::data::synth::write_dataset(&dir, &samples).expect("write");
     // Row 3: a label that is not among the choices.
     let text = std::fs::read_to_string(&metadata).expect("read");
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();

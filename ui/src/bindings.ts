@@ -122,7 +122,7 @@ export type RunStatus = "queued" | "running" | "completed" | "failed" | "cancell
 
 export type Split = "train" | "heldout";
 
-export type ScorePhase = "before" | "after";
+export type Stage = "before" | "after";
 
 export type DatasetInfo = { id: number, name: string, metadata_path: string, images_dir: string | null, columns: ColumnMap, n_samples: number, n_images: number, 
 /**
@@ -190,17 +190,15 @@ heldout_ids: Array<number>, step_losses: Array<StepLoss>, epoch_losses: Array<Ep
  */
 checkpoint: string | null, };
 
-export type StoredScore = { sample_id: number, split: Split, phase: ScorePhase, probs: Array<number>, logits: Array<number>, label: number, label_prob: number, correct: boolean, };
+export type StoredScore = { sample_id: number, split: Split, phase: Stage, probs: Array<number>, logits: Array<number>, label: number, label_prob: number, correct: boolean, };
 
 export type Phase = "load" | "score_before" | "train" | "score_after" | "export";
 
 export type Event = { "kind": "phase_started", phase: Phase, total: number, } | { "kind": "progress", phase: Phase, done: number, total: number, elapsed_s: number, eta_s: number, } | { "kind": "step", epoch: number, step: number, loss: number, } | { "kind": "epoch_ended", epoch: number, train_loss: number, heldout_loss: number | null, } | { "kind": "info", message: string, };
 
-export type SampleSplit = "train" | "heldout";
 
-export type Stage = "before" | "after";
 
-export type SampleResult = { sample_id: number, split: SampleSplit, 
+export type SampleResult = { sample_id: number, split: Split, 
 /**
  * Index of the right choice (0 = A).
  */
@@ -214,7 +212,7 @@ before: Array<number> | null,
  */
 after: Array<number> | null, };
 
-export type Flip = { sample_id: number, split: SampleSplit, filename: string, label: number, 
+export type Flip = { sample_id: number, split: Split, filename: string, label: number, 
 /**
  * p(label) on side A / side B.
  */
@@ -435,13 +433,13 @@ colour: string, };
 
 export type SampleSort = "gain" | "loss" | "hardest" | "order";
 
-export type RunSampleQuery = { split: SampleSplit | null, sort: SampleSort, 
+export type RunSampleQuery = { split: Split | null, sort: SampleSort, 
 /**
  * Only samples whose right/wrong changed between before and after.
  */
 flipped_only: boolean, text: string, offset: number, limit: number, };
 
-export type SampleCard = { sample_id: number, image_id: number, split: SampleSplit, filename: string, choices: Array<string>, label: number, before: Array<number> | null, after: Array<number> | null, 
+export type SampleCard = { sample_id: number, image_id: number, split: Split, filename: string, choices: Array<string>, label: number, before: Array<number> | null, after: Array<number> | null, 
 /**
  * p(right) after − before.
  */
@@ -455,7 +453,7 @@ export type CompareRun = { info: RunInfo, summary: RunSummary,
  */
 colour: string, };
 
-export type FlipCard = { sample_id: number, image_id: number, split: SampleSplit, filename: string, choices: Array<string>, label: number, 
+export type FlipCard = { sample_id: number, image_id: number, split: Split, filename: string, choices: Array<string>, label: number, 
 /**
  * Probabilities in run A and run B (after fine-tuning).
  */

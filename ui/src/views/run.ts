@@ -1,6 +1,6 @@
 // One run: live progress while it runs, then its metrics, charts, spec, log and per-sample cards.
 
-import { api, type ChartSvg, type RunView, type SampleCard, type SampleSort, type SampleSplit } from "../bindings";
+import { api, type ChartSvg, type RunView, type SampleCard, type SampleSort, type Split } from "../bindings";
 import type { ViewCtx } from "../main";
 import { attempt, badge, bar, clear, debounce, duration, h, letter, navigate, onAppEvent, pager, pct, sci, svgNode, thumb, when } from "../dom";
 
@@ -244,7 +244,7 @@ async function samplesPanel(id: number, colour: string, ctx: ViewCtx): Promise<H
   const load = async () => {
     const mine = ++seq;
     const page = await attempt(() =>
-      api.runSamples(id, { split: split.value ? (split.value as SampleSplit) : null, sort: sort.value as SampleSort, flipped_only: flipped.checked, text: text.value, offset, limit }),
+      api.runSamples(id, { split: split.value ? (split.value as Split) : null, sort: sort.value as SampleSort, flipped_only: flipped.checked, text: text.value, offset, limit }),
     );
     if (!page || mine !== seq || ctx.left()) return;
     clear(pagerBox, pager(page.total, page.offset, limit, (o) => { offset = o; void load(); }, "card-pager"));

@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::clip::{build_model, ClipConfig, ClipModel, FreezeSpec, ParamStore, WeightSource};
-use crate::optim::{AdamConfig, FusedAdam};
+use crate::model::clip::{build_model, ClipConfig, ClipModel, FreezeSpec, ParamStore, WeightSource};
+use crate::model::optim::{AdamConfig, FusedAdam};
 use crate::Result;
 
 /// What to measure.
@@ -156,7 +156,7 @@ pub fn run(opts: &BenchOptions, device: &Device) -> Result<BenchReport> {
     }
     let n = iters as f64;
     Ok(BenchReport {
-        device: crate::device::device_name(device),
+        device: crate::model::device::device_name(device),
         parameters: params.counts().0,
         score_1x5_s,
         score_images_per_s: opts.score_batch as f64 / per_batch,

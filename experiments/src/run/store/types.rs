@@ -6,10 +6,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::ColumnMap;
-use crate::engine::Summary;
+use crate::data::ColumnMap;
+use crate::model::engine::Summary;
 use crate::events::Phase;
-use crate::spec::ExperimentSpec;
+use crate::run::spec::ExperimentSpec;
+use crate::vocab::{Split, Stage};
 use crate::{Error, Result};
 
 /// Where a run stands.
@@ -72,78 +73,6 @@ impl FromStr for RunStatus {
                 RunStatus::ALL.map(RunStatus::as_str).join(", ")
             ))
         })
-    }
-}
-
-/// The two sides of a run's sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    Train,
-    Heldout,
-}
-
-impl Split {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Heldout => "heldout",
-        }
-    }
-}
-
-impl fmt::Display for Split {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Split {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "train" => Ok(Split::Train),
-            "heldout" | "held-out" | "held_out" => Ok(Split::Heldout),
-            _ => Err(Error::Invalid(format!("unknown split `{s}` (expected train or heldout)"))),
-        }
-    }
-}
-
-/// Scores taken before or after fine-tuning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(rename_all = "lowercase")]
-pub enum ScorePhase {
-    Before,
-    After,
-}
-
-impl ScorePhase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScorePhase::Before => "before",
-            ScorePhase::After => "after",
-        }
-    }
-}
-
-impl fmt::Display for ScorePhase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ScorePhase {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "before" => Ok(ScorePhase::Before),
-            "after" => Ok(ScorePhase::After),
-            _ => Err(Error::Invalid(format!("unknown score phase `{s}` (expected before or after)"))),
-        }
     }
 }
 
@@ -293,7 +222,7 @@ pub struct RunDetail {
 pub struct StoredScore {
     pub sample_id: i64,
     pub split: Split,
-    pub phase: ScorePhase,
+    pub phase: Stage,
     pub probs: Vec<f32>,
     pub logits: Vec<f32>,
     pub label: usize,

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{int, is_unique_violation, uint, Ctx, DatasetInfo, PathCol, SqlPath, Store, StoredSample, NOW};
-use crate::dataset::{ImageRecord, ImportedDataset, ValidationReport};
+use crate::data::{ImageRecord, ImportedDataset};
+use crate::validation::ValidationReport;
 use crate::{Error, Result};
 
 const DATASET_COLUMNS: &str = "id, name, metadata_path, images_dir, columns_json, n_samples, n_images, n_skipped, \

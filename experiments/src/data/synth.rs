@@ -410,14 +410,6 @@ pub struct SynthSample {
     pub scene: Scene,
 }
 
-/// The letter of choice `i`: 0 → 'A', 1 → 'B', ... 25 → 'Z'; '?' past 'Z'.
-pub fn label_letter(i: usize) -> char {
-    u8::try_from(i)
-        .ok()
-        .filter(|&i| i < 26)
-        .map_or('?', |i| char::from(b'A' + i))
-}
-
 /// Generates `n_images` random scenes drawn at `size`×`size`, each with `rows_per_image` rows (at least 1) of
 /// `choices` captions (clamped to 1..=26).
 ///
@@ -563,7 +555,7 @@ pub fn write_dataset(dir: &Path, samples: &[SynthSample]) -> Result<PathBuf> {
         let line = serde_json::json!({
             "filename": s.filename,
             "caption_choices": s.caption_choices,
-            "label": label_letter(s.label).to_string(),
+            "label": crate::vocab::letter(s.label),
             "instance_id": instance_id,
             "image_description": s.scene.caption(),
         });
@@ -728,15 +720,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn label_letters() {
-        assert_eq!(label_letter(0), 'A');
-        assert_eq!(label_letter(4), 'E');
-        assert_eq!(label_letter(25), 'Z');
-        assert_eq!(label_letter(26), '?');
-        assert_eq!(label_letter(usize::MAX), '?');
     }
 
     #[test]

@@ -14,11 +14,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::verify_images;
-use crate::engine::{ClipBundle, McqSample, Summary};
+use crate::data::verify_images;
+use crate::model::engine::{ClipBundle, McqSample, Summary};
 use crate::events::{Event, Observer, Phase, PhaseClock};
-use crate::spec::ExperimentSpec;
-use crate::store::{RunMetrics, RunStatus, ScorePhase, Split, Store, StoredSample};
+use crate::run::spec::ExperimentSpec;
+use crate::run::store::{RunMetrics, RunStatus, Store, StoredSample};
+use crate::vocab::{Split, Stage};
 use crate::{Error, Result};
 
 /// Which stored samples a run uses.
@@ -230,8 +231,8 @@ fn execute(p: &mut Persist<'_>, home: &Path, experiment_id: i64, run_id: i64) ->
         )));
     }
 
-    let device = crate::device::select(spec.device)?;
-    let device_name = crate::device::device_name(&device);
+    let device = crate::model::device::select(spec.device)?;
+    let device_name = crate::model::device::device_name(&device);
     p.store.start_run(run_id, &device_name)?;
     p.on_event(&Event::Info { message: format!("device: {device_name}") });
 
@@ -270,7 +271,7 @@ fn execute(p: &mut Persist<'_>, home: &Path, experiment_id: i64, run_id: i64) ->
     let eval_bs = spec.train.eval_batch_size.max(1);
     let mut metrics = RunMetrics::default();
     let score_all = |bundle: &ClipBundle, phase: Phase, p: &mut Persist<'_>| -> Result<(Summary, Option<Summary>)> {
-        let sp = if phase == Phase::ScoreBefore { ScorePhase::Before } else { ScorePhase::After };
+        let sp = if phase == Phase::ScoreBefore { Stage::Before } else { Stage::After };
         let t = bundle.score(&train, eval_bs, phase, p)?;
         p.store.record_scores(run_id, sp, Split::Train, &splits.train.iter().copied().zip(t.iter().cloned()).collect::<Vec<_>>())?;
         let h = if heldout.is_empty() {

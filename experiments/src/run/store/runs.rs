@@ -7,11 +7,11 @@ use rusqlite::{params, OptionalExtension, Row};
 use super::owner::Owner;
 use super::{
     floats_json, int, nan_if_null, parse_floats, uint, Ctx, EpochLoss, ExperimentInfo, LogLine, PathCol, RunDetail,
-    RunInfo, RunMetrics, RunStatus, ScorePhase, Split, SqlPath, StepLoss, Store, StoredScore, NOW,
+    RunInfo, RunMetrics, RunStatus, Stage, Split, SqlPath, StepLoss, Store, StoredScore, NOW,
 };
-use crate::engine::{SampleScore, Summary};
+use crate::model::engine::{SampleScore, Summary};
 use crate::events::{Event, Phase};
-use crate::spec::ExperimentSpec;
+use crate::run::spec::ExperimentSpec;
 use crate::{Error, Result};
 
 /// The metric summaries' column prefixes, in [`RunMetrics`] field order.
@@ -245,7 +245,7 @@ impl Store {
     pub fn record_scores(
         &mut self,
         run: i64,
-        phase: ScorePhase,
+        phase: Stage,
         split: Split,
         rows: &[(i64, SampleScore)],
     ) -> Result<()> {

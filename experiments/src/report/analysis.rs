@@ -2,7 +2,7 @@
 //!
 //! Everything here works on [`RunData`] (one run: its hyperparameters, its losses, and for every sample the
 //! probabilities of each caption choice before and after fine-tuning), so it does not depend on how runs are
-//! stored. [`crate::plots`] draws these numbers.
+//! stored. [`crate::report::plots`] draws these numbers.
 //!
 //! - [`label_prob_deltas`]: per sample, how much the probability of the right caption moved.
 //! - [`flips_before_after`] / [`flips_between_runs`]: which samples went from right to wrong and back.
@@ -19,6 +19,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::vocab::{letter, Split, Stage};
 use crate::{Error, Result};
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -39,74 +40,6 @@ pub struct RunData {
     pub epoch_losses: Vec<(usize, f64, Option<f64>)>,
     /// Every scored sample.
     pub samples: Vec<SampleResult>,
-}
-
-/// Which side of the train/held-out split a sample is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[cfg_attr(feature = "ts", ts(rename = "SampleSplit"))]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    #[default]
-    Train,
-    #[serde(alias = "held-out", alias = "held_out", alias = "test", alias = "val")]
-    Heldout,
-}
-
-impl Split {
-    /// Both splits, train first.
-    pub const ALL: [Split; 2] = [Split::Train, Split::Heldout];
-
-    /// `"train"` / `"heldout"` (as in the store and the CSV).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Heldout => "heldout",
-        }
-    }
-
-    /// `"train"` / `"held-out"`, for people.
-    pub fn title(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Heldout => "held-out",
-        }
-    }
-
-    /// Parses `train`, `heldout`, `held-out`, `held_out`, `test`, `val` (any case).
-    pub fn parse(s: &str) -> Option<Split> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "train" => Some(Split::Train),
-            "heldout" | "held-out" | "held_out" | "test" | "val" => Some(Split::Heldout),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Split {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Before or after fine-tuning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    Before,
-    After,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 2] = [Stage::Before, Stage::After];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Before => "before",
-            Stage::After => "after",
-        }
-    }
 }
 
 /// One sample of one run: its choices and the probabilities the model gave them.
@@ -173,16 +106,6 @@ pub fn top_choice(probs: &[f32]) -> Option<usize> {
         }
     }
     best.map(|(i, _)| i)
-}
-
-/// The letter of choice `i`: `"A"`..`"Z"`, then `"#27"`, `"#28"`, ...
-pub fn letter(i: usize) -> String {
-    if i < 26 {
-        // i < 26 so this fits in a u8.
-        char::from(b'A' + i as u8).to_string()
-    } else {
-        format!("#{}", i + 1)
-    }
 }
 
 fn split_matches(split: Option<Split>, s: Split) -> bool {

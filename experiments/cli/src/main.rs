@@ -8,16 +8,16 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use experiments::bench::{self, BenchOptions};
-use experiments::clip::{ClipConfig, FreezeSpec};
-use experiments::dataset::{self, ColumnMap, ImportOptions, OnError};
-use experiments::demo::{self, DemoOptions};
-use experiments::device::{self, DeviceChoice};
-use experiments::engine::{ClipBundle, McqSample, Summary};
+use experiments::model::bench::{self, BenchOptions};
+use experiments::model::clip::{ClipConfig, FreezeSpec};
+use experiments::data::{self, ColumnMap, ImportOptions, OnError};
+use experiments::run::demo::{self, DemoOptions};
+use experiments::model::device::{self, DeviceChoice};
+use experiments::model::engine::{ClipBundle, McqSample, Summary};
 use experiments::events::{Event, Observer, Phase};
-use experiments::runner::{self, RunOutcome};
-use experiments::spec::ExperimentSpec;
-use experiments::store::Store;
+use experiments::run::runner::{self, RunOutcome};
+use experiments::run::spec::ExperimentSpec;
+use experiments::run::store::Store;
 
 #[derive(Parser)]
 #[command(name = "cliplab", version, about = "Fine-tune and track CLIP on image + caption multiple-choice data")]
@@ -354,7 +354,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 println!("device: {dev}");
                 for (i, (c, p)) in captions.iter().zip(&s.probs).enumerate() {
-                    println!("{}  {:>6.2}%  {c}", experiments::synth::label_letter(i), p * 100.0);
+                    println!("{}  {:>6.2}%  {c}", experiments::vocab::letter(i), p * 100.0);
                 }
             }
         }
@@ -362,9 +362,9 @@ fn run(cli: Cli) -> Result<()> {
             let device = device::select(choice)?;
             let mut opts = match &model {
                 Some(dir) => {
-                    let cfg = ClipConfig::from_file(&dir.join(experiments::engine::CONFIG_FILE))?;
+                    let cfg = ClipConfig::from_file(&dir.join(experiments::model::engine::CONFIG_FILE))?;
                     let mut o = BenchOptions::new(cfg);
-                    o.weights = Some(dir.join(experiments::engine::WEIGHTS_FILE));
+                    o.weights = Some(dir.join(experiments::model::engine::WEIGHTS_FILE));
                     o
                 }
                 None => BenchOptions::new(ClipConfig::preset(&preset)?),
@@ -430,7 +430,7 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn print_summary_table(m: &experiments::store::RunMetrics) {
+fn print_summary_table(m: &experiments::run::store::RunMetrics) {
     println!("                  mean p(label)        accuracy");
     println!("                  before   after      before   after");
     for (name, b, a) in [("train", m.train_before, m.train_after), ("held-out", m.heldout_before, m.heldout_after)] {
@@ -455,7 +455,7 @@ fn print_outcome(out: &RunOutcome, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn print_run(d: &experiments::store::RunDetail) {
+fn print_run(d: &experiments::run::store::RunDetail) {
     let i = &d.info;
     println!("run {}  [{}]  experiment {} `{}`  dataset `{}`", i.id, i.status, i.experiment_id, i.experiment_name, i.dataset_name);
     println!("device {}  started {}  ended {}", i.device.as_deref().unwrap_or("-"), i.started_at.as_deref().unwrap_or("-"), i.ended_at.as_deref().unwrap_or("-"));
@@ -538,7 +538,7 @@ fn dataset_cmd(cmd: DatasetCmd, store: &mut Store, home: &Path, tty: bool) -> Re
                     println!("\nrow {}  {}", s.row, s.filename);
                     for (i, c) in s.choices.iter().enumerate() {
                         let mark = if i == s.label { "*" } else { " " };
-                        println!("  {mark}{} {c}", experiments::synth::label_letter(i));
+                        println!("  {mark}{} {c}", experiments::vocab::letter(i));
                     }
                 }
             }
@@ -548,7 +548,7 @@ fn dataset_cmd(cmd: DatasetCmd, store: &mut Store, home: &Path, tty: bool) -> Re
 }
 
 fn print_compare(store: &Store, runs: &[i64], out: &Path, json: bool) -> Result<()> {
-    let r = experiments::compare::compare_runs(store, runs, out)?;
+    let r = experiments::report::compare::compare_runs(store, runs, out)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());

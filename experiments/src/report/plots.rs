@@ -23,7 +23,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
-use crate::analysis::{
+use crate::report::analysis::{
     label_prob_deltas, letter, letter_accuracy, pad, run_calibration, split_metrics, summarize, Calibration, RunData,
     Split, Stage,
 };
@@ -1024,7 +1024,7 @@ fn calibration_figure(runs: &[(usize, &RunData)]) -> Figure {
     legend.push(LegendItem::new(Mark::Dashed(REFERENCE), "perfect calibration"));
     let subtitle = format!(
         "{} bins of top-choice confidence · dot size: samples in the bin · dashed: perfect calibration",
-        crate::analysis::CALIBRATION_BINS
+        crate::report::analysis::CALIBRATION_BINS
     );
     base_figure(Chart::Calibration, subtitle, legend, (1, 2), panels)
 }

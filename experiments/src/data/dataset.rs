@@ -57,49 +57,6 @@ pub struct ImportOptions {
     pub extract_dir: Option<PathBuf>,
 }
 
-/// One problem found in the data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct Problem {
-    /// 1-based data row of the metadata file (None: a problem with the file or an image as a whole).
-    pub row: Option<usize>,
-    /// The file concerned (image or metadata), as the user would recognise it.
-    pub file: Option<String>,
-    /// Short machine-friendly kind: `missing_image`, `unreadable_image`, `ambiguous_image`, `changed_image`,
-    /// `label_not_in_choices`, `too_few_choices`, `empty_caption`, `duplicate_row`, `bad_value`, `missing_column`
-    /// (the constants in [`kind`]).
-    pub kind: String,
-    /// Human sentence.
-    pub reason: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(file) = &self.file {
-            write!(f, "{file}")?;
-            if self.row.is_some() {
-                write!(f, ", ")?;
-            } else {
-                write!(f, ": ")?;
-            }
-        }
-        if let Some(row) = self.row {
-            write!(f, "row {row}: ")?;
-        }
-        write!(f, "{}", self.reason)
-    }
-}
-
-/// The outcome of validation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct ValidationReport {
-    pub total_rows: usize,
-    pub valid_rows: usize,
-    /// Every problem (rows skipped or causing rejection).
-    pub problems: Vec<Problem>,
-}
-
 /// One valid sample (metadata row).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetRow {
@@ -167,90 +124,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::events::{Event, Observer, Phase};
+use crate::validation::{kind, Problem, ValidationReport};
+use crate::vocab::letter_to_index;
 
-/// The [`Problem::kind`]s this module reports.
-pub mod kind {
-    /// No image file with the row's file name (or the image file vanished).
-    pub const MISSING_IMAGE: &str = "missing_image";
-    /// The image file cannot be read or decoded (corrupt, truncated, not an image).
-    pub const UNREADABLE_IMAGE: &str = "unreadable_image";
-    /// The file name matches several files (in different subfolders) or several different embedded images.
-    pub const AMBIGUOUS_IMAGE: &str = "ambiguous_image";
-    /// [`super::verify_images`]: the file's content changed since the import.
-    pub const CHANGED_IMAGE: &str = "changed_image";
-    /// The label is empty, out of range or names no choice.
-    pub const LABEL_NOT_IN_CHOICES: &str = "label_not_in_choices";
-    /// Fewer than two caption choices.
-    pub const TOO_FEW_CHOICES: &str = "too_few_choices";
-    /// A caption choice is empty or only whitespace.
-    pub const EMPTY_CAPTION: &str = "empty_caption";
-    /// Same file name, choices and label as an earlier row.
-    pub const DUPLICATE_ROW: &str = "duplicate_row";
-    /// A value of the wrong type (choices not a list, file name not text, ...).
-    pub const BAD_VALUE: &str = "bad_value";
-    /// A required column is not in the metadata file.
-    pub const MISSING_COLUMN: &str = "missing_column";
-}
-
-impl Problem {
-    fn new(row: Option<usize>, file: Option<String>, kind: &str, reason: impl Into<String>) -> Self {
-        Problem { row, file, kind: kind.to_string(), reason: reason.into() }
-    }
-}
-
-impl ValidationReport {
-    /// Number of problems of each kind.
-    pub fn counts_by_kind(&self) -> BTreeMap<String, usize> {
-        let mut out = BTreeMap::new();
-        for p in &self.problems {
-            *out.entry(p.kind.clone()).or_insert(0) += 1;
-        }
-        out
-    }
-
-    /// Rows that have at least one problem (left out under [`OnError::Skip`]).
-    pub fn bad_rows(&self) -> usize {
-        self.total_rows.saturating_sub(self.valid_rows)
-    }
-}
-
-/// The index of a choice from its label: a letter (`"A"` → 0, `"b"` → 1, ... `"Z"` → 25, then `"AA"` → 26 as in
-/// spreadsheet columns, at most three letters), or a 0-based decimal index (`"0"` → 0, `"3"` → 3). Surrounding
-/// whitespace is ignored; anything else (empty, `"-1"`, `"A1"`, `"1.5"`) gives `None`.
-///
-/// Numbers are 0-based indices, never 1-based positions: a dataset labelled 1..N must be converted first.
-pub fn letter_to_index(s: &str) -> Option<usize> {
-    let t = s.trim();
-    if t.is_empty() {
-        return None;
-    }
-    if t.bytes().all(|b| b.is_ascii_digit()) {
-        return t.parse::<usize>().ok();
-    }
-    if t.len() <= 3 && t.bytes().all(|b| b.is_ascii_alphabetic()) {
-        // Bijective base 26: A..Z, AA..ZZ, AAA..ZZZ.
-        let mut n: usize = 0;
-        for b in t.bytes() {
-            n = n * 26 + usize::from(b.to_ascii_uppercase() - b'A') + 1;
-        }
-        return Some(n - 1);
-    }
-    None
-}
-
-/// The letter of choice `i`: 0 → `"A"`, 25 → `"Z"`, 26 → `"AA"`, 27 → `"AB"`, ... (the inverse of
-/// [`letter_to_index`] for indices below 18,278).
-pub fn index_to_letter(i: usize) -> String {
-    let mut n = i + 1;
-    let mut letters = Vec::new();
-    while n > 0 {
-        let rem = (n - 1) % 26;
-        // rem < 26, so the cast cannot truncate.
-        letters.push(char::from(b'A' + rem as u8));
-        n = (n - 1) / 26;
-    }
-    letters.iter().rev().collect()
-}
 
 /// SHA-256 (hex) and length of a file, read in a streaming way.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
@@ -873,7 +749,7 @@ fn parse_choices(v: Option<&Value>, col: &str) -> std::result::Result<Vec<String
             other => {
                 return Err((
                     kind::BAD_VALUE,
-                    format!("choice {} of `{col}` is {}, expected text", index_to_letter(i), type_name(&other)),
+                    format!("choice {} of `{col}` is {}, expected text", letter(i), type_name(&other)),
                 ))
             }
         }
@@ -885,7 +761,7 @@ fn parse_choices(v: Option<&Value>, col: &str) -> std::result::Result<Vec<String
         ));
     }
     if let Some(i) = choices.iter().position(|c| c.trim().is_empty()) {
-        return Err((kind::EMPTY_CAPTION, format!("caption choice {} is empty", index_to_letter(i))));
+        return Err((kind::EMPTY_CAPTION, format!("caption choice {} is empty", letter(i))));
     }
     Ok(choices)
 }
@@ -894,7 +770,7 @@ fn parse_choices(v: Option<&Value>, col: &str) -> std::result::Result<Vec<String
 fn parse_label(v: Option<&Value>, choices: &[String], col: &str) -> std::result::Result<usize, RowProblem> {
     let n = choices.len();
     let last = n.saturating_sub(1);
-    let range = format!("{}–{} or 0–{last}", index_to_letter(0), index_to_letter(last));
+    let range = format!("{}–{} or 0–{last}", letter(0), letter(last));
     let out_of_range =
         |shown: String| (kind::LABEL_NOT_IN_CHOICES, format!("label {shown} is not among the {n} choices ({range})"));
     match v {

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use super::owner::{owner_gone, proc_state, Owner, ProcState, Recorded, STALE_HEARTBEAT_S};
 use super::*;
-use crate::dataset::{ColumnMap, DatasetRow, ImageRecord, ImportedDataset, ValidationReport};
-use crate::spec::ExperimentSpec;
+use crate::data::{ColumnMap, DatasetRow, ImageRecord, ImportedDataset};
+use crate::validation::ValidationReport;
+use crate::run::spec::ExperimentSpec;
 
 fn migrations_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
@@ -178,14 +179,14 @@ fn nan_losses_and_probabilities_read_back_as_nan() {
     store
         .record_event(run, &Event::EpochEnded { epoch: 1, train_loss: f64::NAN, heldout_loss: Some(f64::NAN) })
         .expect("epoch");
-    let score = crate::engine::SampleScore {
+    let score = crate::model::engine::SampleScore {
         probs: vec![f32::NAN, 0.5],
         logits: vec![f32::INFINITY, 1.0],
         label: 1,
         label_prob: f32::NAN,
         correct: false,
     };
-    store.record_scores(run, ScorePhase::Before, Split::Train, &[(sample, score)]).expect("scores");
+    store.record_scores(run, Stage::Before, Split::Train, &[(sample, score)]).expect("scores");
     let d = store.run(run).expect("run");
     assert!(d.step_losses[0].loss.is_nan());
     assert!(d.epoch_losses[0].train_loss.is_nan());

@@ -7,17 +7,18 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clip::{ClipConfig, FreezeSpec};
-use crate::dataset::{self, ColumnMap, ImportOptions, OnError};
-use crate::device::DeviceChoice;
-use crate::engine::ClipBundle;
+use crate::model::clip::{ClipConfig, FreezeSpec};
+use crate::data::{self, ColumnMap, ImportOptions, OnError};
+use crate::model::device::DeviceChoice;
+use crate::model::engine::ClipBundle;
 use crate::events::{Event, Observer};
-use crate::optim::OptimizerKind;
-use crate::preprocess::ImageProcessorConfig;
-use crate::runner::{self, RunOutcome};
-use crate::spec::{ExperimentSpec, SampleSpec, TrainSpec};
-use crate::store::Store;
-use crate::{synth, Result};
+use crate::model::optim::OptimizerKind;
+use crate::model::preprocess::ImageProcessorConfig;
+use crate::run::runner::{self, RunOutcome};
+use crate::run::spec::{ExperimentSpec, SampleSpec, TrainSpec};
+use crate::run::store::Store;
+use crate::data::synth;
+use crate::Result;
 
 /// Sizes of the demo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,7 +87,7 @@ pub fn prepare(home: &Path, opts: &DemoOptions, obs: &mut dyn Observer) -> Resul
         debug_assert_eq!(written, metadata);
     }
     let model = root.join(format!("tiny-clip-w{}-l{}-s{}", opts.width, opts.layers, opts.seed));
-    if !model.join(crate::engine::WEIGHTS_FILE).is_file() {
+    if !model.join(crate::model::engine::WEIGHTS_FILE).is_file() {
         let tokenizer = serde_json::to_vec(&synth::tiny_tokenizer_json())?;
         ClipBundle::write_random(&model, &opts.model_config(), tokenizer, ImageProcessorConfig::with_size(opts.image_size), opts.seed)?;
     }

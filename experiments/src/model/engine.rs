@@ -13,11 +13,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::clip::{build_model, ClipConfig, ClipModel, FreezeSpec, ParamStore, WeightSource};
+use crate::model::clip::{build_model, ClipConfig, ClipModel, FreezeSpec, ParamStore, WeightSource};
 use crate::events::{Event, Observer, Phase, PhaseClock};
-use crate::optim::{AdamConfig, FusedAdam};
-use crate::preprocess::{ImageProcessor, ImageProcessorConfig};
-use crate::tokenize::CaptionTokenizer;
+use crate::model::optim::{AdamConfig, FusedAdam};
+use crate::model::preprocess::{ImageProcessor, ImageProcessorConfig};
+use crate::model::tokenize::CaptionTokenizer;
 use crate::{Error, Result};
 
 /// The four files of a Hugging Face CLIP model folder.
@@ -220,7 +220,7 @@ impl ClipBundle {
             }
             let refs: Vec<&McqSample> = chunk.iter().collect();
             let logits = self.logits(&refs)?.detach();
-            let probs = crate::clip::ops::softmax_last_dim(&logits)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            let probs = crate::model::clip::ops::softmax_last_dim(&logits)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
             let logits = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
             for ((s, p), l) in chunk.iter().zip(probs).zip(logits) {
                 out.push(SampleScore::new(s, p, l));

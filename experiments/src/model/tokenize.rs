@@ -10,7 +10,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer;
 
-use crate::clip::ClipTextConfig;
+use crate::model::clip::ClipTextConfig;
 use crate::{Error, Result};
 
 /// A tokenized batch of captions.

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::analysis::{RunData, SampleResult, Split};
-use crate::store::{self, ScorePhase, Store};
+use crate::report::analysis::{RunData, SampleResult};
+use crate::vocab::{Split, Stage};
+use crate::run::store::Store;
 use crate::Result;
 
 /// A run's legend name: `run 3 · adamw lr 1e-4`.
@@ -30,10 +31,7 @@ pub fn load_run_data(store: &Store, run_id: i64) -> Result<RunData> {
         let (side, pos) = order.get(&sc.sample_id).copied().unwrap_or((2, 0));
         let entry = by_sample.entry((side, pos, sc.sample_id)).or_insert_with(|| SampleResult {
             sample_id: sc.sample_id,
-            split: match sc.split {
-                store::Split::Train => Split::Train,
-                store::Split::Heldout => Split::Heldout,
-            },
+            split: sc.split,
             label: s.label,
             choices: s.choices.clone(),
             filename: s.filename.clone(),
@@ -41,8 +39,8 @@ pub fn load_run_data(store: &Store, run_id: i64) -> Result<RunData> {
             after: None,
         });
         match sc.phase {
-            ScorePhase::Before => entry.before = Some(sc.probs),
-            ScorePhase::After => entry.after = Some(sc.probs),
+            Stage::Before => entry.before = Some(sc.probs),
+            Stage::After => entry.after = Some(sc.probs),
         }
     }
     let mut hyper = serde_json::to_value(&detail.spec)?;
@@ -83,16 +81,16 @@ pub struct CompareReport {
 /// Renders the charts (SVG + PNG) and the per-sample CSV of `ids` into `out_dir`, and the text summaries.
 /// One run: its own charts; several: the comparison charts (each run one colour everywhere).
 pub fn compare_runs(store: &Store, ids: &[i64], out_dir: &std::path::Path) -> Result<CompareReport> {
-    use crate::analysis;
+    use crate::report::analysis;
     if ids.is_empty() {
         return Err(crate::Error::Invalid("name at least one run".into()));
     }
     let runs = load_runs(store, ids)?;
     std::fs::create_dir_all(out_dir).map_err(|e| crate::Error::io(out_dir, e))?;
     let mut files = if runs.len() == 1 {
-        crate::plots::render_run_charts(&runs[0], 0, out_dir)?
+        crate::report::plots::render_run_charts(&runs[0], 0, out_dir)?
     } else {
-        crate::plots::render_comparison(&runs, out_dir)?
+        crate::report::plots::render_comparison(&runs, out_dir)?
     };
     let csv = out_dir.join("samples.csv");
     analysis::write_samples_csv(&csv, &runs)?;
@@ -135,7 +133,7 @@ pub fn compare_runs(store: &Store, ids: &[i64], out_dir: &std::path::Path) -> Re
     }
     Ok(CompareReport {
         files,
-        summary: crate::plots::summary_table(&runs),
+        summary: crate::report::plots::summary_table(&runs),
         hyperparameter_diff: if runs.len() > 1 { analysis::hyperparameter_diff_table(&runs) } else { String::new() },
         flips,
         letters,

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clip::FreezeSpec;
-use crate::device::DeviceChoice;
-use crate::engine::TrainConfig;
-use crate::optim::{AdamConfig, OptimizerKind};
+use crate::model::clip::FreezeSpec;
+use crate::model::device::DeviceChoice;
+use crate::model::engine::TrainConfig;
+use crate::model::optim::{AdamConfig, OptimizerKind};
 use crate::{Error, Result};
 
 /// How samples are drawn from the dataset.

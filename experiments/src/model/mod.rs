@@ -1,0 +1,19 @@
+//! The model layer: CLIP in candle and everything that feeds it or runs it on one machine.
+//!
+//! - [`clip`]: config presets, trainable modules, differentiable fused ops, parameters and freezing.
+//! - [`preprocess`]: `CLIPImageProcessor`-equal image preprocessing (Pillow-exact resize).
+//! - [`tokenize`]: caption tokenization with the `tokenizers` crate.
+//! - [`optim`]: fused in-place Adam / AdamW.
+//! - [`device`]: the compute device choice.
+//! - [`engine`]: a loaded model folder, scoring (softmax over each image's own choices), fine-tuning, export.
+//! - [`bench`]: the `cliplab bench` measurements.
+//!
+//! Depends only on the bottom layer ([`crate::error`], [`crate::events`], [`crate::vocab`]).
+
+pub mod bench;
+pub mod clip;
+pub mod device;
+pub mod engine;
+pub mod optim;
+pub mod preprocess;
+pub mod tokenize;
