@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use experiments::report::analysis::{
     calibration, flips_before_after, flips_between_runs, hyperparameter_diff, letter_accuracy, summarize,
-    write_samples_csv, RunData, SampleResult, Split, Stage, CSV_COLUMNS,
+    write_samples_csv, RunData, SampleResult, CSV_COLUMNS,
 };
+use experiments::vocab::{Split, Stage};
 use experiments::report::plots::{
     chart_png, chart_svg, indexed, label_prob_slope_svg, loss_chart_svg, loss_epochs_svg, metrics_svg, palette_hex,
     render_comparison, render_run_charts, summary_table, Chart,
