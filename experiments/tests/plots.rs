@@ -1,103 +1,22 @@
 //! Charts and analysis of runs: content checks on synthetic, deterministic runs.
 //!
-//! `cargo test -p experiments --test plots -- --ignored` also writes every chart to /tmp/cliplab-plots/ to look at.
+//! To look at the charts: `cargo run -p experiments --example charts -- <folder>`.
 
-use std::path::Path;
 use std::time::Instant;
 
 use experiments::report::analysis::{
-    calibration, flips_before_after, flips_between_runs, hyperparameter_diff, letter_accuracy, summarize,
-    write_samples_csv, RunData, SampleResult, CSV_COLUMNS,
+    calibration, flips_before_after, flips_between_runs, hyperparameter_diff, letter_accuracy, run_calibration,
+    split_metrics, summarize, write_samples_csv, RunData, SampleResult, CSV_COLUMNS,
 };
-use experiments::vocab::{Split, Stage};
 use experiments::report::plots::{
-    chart_png, chart_svg, indexed, label_prob_slope_svg, loss_chart_svg, loss_epochs_svg, metrics_svg, palette_hex,
+    chart_png, chart_svg, indexed, label_prob_slope_svg, loss_epochs_svg, loss_steps_svg, metrics_svg, palette_hex,
     render_comparison, render_run_charts, summary_table, Chart,
 };
-use serde_json::json;
+use experiments::vocab::{Split, Stage};
 
-// ---------------------------------------------------------------------------------------------------------------
-// Synthetic runs
-// ---------------------------------------------------------------------------------------------------------------
-
-/// A small deterministic generator (64-bit LCG), uniform in [0, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn softmax(logits: &[f64]) -> Vec<f32> {
-    let m = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = logits.iter().map(|l| (l - m).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.iter().map(|v| (v / s) as f32).collect()
-}
-
-/// Run `id`: `n` samples (every fifth held out), `steps` optimizer steps over `epochs` epochs. How much
-/// fine-tuning helps grows with `id`; run 2 learns a bias towards letter B.
-fn synth_run(id: i64, n: usize, steps: usize, epochs: usize) -> RunData {
-    let mut rng = Rng(0x5EED ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let boost = 0.6 + 0.35 * (id % 7) as f64;
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..n {
-        let label = ((rng.next() * 5.0) as usize).min(4);
-        let split = if i % 5 == 0 { Split::Heldout } else { Split::Train };
-        let base: Vec<f64> = (0..5).map(|_| rng.next() * 2.0).collect();
-        let before: Vec<f64> = base.iter().enumerate().map(|(c, &b)| b + if c == label { 0.5 } else { 0.0 }).collect();
-        let gain = if split == Split::Train { boost } else { boost * 0.5 };
-        let after: Vec<f64> = before
-            .iter()
-            .enumerate()
-            .map(|(c, &b)| {
-                let noise = (rng.next() - 0.5) * 1.5;
-                b + noise + if c == label { gain } else { 0.0 } + if id == 2 && c == 1 { 1.0 } else { 0.0 }
-            })
-            .collect();
-        samples.push(SampleResult {
-            sample_id: 1000 + i as i64,
-            split,
-            label,
-            choices: (0..5).map(|c| format!("caption {c} of image {i}")).collect(),
-            filename: format!("images/img_{i:05}.jpg"),
-            before: Some(softmax(&before)),
-            after: Some(softmax(&after)),
-        });
-    }
-    let per_epoch = steps.div_ceil(epochs.max(1)).max(1);
-    let step_losses = (0..steps)
-        .map(|s| {
-            let t = s as f64 / steps.max(1) as f64;
-            (s + 1, s / per_epoch + 1, 1.6 * (-t * boost).exp() + 0.2 + (rng.next() - 0.5) * 0.3)
-        })
-        .collect();
-    let epoch_losses = (1..=epochs)
-        .map(|e| {
-            let t = e as f64 / epochs as f64;
-            (e, 1.6 * (-t * boost).exp() + 0.2, Some(1.6 * (-t * boost * 0.6).exp() + 0.35))
-        })
-        .collect();
-    let optimizer = if id % 2 == 0 { "adamw" } else { "adam" };
-    let lr = [1e-4, 3e-5, 1e-5][id as usize % 3];
-    RunData {
-        id,
-        label: format!("run {id} · {optimizer} lr {lr:e}"),
-        hyperparameters: json!({
-            "lr": lr, "epochs": epochs, "batch_size": 16, "optimizer": optimizer, "weight_decay": 0.0,
-            "seed": 42, "freeze": {"vision": true, "text": id == 1}
-        }),
-        step_losses,
-        epoch_losses,
-        samples,
-    }
-}
-
-fn three_runs() -> Vec<RunData> {
-    (0..3).map(|i| synth_run(i + 1, 300, 240, 6)).collect()
-}
+#[path = "support/runs.rs"]
+mod runs;
+use runs::{synth_run, three_runs};
 
 /// `<polyline .../>` elements whose stroke is `hex`.
 fn polylines<'a>(svg: &'a str, hex: &str) -> Vec<&'a str> {
@@ -145,7 +64,7 @@ fn pixels_like(img: &image::RgbImage, hex: &str, tol: i32) -> usize {
 fn loss_chart_has_one_line_per_run_in_its_colour_and_names_runs() {
     let mut runs = three_runs();
     runs[1].label = "run 2 · <lr> 3e-5 & wd 0.1".to_string();
-    let svg = loss_chart_svg(&runs).expect("svg");
+    let svg = loss_steps_svg(&runs).expect("svg");
     assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
     for (i, r) in runs.iter().enumerate() {
         let hex = palette_hex(i);
@@ -179,7 +98,7 @@ fn epoch_chart_has_solid_train_and_dashed_heldout_lines() {
 #[test]
 fn run_colour_is_the_same_in_every_chart() {
     let runs = three_runs();
-    let loss = loss_chart_svg(&runs).expect("loss");
+    let loss = loss_steps_svg(&runs).expect("loss");
     let metrics = metrics_svg(&runs).expect("metrics");
     let letters = chart_svg(Chart::Letters, &indexed(&runs)).expect("letters");
     let calib = chart_svg(Chart::Calibration, &indexed(&runs)).expect("calibration");
@@ -200,6 +119,52 @@ fn run_colour_is_the_same_in_every_chart() {
     // A single run's charts keep the colour of its index.
     let one = label_prob_slope_svg(&runs[2], 7).expect("slope");
     assert_eq!(polylines(&one, &palette_hex(7)).len(), 2 + 1, "mean line per panel + legend line");
+}
+
+#[test]
+fn letters_chart_has_one_bar_per_letter_and_stage_in_the_run_colour() {
+    let run = synth_run(1, 300, 60, 3);
+    let svg = chart_svg(Chart::Letters, &[(3, &run)]).expect("letters");
+    assert!(svg.contains("Accuracy by answer letter"));
+    let rects =
+        |hex: &str| svg.lines().filter(|l| l.starts_with("<rect") && l.contains(&format!("fill=\"{hex}\""))).count();
+    // Two panels (train, held-out) × five letters, plus the legend swatch: after in the run's colour, before grey.
+    assert_eq!(rects(&palette_hex(3)), 2 * 5 + 1, "after bars in colour 3");
+    assert_eq!(rects("#9A9A9A"), 2 * 5 + 1, "before bars in grey");
+    for split in Split::ALL {
+        for l in letter_accuracy(&run, Some(split)) {
+            assert!(svg.contains(&format!("{} (n={})", l.letter, l.n)), "tick of letter {} ({split:?})", l.letter);
+        }
+    }
+    assert!(svg.contains(&escaped(&run.label)));
+}
+
+#[test]
+fn calibration_chart_draws_one_reliability_line_per_split_and_names_the_ece() {
+    let run = synth_run(2, 300, 60, 3);
+    let svg = chart_svg(Chart::Calibration, &[(5, &run)]).expect("calibration");
+    assert!(svg.contains("Calibration (reliability diagram)"));
+    assert_eq!(polylines(&svg, &palette_hex(5)).len(), 2, "one reliability line per split");
+    assert_eq!(polylines(&svg, "#9A9A9A").len(), 2, "the 'before' line per split");
+    let ece = |stage| {
+        let [t, h] = Split::ALL.map(|s| format!("{:.3}", run_calibration(&run, stage, Some(s)).ece.expect("ece")));
+        format!("{t} / {h}")
+    };
+    assert!(svg.contains(&ece(Stage::After)), "ECE after: {}", ece(Stage::After));
+    assert!(svg.contains(&ece(Stage::Before)), "ECE before: {}", ece(Stage::Before));
+}
+
+#[test]
+fn histogram_of_one_run_shows_the_means_before_and_after() {
+    let run = synth_run(3, 300, 60, 3);
+    let svg = chart_svg(Chart::LabelProbHist, &[(2, &run)]).expect("hist");
+    assert!(svg.contains("Distribution of the probability of the right caption"));
+    assert_eq!(polylines(&svg, &palette_hex(2)).len(), 2, "one 'after' outline per split");
+    for split in Split::ALL {
+        let m = split_metrics(&run, Some(split));
+        let (b, a) = (m.mean_label_prob_before.expect("before"), m.mean_label_prob_after.expect("after"));
+        assert!(svg.contains(&format!("mean {b:.2} → {a:.2}")), "{split:?}: mean {b:.2} → {a:.2}");
+    }
 }
 
 #[test]
@@ -492,25 +457,4 @@ fn csv_has_one_row_per_run_and_sample() {
         .map(|k| rows[3][col(&format!("p_after_{}", ["A", "B", "C", "D", "E"][k]))].parse::<f64>().expect("p"))
         .sum();
     assert!((sum - 1.0).abs() < 1e-4);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// For looking at the charts
-// ---------------------------------------------------------------------------------------------------------------
-
-#[test]
-#[ignore = "writes the charts to /tmp/cliplab-plots/ to look at"]
-fn write_charts_to_look_at() {
-    let out = Path::new("/tmp/cliplab-plots");
-    let runs = three_runs();
-    render_run_charts(&runs[0], 0, &out.join("single")).expect("single");
-    render_comparison(&runs, &out.join("compare")).expect("compare");
-    let many: Vec<RunData> = (0..50).map(|i| synth_run(i, 100, 300, 5)).collect();
-    render_comparison(&many, &out.join("fifty")).expect("fifty");
-    let big = synth_run(2, 10_000, 5_000, 10);
-    render_run_charts(&big, 1, &out.join("big")).expect("big");
-    let empty = RunData { id: 7, label: "run 7 · not scored yet".into(), ..Default::default() };
-    render_run_charts(&empty, 2, &out.join("empty")).expect("empty");
-    println!("{}", summary_table(&runs));
-    println!("{}", experiments::report::analysis::hyperparameter_diff_table(&runs));
 }

@@ -2,34 +2,36 @@
 //! view use.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
-use crate::report::analysis::{RunData, SampleResult};
-use crate::vocab::Stage;
+use crate::report::analysis::{self, FlipTable, RunData, SampleResult};
+use crate::report::plots;
 use crate::run::store::{self, Store};
-use crate::Result;
+use crate::vocab::Stage;
+use crate::{Error, Result};
 
 /// A run's legend name: `run 3 · adamw lr 1e-4`.
 pub fn run_label(info: &store::RunInfo) -> String {
     format!("run {} · {} lr {:e}", info.id, info.optimizer, info.lr)
 }
 
-/// Everything the analysis and the charts need about one run, read from the store.
+/// Everything the analysis and the charts need about one run, read from the store. Samples come in the run's
+/// order: its train samples, then its held-out samples, then any other scored sample.
 pub fn load_run_data(store: &Store, run_id: i64) -> Result<RunData> {
     let detail = store.run(run_id)?;
     let samples: HashMap<i64, store::StoredSample> =
         store.dataset_samples(detail.info.dataset_id)?.into_iter().map(|s| (s.id, s)).collect();
-    let mut by_sample: BTreeMap<(u8, usize, i64), SampleResult> = BTreeMap::new();
-    let order: HashMap<i64, (u8, usize)> = detail
-        .train_ids
-        .iter()
+    // Sort key (list, position): the run's train list is 0, its held-out list 1, any other sample 2.
+    let position: HashMap<i64, (usize, usize)> = [&detail.train_ids, &detail.heldout_ids]
+        .into_iter()
         .enumerate()
-        .map(|(i, id)| (*id, (0u8, i)))
-        .chain(detail.heldout_ids.iter().enumerate().map(|(i, id)| (*id, (1u8, i))))
+        .flat_map(|(list, ids)| ids.iter().enumerate().map(move |(i, id)| (*id, (list, i))))
         .collect();
+    let mut by_sample: BTreeMap<(usize, usize, i64), SampleResult> = BTreeMap::new();
     for sc in store.run_scores(run_id)? {
         let Some(s) = samples.get(&sc.sample_id) else { continue };
-        let (side, pos) = order.get(&sc.sample_id).copied().unwrap_or((2, 0));
-        let entry = by_sample.entry((side, pos, sc.sample_id)).or_insert_with(|| SampleResult {
+        let (list, pos) = position.get(&sc.sample_id).copied().unwrap_or((2, 0));
+        let entry = by_sample.entry((list, pos, sc.sample_id)).or_insert_with(|| SampleResult {
             sample_id: sc.sample_id,
             split: sc.split,
             label: s.label,
@@ -67,7 +69,7 @@ pub fn load_runs(store: &Store, ids: &[i64]) -> Result<Vec<RunData>> {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CompareReport {
     /// Every chart file (SVG and PNG) and the CSV.
-    pub files: Vec<std::path::PathBuf>,
+    pub files: Vec<PathBuf>,
     /// Mean label probability and accuracy, before and after, train and held-out, per run.
     pub summary: String,
     /// Hyperparameters that differ between the runs (empty for one run).
@@ -80,49 +82,69 @@ pub struct CompareReport {
 
 /// Renders the charts (SVG + PNG) and the per-sample CSV of `ids` into `out_dir`, and the text summaries.
 /// One run: its own charts; several: the comparison charts (each run one colour everywhere).
-pub fn compare_runs(store: &Store, ids: &[i64], out_dir: &std::path::Path) -> Result<CompareReport> {
-    use crate::report::analysis;
+pub fn compare_runs(store: &Store, ids: &[i64], out_dir: &Path) -> Result<CompareReport> {
     if ids.is_empty() {
-        return Err(crate::Error::Invalid("name at least one run".into()));
+        return Err(Error::Invalid("name at least one run".into()));
     }
     let runs = load_runs(store, ids)?;
-    std::fs::create_dir_all(out_dir).map_err(|e| crate::Error::io(out_dir, e))?;
-    let mut files = if runs.len() == 1 {
-        crate::report::plots::render_run_charts(&runs[0], 0, out_dir)?
-    } else {
-        crate::report::plots::render_comparison(&runs, out_dir)?
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let mut files = match runs.as_slice() {
+        [one] => plots::render_run_charts(one, 0, out_dir)?,
+        _ => plots::render_comparison(&runs, out_dir)?,
     };
     let csv = out_dir.join("samples.csv");
     analysis::write_samples_csv(&csv, &runs)?;
     files.push(csv);
-    let flip_text = |title: String, t: analysis::FlipTable, a: &str, b: &str| {
-        let mut s = format!("{title}\n{}", t.table_text(a, b));
-        for (what, list) in [("largest gains", &t.gained), ("largest losses", &t.lost)] {
-            if !list.is_empty() {
-                s.push_str(&format!("{what} (wrong→right / right→wrong):\n"));
-                for f in list.iter().take(5) {
-                    s.push_str(&format!("  sample {:>6}  {:<24} p(label) {:.3} → {:.3}\n", f.sample_id, f.filename, f.prob_a, f.prob_b));
-                }
-            }
-        }
-        s
-    };
     let flips = match runs.as_slice() {
-        [one] => flip_text(format!("flips before → after ({}):", one.label), analysis::flips_before_after(one, None), "before", "after"),
-        [a, b, ..] => flip_text(
-            format!("flips between {} and {} (after fine-tuning):", a.label, b.label),
-            analysis::flips_between_runs(a, b, None),
+        [one] => flips_text(
+            &format!("flips before → after ({}):", one.label),
+            &analysis::flips_before_after(one, None),
+            "before",
+            "after",
+        ),
+        [a, b, ..] => flips_text(
+            &format!("flips between {} and {} (after fine-tuning):", a.label, b.label),
+            &analysis::flips_between_runs(a, b, None),
             &format!("run {}", a.id),
             &format!("run {}", b.id),
         ),
         [] => String::new(),
     };
-    let mut letters = String::new();
-    for r in &runs {
-        letters.push_str(&format!("{}\n  letter     n   acc before  acc after\n", r.label));
+    Ok(CompareReport {
+        files,
+        summary: plots::summary_table(&runs),
+        hyperparameter_diff: if runs.len() > 1 { analysis::hyperparameter_diff_table(&runs) } else { String::new() },
+        flips,
+        letters: letters_text(&runs),
+    })
+}
+
+/// A flip table under `title`, then the five largest gains and losses.
+fn flips_text(title: &str, t: &FlipTable, a: &str, b: &str) -> String {
+    let mut s = format!("{title}\n{}", t.table_text(a, b));
+    for (what, list) in [("largest gains", &t.gained), ("largest losses", &t.lost)] {
+        if !list.is_empty() {
+            s.push_str(&format!("{what} (wrong→right / right→wrong):\n"));
+            for f in list.iter().take(5) {
+                s.push_str(&format!(
+                    "  sample {:>6}  {:<24} p(label) {:.3} → {:.3}\n",
+                    f.sample_id, f.filename, f.prob_a, f.prob_b
+                ));
+            }
+        }
+    }
+    s
+}
+
+/// Accuracy per answer letter before/after, one block per run.
+fn letters_text(runs: &[RunData]) -> String {
+    let pct =
+        |c: usize, n: usize| if n == 0 { "-".to_string() } else { format!("{:.0}%", 100.0 * c as f64 / n as f64) };
+    let mut s = String::new();
+    for r in runs {
+        s.push_str(&format!("{}\n  letter     n   acc before  acc after\n", r.label));
         for l in analysis::letter_accuracy(r, None) {
-            let pct = |c: usize, n: usize| if n == 0 { "-".to_string() } else { format!("{:.0}%", 100.0 * c as f64 / n as f64) };
-            letters.push_str(&format!(
+            s.push_str(&format!(
                 "  {:>6} {:>5} {:>12} {:>10}\n",
                 l.letter,
                 l.n,
@@ -131,11 +153,5 @@ pub fn compare_runs(store: &Store, ids: &[i64], out_dir: &std::path::Path) -> Re
             ));
         }
     }
-    Ok(CompareReport {
-        files,
-        summary: crate::report::plots::summary_table(&runs),
-        hyperparameter_diff: if runs.len() > 1 { analysis::hyperparameter_diff_table(&runs) } else { String::new() },
-        flips,
-        letters,
-    })
+    s
 }
