@@ -558,6 +558,35 @@ fn a_run_whose_process_is_gone_is_marked_interrupted_on_reopen_and_keeps_its_rec
 }
 
 #[test]
+fn the_store_remembers_which_runs_it_found_interrupted_when_it_opened() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (mut store, _, exp, _) = setup(home.path());
+    let dead = store.create_run(exp).expect("run");
+    let mine = store.create_run(exp).expect("run");
+    store.start_run(dead, "cpu").expect("start");
+    assert!(store.recovered_runs().is_empty(), "a fresh store recovers nothing");
+    drop(store);
+    // Forge a dead owner (and, without /proc, an old heartbeat).
+    raw(home.path())
+        .execute(
+            "UPDATE runs SET owner_pid = ?1, heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour') \
+             WHERE id = ?2",
+            rusqlite::params![dead_pid(), dead],
+        )
+        .expect("owner");
+
+    let mut store = Store::open(home.path()).expect("reopen");
+    assert_eq!(store.recovered_runs(), &[dead], "the ids recovered on open are kept for the app");
+    assert_eq!(store.run(dead).expect("run").info.status, RunStatus::Interrupted);
+    // A later recovery finds nothing new and keeps what open found.
+    assert!(store.recover_interrupted().expect("recover").is_empty());
+    assert_eq!(store.recovered_runs(), &[dead]);
+    assert_eq!(store.run(mine).expect("run").info.status, RunStatus::Queued, "this process still owns it");
+    // The next handle has nothing left to recover.
+    assert!(Store::open(home.path()).expect("reopen").recovered_runs().is_empty());
+}
+
+#[test]
 fn a_run_owned_by_this_process_stays_running_on_reopen() {
     let home = tempfile::tempdir().expect("tempdir");
     let (mut store, _, exp, _) = setup(home.path());
