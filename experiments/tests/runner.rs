@@ -36,7 +36,7 @@ fn setup(home: &std::path::Path) -> (Store, ExperimentSpec) {
     let data = home.join("data");
     let samples = synth::caption_contest(30, 5, 2, 32, 4);
     let metadata = synth::write_dataset(&data, &samples).expect("dataset");
-    let imported = dataset::import(
+    let imported = data::import(
         &ImportOptions {
             name: "shapes".into(),
             metadata,

@@ -212,7 +212,7 @@ impl App {
             extract_dir: Some(self.home.join("extracted").join(format!("import-{token}"))),
         };
         let mut obs = ImportEvents { sink: self.sink.as_ref(), token, last: None };
-        let (report, validated) = match dataset::import(&opts, &mut obs) {
+        let (report, validated) = match data::import(&opts, &mut obs) {
             Ok(d) => (d.report.clone(), Some(d)),
             Err(experiments::Error::Rejected { report, .. }) => (*report, None),
             Err(e) => return Err(e.into()),

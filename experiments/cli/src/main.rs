@@ -493,7 +493,7 @@ fn dataset_cmd(cmd: DatasetCmd, store: &mut Store, home: &Path, tty: bool) -> Re
                 extract_dir: Some(home.join("images")),
             };
             let mut printer = Printer { tty, quiet: json };
-            let imported = dataset::import(&opts, &mut printer)?;
+            let imported = data::import(&opts, &mut printer)?;
             let id = store.insert_dataset(&imported)?;
             if json {
                 println!("{}", serde_json::json!({ "dataset_id": id, "name": name, "report": imported.report, "content_hash": imported.content_hash }));

@@ -125,7 +125,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::events::{Event, Observer, Phase};
 use crate::validation::{kind, Problem, ValidationReport};
-use crate::vocab::letter_to_index;
+use crate::vocab::{letter, letter_to_index};
 
 
 /// SHA-256 (hex) and length of a file, read in a streaming way.

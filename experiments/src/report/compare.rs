@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::report::analysis::{RunData, SampleResult};
-use crate::vocab::{Split, Stage};
-use crate::run::store::Store;
+use crate::vocab::Stage;
+use crate::run::store::{self, Store};
 use crate::Result;
 
 /// A run's legend name: `run 3 · adamw lr 1e-4`.

@@ -23,9 +23,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
+use crate::vocab::{letter, Split, Stage};
 use crate::report::analysis::{
-    label_prob_deltas, letter, letter_accuracy, pad, run_calibration, split_metrics, summarize, Calibration, RunData,
-    Split, Stage,
+    label_prob_deltas, letter_accuracy, pad, run_calibration, split_metrics, summarize, Calibration, RunData,
 };
 use crate::{Error, Result};
 
@@ -1130,7 +1130,7 @@ static FONT_OK: OnceLock<bool> = OnceLock::new();
 /// Registers the bundled DejaVu Sans as `sans-serif` (once).
 fn ensure_font() -> Result<()> {
     let ok = *FONT_OK.get_or_init(|| {
-        plotters::style::register_font(FONT, FontStyle::Normal, include_bytes!("../assets/DejaVuSans.ttf")).is_ok()
+        plotters::style::register_font(FONT, FontStyle::Normal, include_bytes!("../../assets/DejaVuSans.ttf")).is_ok()
     });
     if ok {
         Ok(())

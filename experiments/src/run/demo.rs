@@ -108,7 +108,7 @@ pub fn run_demo(
     let tag = format!("{}img-s{}", opts.images, opts.seed);
     let dataset_name = files.dataset_name.clone();
     if store.dataset(&dataset_name).is_err() {
-        let imported = dataset::import(
+        let imported = data::import(
             &ImportOptions {
                 name: dataset_name.clone(),
                 metadata: files.metadata.clone(),

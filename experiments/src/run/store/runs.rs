@@ -6,12 +6,13 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::owner::Owner;
 use super::{
-    check_exists, floats_json, int, nan_if_null, parse_floats, uint, Ctx, EpochLoss, ExperimentInfo, LogLine, PathCol, RunDetail,
-    RunInfo, RunMetrics, RunStatus, Stage, Split, SqlPath, StepLoss, Store, StoredScore, NOW,
+    check_exists, floats_json, int, nan_if_null, parse_floats, uint, Ctx, EpochLoss, ExperimentInfo, LogLine,
+    PathCol, RunDetail, RunInfo, RunMetrics, RunStatus, SqlPath, StepLoss, Store, StoredScore, NOW,
 };
 use crate::model::engine::{SampleScore, Summary};
 use crate::events::{Event, Phase};
 use crate::run::spec::ExperimentSpec;
+use crate::vocab::{Split, Stage};
 use crate::{Error, Result};
 
 /// The metric summaries' column prefixes, in [`RunMetrics`] field order.
@@ -323,7 +324,7 @@ impl Store {
             let rows = st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).ctx(path, &doing)?;
             for r in rows {
                 let (split, sample) = r.ctx(path, &doing)?;
-                match split.parse::<Split>()? {
+                match Split::parse(&split).ok_or_else(|| Error::Invalid(format!("unknown split `{split}` in the store")))? {
                     Split::Train => train_ids.push(sample),
                     Split::Heldout => heldout_ids.push(sample),
                 }
@@ -399,8 +400,8 @@ impl Store {
             let (sample_id, split, phase, probs, logits, label, label_prob, correct) = r.ctx(path, &doing)?;
             out.push(StoredScore {
                 sample_id,
-                split: split.parse()?,
-                phase: phase.parse()?,
+                split: Split::parse(&split).ok_or_else(|| Error::Invalid(format!("unknown split `{split}` in the store")))?,
+                phase: phase.parse().map_err(|_| Error::Invalid(format!("unknown score phase `{phase}` in the store")))?,
                 probs: parse_floats(path, &probs, "probabilities")?,
                 logits: parse_floats(path, &logits, "logits")?,
                 label: uint(label),

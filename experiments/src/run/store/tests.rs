@@ -6,6 +6,7 @@ use super::owner::{owner_gone, proc_state, Owner, ProcState, Recorded, STALE_HEA
 use super::*;
 use crate::data::{ColumnMap, DatasetRow, ImageRecord, ImportedDataset};
 use crate::validation::ValidationReport;
+use crate::vocab::{Split, Stage};
 use crate::run::spec::ExperimentSpec;
 
 fn migrations_dir() -> PathBuf {
