@@ -9,9 +9,9 @@ use experiments::model::engine::{SampleScore, Summary};
 use experiments::events::{Event, Phase};
 use experiments::run::spec::ExperimentSpec;
 use experiments::run::store::{
-    EpochLoss, RunMetrics, RunStatus, Stage, Split, StepLoss, Store, StoredScore, DB_FILE, MIGRATIONS,
-    SCHEMA_VERSION,
+    EpochLoss, RunMetrics, RunStatus, StepLoss, Store, StoredScore, DB_FILE, MIGRATIONS, SCHEMA_VERSION,
 };
+use experiments::vocab::{Split, Stage};
 
 const EXPECTED_TABLES: [&str; 10] = [
     "datasets",
