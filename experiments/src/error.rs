@@ -70,9 +70,31 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
 
-    /// The experiment store (SQLite database) failed.
+    /// A dataset, experiment, run, sample or image that is not in the store. Renders as
+    /// `no {what} {key}{hint}`, e.g. "no dataset named `x` (known: a, b)" or "no run with id 7".
+    #[error("no {what} {key}{hint}")]
+    NotFound {
+        /// The kind of thing: `dataset`, `experiment`, `run`, `sample`, `image`.
+        what: String,
+        /// How it was asked for: "named `x`", "with id 7".
+        key: String,
+        /// Extra words for the reader (what is known instead, where it was looked for); may be empty.
+        hint: String,
+    },
+
+    /// SQLite failed on the experiment store while doing `context`.
+    #[error("store {path}: {context}: {source}")]
+    Store {
+        path: PathBuf,
+        context: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The experiment store holds something this build cannot use, though SQLite itself did not fail (a schema
+    /// newer than this build, a journal mode it cannot switch to, a JSON column that does not parse).
     #[error("store {path}: {message}")]
-    Store { path: PathBuf, message: String },
+    BadStore { path: PathBuf, message: String },
 }
 
 /// `Result` with the crate's [`Error`].
@@ -85,6 +107,11 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// Thing `what` with id `id` is not in the store.
+    pub fn not_found_id(what: &str, id: i64) -> Self {
+        Error::NotFound { what: what.into(), key: format!("with id {id}"), hint: String::new() }
     }
 
     /// A malformed file.

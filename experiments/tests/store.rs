@@ -10,9 +10,9 @@ use experiments::events::{Event, Phase};
 use experiments::run::spec::ExperimentSpec;
 use experiments::vocab::{Split, Stage};
 use experiments::run::store::{
-    EpochLoss, RunMetrics, RunStatus, StepLoss, Store, StoredScore, DB_FILE, MIGRATIONS,
-    SCHEMA_VERSION,
+    EpochLoss, RunMetrics, RunStatus, StepLoss, Store, StoredScore, DB_FILE, MIGRATIONS, SCHEMA_VERSION,
 };
+use experiments::vocab::{Split, Stage};
 
 const EXPECTED_TABLES: [&str; 10] = [
     "datasets",
@@ -556,6 +556,35 @@ fn a_run_whose_process_is_gone_is_marked_interrupted_on_reopen_and_keeps_its_rec
     // Finished runs are never touched again.
     let store = Store::open(home.path()).expect("reopen");
     assert_eq!(store.run(running).expect("run").info.error, d.info.error);
+}
+
+#[test]
+fn the_store_remembers_which_runs_it_found_interrupted_when_it_opened() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (mut store, _, exp, _) = setup(home.path());
+    let dead = store.create_run(exp).expect("run");
+    let mine = store.create_run(exp).expect("run");
+    store.start_run(dead, "cpu").expect("start");
+    assert!(store.recovered_runs().is_empty(), "a fresh store recovers nothing");
+    drop(store);
+    // Forge a dead owner (and, without /proc, an old heartbeat).
+    raw(home.path())
+        .execute(
+            "UPDATE runs SET owner_pid = ?1, heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour') \
+             WHERE id = ?2",
+            rusqlite::params![dead_pid(), dead],
+        )
+        .expect("owner");
+
+    let mut store = Store::open(home.path()).expect("reopen");
+    assert_eq!(store.recovered_runs(), &[dead], "the ids recovered on open are kept for the app");
+    assert_eq!(store.run(dead).expect("run").info.status, RunStatus::Interrupted);
+    // A later recovery finds nothing new and keeps what open found.
+    assert!(store.recover_interrupted().expect("recover").is_empty());
+    assert_eq!(store.recovered_runs(), &[dead]);
+    assert_eq!(store.run(mine).expect("run").info.status, RunStatus::Queued, "this process still owns it");
+    // The next handle has nothing left to recover.
+    assert!(Store::open(home.path()).expect("reopen").recovered_runs().is_empty());
 }
 
 #[test]

@@ -377,7 +377,9 @@ impl Summary {
     }
 }
 
-/// Fine-tuning hyperparameters.
+/// Fine-tuning hyperparameters, as the engine uses them. Experiments build it from their
+/// `run::spec::TrainSpec` (`TrainConfig::from(&spec)`); its `Default` is the one set of
+/// default settings, which `TrainSpec::default()` restates in the spec's words.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub epochs: usize,
@@ -390,7 +392,7 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
-    /// The tutorial's: 5 epochs, batch size 2, Adam with lr 1e-4.
+    /// The tutorial's: 5 epochs, batch size 2, Adam with lr 1e-4, seed 42, 16 images per scoring pass.
     fn default() -> Self {
         Self { epochs: 5, batch_size: 2, optimizer: AdamConfig::adam(1e-4), seed: 42, eval_batch_size: 16 }
     }

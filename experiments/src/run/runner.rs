@@ -4,7 +4,7 @@
 //! scores before, fine-tunes, scores after and saves its checkpoint, recording everything in the store as it
 //! goes: a run that fails, is cancelled or is killed keeps what it recorded until then.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use crate::data::verify_images;
 use crate::model::engine::{ClipBundle, McqSample, Summary};
 use crate::events::{Event, Observer, Phase, PhaseClock};
 use crate::run::spec::ExperimentSpec;
-use crate::run::store::{RunMetrics, RunStatus, Store, StoredSample};
+use crate::run::store::{DatasetInfo, RunMetrics, RunStatus, Store, StoredSample};
 use crate::vocab::{Split, Stage};
 use crate::{Error, Result};
 
@@ -183,6 +183,8 @@ fn copy_dir_atomically(from: &Path, out: &Path) -> Result<()> {
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let tmp = parent.join(format!(".cliplab-export-{}", std::process::id()));
+    // A leftover of an earlier export by a process with our pid; usually absent, and if it cannot be removed
+    // the `create_dir_all` and the copy below fail with the reason.
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let copy = || -> Result<()> {
@@ -196,6 +198,7 @@ fn copy_dir_atomically(from: &Path, out: &Path) -> Result<()> {
         Ok(())
     };
     if let Err(e) = copy() {
+        // Best effort: the copy's error is what the user needs; a hidden leftover is removed by the next export.
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
@@ -205,31 +208,138 @@ fn copy_dir_atomically(from: &Path, out: &Path) -> Result<()> {
     std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))
 }
 
-fn execute(p: &mut Persist<'_>, home: &Path, experiment_id: i64, run_id: i64) -> Result<RunOutcome> {
+/// What a run reads from the store before it starts.
+struct Inputs {
+    spec: ExperimentSpec,
+    dataset: DatasetInfo,
+    samples: Vec<StoredSample>,
+    splits: DrawnSplits,
+}
+
+/// Reads the experiment and its dataset, draws and records the splits, and checks that the images they use are
+/// unchanged since import.
+fn prepare(p: &mut Persist<'_>, experiment_id: i64, run_id: i64) -> Result<Inputs> {
     let exp = p.store.experiment(experiment_id)?;
-    let spec = exp.spec.clone();
-    let ds = p.store.dataset(&exp.dataset_id.to_string())?;
-    let samples = p.store.dataset_samples(ds.id)?;
-    let images = p.store.dataset_images(ds.id)?;
+    let spec = exp.spec;
+    let dataset = p.store.dataset(&exp.dataset_id.to_string())?;
+    let samples = p.store.dataset_samples(dataset.id)?;
+    let images = p.store.dataset_images(dataset.id)?;
 
     let splits = draw_splits(&samples, spec.sample.train, spec.sample.heldout, spec.sample.seed)?;
     p.store.record_split(run_id, Split::Train, &splits.train)?;
     p.store.record_split(run_id, Split::Heldout, &splits.heldout)?;
 
     // Only the images this run uses must be unchanged since import.
-    let used: std::collections::HashSet<i64> = splits.train.iter().chain(&splits.heldout).copied().collect();
-    let by_id: HashMap<i64, &StoredSample> = samples.iter().map(|s| (s.id, s)).collect();
-    let used_images: std::collections::HashSet<&str> =
-        used.iter().filter_map(|id| by_id.get(id)).map(|s| s.filename.as_str()).collect();
+    let used: HashSet<i64> = splits.train.iter().chain(&splits.heldout).copied().collect();
+    let used_images: HashSet<&str> =
+        samples.iter().filter(|s| used.contains(&s.id)).map(|s| s.filename.as_str()).collect();
     let to_check: Vec<_> = images.iter().filter(|i| used_images.contains(i.filename.as_str())).cloned().collect();
     let problems = verify_images(&to_check);
     if let Some(first) = problems.first() {
         return Err(Error::Invalid(format!(
             "dataset `{}`: {} image(s) changed or missing since import; first: {first}",
-            ds.name,
+            dataset.name,
             problems.len()
         )));
     }
+    Ok(Inputs { spec, dataset, samples, splits })
+}
+
+/// Preprocesses the train and held-out samples, each distinct image once.
+fn load_samples(bundle: &ClipBundle, inputs: &Inputs, p: &mut Persist<'_>) -> Result<(Vec<McqSample>, Vec<McqSample>)> {
+    let by_id: HashMap<i64, &StoredSample> = inputs.samples.iter().map(|s| (s.id, s)).collect();
+    let splits = &inputs.splits;
+    let mut pixels: HashMap<i64, Arc<Vec<f32>>> = HashMap::new();
+    let used: HashSet<i64> = splits.train.iter().chain(&splits.heldout).copied().collect();
+    let mut clock = PhaseClock::start(Phase::Load, used.len(), p);
+    let mut build = |ids: &[i64], p: &mut Persist<'_>| -> Result<Vec<McqSample>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let s = by_id.get(id).ok_or_else(|| Error::NotFound {
+                what: "sample".into(),
+                key: format!("with id {id}"),
+                hint: format!(" in dataset `{}`", inputs.dataset.name),
+            })?;
+            let px = match pixels.get(&s.image_id) {
+                Some(px) => px.clone(),
+                None => {
+                    let px = Arc::new(bundle.load_image(&s.image_path)?);
+                    pixels.insert(s.image_id, px.clone());
+                    px
+                }
+            };
+            out.push(McqSample::new(px, s.choices.clone(), s.label).map_err(|e| {
+                Error::Invalid(format!("{}, row {}: {e}", inputs.dataset.metadata_path.display(), s.row))
+            })?);
+            clock.tick(p);
+        }
+        Ok(out)
+    };
+    let train = build(&splits.train, p)?;
+    let heldout = build(&splits.heldout, p)?;
+    Ok((train, heldout))
+}
+
+/// Scores both splits in `phase` (before or after training), records every score and returns the summaries
+/// (held-out: `None` when the split is empty).
+fn score_splits(
+    bundle: &ClipBundle,
+    samples: (&[McqSample], &[McqSample]),
+    inputs: &Inputs,
+    run_id: i64,
+    phase: Phase,
+    p: &mut Persist<'_>,
+) -> Result<(Summary, Option<Summary>)> {
+    let stage = if phase == Phase::ScoreBefore { Stage::Before } else { Stage::After };
+    let eval_bs = inputs.spec.train.eval_batch_size.max(1);
+    let score = |split: Split, set: &[McqSample], ids: &[i64], p: &mut Persist<'_>| -> Result<Summary> {
+        let scores = bundle.score(set, eval_bs, phase, p)?;
+        let rows: Vec<_> = ids.iter().copied().zip(scores.iter().cloned()).collect();
+        p.store.record_scores(run_id, stage, split, &rows)?;
+        Ok(Summary::of(&scores))
+    };
+    let (train, heldout) = samples;
+    let t = score(Split::Train, train, &inputs.splits.train, p)?;
+    let h = if heldout.is_empty() { None } else { Some(score(Split::Heldout, heldout, &inputs.splits.heldout, p)?) };
+    Ok((t, h))
+}
+
+/// Saves the fine-tuned model in the run's folder, with its provenance, and records the folder.
+fn save_checkpoint(
+    bundle: &ClipBundle,
+    inputs: &Inputs,
+    ids: (i64, i64),
+    device_name: &str,
+    metrics: &RunMetrics,
+    home: &Path,
+    p: &mut Persist<'_>,
+) -> Result<PathBuf> {
+    let (experiment_id, run_id) = ids;
+    let (spec, ds, splits) = (&inputs.spec, &inputs.dataset, &inputs.splits);
+    let mut clock = PhaseClock::start(Phase::Export, 1, p);
+    let dir = home.join("runs").join(run_id.to_string()).join("checkpoint");
+    let provenance = serde_json::json!({
+        "cliplab_version": env!("CARGO_PKG_VERSION"),
+        "run_id": run_id,
+        "experiment_id": experiment_id,
+        "experiment": spec.name,
+        "source_model": spec.model,
+        "dataset": { "name": ds.name, "content_hash": ds.content_hash },
+        "splits": { "train": splits.train.len(), "heldout": splits.heldout.len(), "seed": spec.sample.seed },
+        "hyperparameters": spec.train,
+        "freeze": spec.freeze,
+        "device": device_name,
+        "metrics": metrics,
+    });
+    bundle.export(&dir, &provenance)?;
+    p.store.set_checkpoint(run_id, &dir)?;
+    clock.tick(p);
+    Ok(dir)
+}
+
+fn execute(p: &mut Persist<'_>, home: &Path, experiment_id: i64, run_id: i64) -> Result<RunOutcome> {
+    let inputs = prepare(p, experiment_id, run_id)?;
+    let spec = &inputs.spec;
 
     let device = crate::model::device::select(spec.device)?;
     let device_name = crate::model::device::device_name(&device);
@@ -241,49 +351,10 @@ fn execute(p: &mut Persist<'_>, home: &Path, experiment_id: i64, run_id: i64) ->
     p.on_event(&Event::Info {
         message: format!("model {}: {all} parameters, {trainable} trained ({})", spec.model.display(), spec.freeze.describe()),
     });
+    let (train, heldout) = load_samples(&bundle, &inputs, p)?;
 
-    // Preprocess each distinct image once.
-    let mut pixels: HashMap<i64, Arc<Vec<f32>>> = HashMap::new();
-    let mut clock = PhaseClock::start(Phase::Load, used.len(), p);
-    let build = |ids: &[i64], pixels: &mut HashMap<i64, Arc<Vec<f32>>>, p: &mut Persist<'_>, clock: &mut PhaseClock| -> Result<Vec<McqSample>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let s = by_id.get(id).ok_or_else(|| Error::Invalid(format!("sample {id} is not in the dataset")))?;
-            let px = match pixels.get(&s.image_id) {
-                Some(px) => px.clone(),
-                None => {
-                    let px = Arc::new(bundle.load_image(&s.image_path)?);
-                    pixels.insert(s.image_id, px.clone());
-                    px
-                }
-            };
-            out.push(McqSample::new(px, s.choices.clone(), s.label).map_err(|e| {
-                Error::Invalid(format!("{}, row {}: {e}", ds.metadata_path.display(), s.row))
-            })?);
-            clock.tick(p);
-        }
-        Ok(out)
-    };
-    let train = build(&splits.train, &mut pixels, p, &mut clock)?;
-    let heldout = build(&splits.heldout, &mut pixels, p, &mut clock)?;
-    drop(pixels);
-
-    let eval_bs = spec.train.eval_batch_size.max(1);
     let mut metrics = RunMetrics::default();
-    let score_all = |bundle: &ClipBundle, phase: Phase, p: &mut Persist<'_>| -> Result<(Summary, Option<Summary>)> {
-        let sp = if phase == Phase::ScoreBefore { Stage::Before } else { Stage::After };
-        let t = bundle.score(&train, eval_bs, phase, p)?;
-        p.store.record_scores(run_id, sp, Split::Train, &splits.train.iter().copied().zip(t.iter().cloned()).collect::<Vec<_>>())?;
-        let h = if heldout.is_empty() {
-            None
-        } else {
-            let h = bundle.score(&heldout, eval_bs, phase, p)?;
-            p.store.record_scores(run_id, sp, Split::Heldout, &splits.heldout.iter().copied().zip(h.iter().cloned()).collect::<Vec<_>>())?;
-            Some(Summary::of(&h))
-        };
-        Ok((Summary::of(&t), h))
-    };
-    let (tb, hb) = score_all(&bundle, Phase::ScoreBefore, p)?;
+    let (tb, hb) = score_splits(&bundle, (&train, &heldout), &inputs, run_id, Phase::ScoreBefore, p)?;
     metrics.train_before = Some(tb);
     metrics.heldout_before = hb;
     p.store.record_summary(run_id, &metrics)?;
@@ -291,32 +362,13 @@ fn execute(p: &mut Persist<'_>, home: &Path, experiment_id: i64, run_id: i64) ->
     let held = if heldout.is_empty() { None } else { Some(heldout.as_slice()) };
     bundle.train(&train, held, &spec.train_config(), p)?;
 
-    let (ta, ha) = score_all(&bundle, Phase::ScoreAfter, p)?;
+    let (ta, ha) = score_splits(&bundle, (&train, &heldout), &inputs, run_id, Phase::ScoreAfter, p)?;
     metrics.train_after = Some(ta);
     metrics.heldout_after = ha;
     p.store.record_summary(run_id, &metrics)?;
 
     let checkpoint = if spec.save_checkpoint {
-        let clock = PhaseClock::start(Phase::Export, 1, p);
-        let dir = home.join("runs").join(run_id.to_string()).join("checkpoint");
-        let provenance = serde_json::json!({
-            "cliplab_version": env!("CARGO_PKG_VERSION"),
-            "run_id": run_id,
-            "experiment_id": experiment_id,
-            "experiment": spec.name,
-            "source_model": spec.model,
-            "dataset": { "name": ds.name, "content_hash": ds.content_hash },
-            "splits": { "train": splits.train.len(), "heldout": splits.heldout.len(), "seed": spec.sample.seed },
-            "hyperparameters": spec.train,
-            "freeze": spec.freeze,
-            "device": device_name,
-            "metrics": metrics,
-        });
-        bundle.export(&dir, &provenance)?;
-        p.store.set_checkpoint(run_id, &dir)?;
-        let mut clock = clock;
-        clock.tick(p);
-        Some(dir)
+        Some(save_checkpoint(&bundle, &inputs, (experiment_id, run_id), &device_name, &metrics, home, p)?)
     } else {
         None
     };

@@ -1,4 +1,9 @@
 //! An experiment spec: what data, which model, which hyperparameters. Written by users as TOML, stored as JSON.
+//!
+//! [`TrainSpec`] is how users write the training settings; the engine runs on [`TrainConfig`], made from it by
+//! the one conversion `TrainConfig::from(&TrainSpec)`. The defaults are stated once, in `TrainConfig::default()`
+//! (the tutorial's); `TrainSpec::default()` is that config in the spec's words. [`ExperimentSpec::problems`] lists
+//! every problem with a spec by field, for the CLI and the app alike.
 
 use std::path::{Path, PathBuf};
 
@@ -20,12 +25,12 @@ pub struct SampleSpec {
     /// Samples in the held-out split (no image is on both sides).
     #[serde(default)]
     pub heldout: usize,
-    /// Seeds the draw.
+    /// Seeds the draw (default: the training seed's default).
     #[serde(default = "default_seed")]
     pub seed: u64,
 }
 
-/// Fine-tuning hyperparameters (defaults: the tutorial's).
+/// Fine-tuning hyperparameters as users write them (defaults: [`TrainConfig::default`], the tutorial's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields, default)]
@@ -43,12 +48,70 @@ pub struct TrainSpec {
 
 impl Default for TrainSpec {
     fn default() -> Self {
-        Self { epochs: 5, batch_size: 2, optimizer: OptimizerKind::Adam, lr: 1e-4, weight_decay: 0.0, seed: 42, eval_batch_size: 16 }
+        Self::from(&TrainConfig::default())
+    }
+}
+
+impl From<&TrainConfig> for TrainSpec {
+    /// The spec that converts back to `c` (the spec has no words for Adam's betas and epsilon: they stay the
+    /// optimizer's defaults).
+    fn from(c: &TrainConfig) -> Self {
+        Self {
+            epochs: c.epochs,
+            batch_size: c.batch_size,
+            optimizer: c.optimizer.kind,
+            lr: c.optimizer.lr,
+            weight_decay: c.optimizer.weight_decay,
+            seed: c.seed,
+            eval_batch_size: c.eval_batch_size,
+        }
+    }
+}
+
+impl From<&TrainSpec> for TrainConfig {
+    /// The engine's config for the settings `t`.
+    fn from(t: &TrainSpec) -> Self {
+        let optimizer = match t.optimizer {
+            OptimizerKind::Adam => AdamConfig { weight_decay: t.weight_decay, ..AdamConfig::adam(t.lr) },
+            OptimizerKind::AdamW => AdamConfig::adamw(t.lr, t.weight_decay),
+        };
+        Self {
+            epochs: t.epochs,
+            batch_size: t.batch_size,
+            optimizer,
+            seed: t.seed,
+            eval_batch_size: t.eval_batch_size.max(1),
+        }
     }
 }
 
 fn default_seed() -> u64 {
-    42
+    TrainConfig::default().seed
+}
+
+/// One problem with a spec: the field at fault (a path such as `train.lr`; empty: the spec as a whole) and what
+/// is wrong, in words for the person who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldProblem {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+impl std::fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "`{}`: {}", self.field, self.message)
+        }
+    }
 }
 
 /// A whole experiment.
@@ -76,6 +139,7 @@ pub struct ExperimentSpec {
     pub notes: String,
 }
 
+/// `save_checkpoint`'s default.
 fn yes() -> bool {
     true
 }
@@ -107,25 +171,56 @@ impl ExperimentSpec {
         toml::to_string_pretty(self).map_err(|e| Error::Invalid(format!("spec: {e}")))
     }
 
-    /// Checks values a user could get wrong.
-    pub fn validate(&self) -> Result<()> {
-        if self.name.trim().is_empty() {
-            return Err(Error::Invalid("spec: `name` is empty".into()));
+    /// Every problem with the spec's own values, by field (empty: it is valid). Needs neither the store nor
+    /// the disk: whether the dataset exists, the split fits it or the model folder holds weights is checked where
+    /// those are at hand ([`ExperimentSpec::model_problems`], the runner).
+    pub fn problems(&self) -> Vec<FieldProblem> {
+        let mut out = Vec::new();
+        let mut check = |ok: bool, field: &str, message: &str| {
+            if !ok {
+                out.push(FieldProblem::new(field, message));
+            }
+        };
+        let t = &self.train;
+        check(!self.name.trim().is_empty(), "name", "give the experiment a name");
+        check(t.lr.is_finite() && t.lr > 0.0, "train.lr", "the learning rate must be a positive number");
+        check(t.weight_decay.is_finite() && t.weight_decay >= 0.0, "train.weight_decay", "weight decay must be zero or more");
+        check(t.epochs > 0, "train.epochs", "at least one epoch");
+        check(t.batch_size > 0, "train.batch_size", "the batch size must be at least 1");
+        check(t.eval_batch_size > 0, "train.eval_batch_size", "the scoring batch size must be at least 1");
+        check(self.sample.train > 0, "sample.train", "at least one training sample");
+        let f = &self.freeze;
+        check(!(f.vision && f.text && f.logit_scale), "freeze", "everything is frozen: nothing would be trained");
+        if out.is_empty() {
+            // What the engine checks beyond the fields above (today nothing a spec can reach: kept as the net).
+            if let Err(e) = self.train_config().validate() {
+                out.push(FieldProblem::new("train", e.to_string()));
+            }
         }
-        if self.sample.train == 0 {
-            return Err(Error::Invalid("spec: `sample.train` must be at least 1".into()));
-        }
-        self.train_config().validate()
+        out
     }
 
-    /// The engine's training config.
+    /// Problems with the spec's model folder on disk (today: it holds no weights file).
+    pub fn model_problems(&self) -> Vec<FieldProblem> {
+        let weights = crate::model::engine::WEIGHTS_FILE;
+        if self.model.join(weights).is_file() {
+            Vec::new()
+        } else {
+            vec![FieldProblem::new("model", format!("{}: no {weights} in it", self.model.display()))]
+        }
+    }
+
+    /// Checks values a user could get wrong: the first of [`ExperimentSpec::problems`], as an error.
+    pub fn validate(&self) -> Result<()> {
+        match self.problems().first() {
+            Some(p) => Err(Error::Invalid(format!("spec: {p}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// The engine's training config (`TrainConfig::from(&self.train)`).
     pub fn train_config(&self) -> TrainConfig {
-        let t = &self.train;
-        let optimizer = match t.optimizer {
-            OptimizerKind::Adam => AdamConfig { weight_decay: t.weight_decay, ..AdamConfig::adam(t.lr) },
-            OptimizerKind::AdamW => AdamConfig::adamw(t.lr, t.weight_decay),
-        };
-        TrainConfig { epochs: t.epochs, batch_size: t.batch_size, optimizer, seed: t.seed, eval_batch_size: t.eval_batch_size.max(1) }
+        TrainConfig::from(&self.train)
     }
 }
 
@@ -158,6 +253,54 @@ mod tests {
         assert!(e.to_string().contains("epoch"), "{e}");
         let e = ExperimentSpec::from_toml(&text.replace("lr = 1e-4", "lr = -1.0"), None).expect_err("bad lr");
         assert!(e.to_string().contains("lr") || e.to_string().contains("learning"), "{e}");
+    }
+
+    fn tutorial() -> ExperimentSpec {
+        let text = "name = \"t\"\ndataset = \"d\"\nmodel = \"/m\"\n[sample]\ntrain = 10\n";
+        ExperimentSpec::from_toml(text, None).expect("parse")
+    }
+
+    #[test]
+    fn the_spec_defaults_are_the_engine_defaults_and_convert_both_ways() {
+        let s = tutorial();
+        assert_eq!(s.train_config(), TrainConfig::default());
+        assert_eq!(TrainSpec::from(&TrainConfig::default()), TrainSpec::default());
+        assert_eq!(s.sample.seed, TrainConfig::default().seed);
+        let t = TrainSpec { optimizer: OptimizerKind::AdamW, lr: 3e-4, weight_decay: 0.1, ..TrainSpec::default() };
+        assert_eq!(TrainConfig::from(&t).optimizer, AdamConfig::adamw(3e-4, 0.1));
+        assert_eq!(TrainSpec::from(&TrainConfig::from(&t)), t);
+    }
+
+    #[test]
+    fn problems_name_every_bad_field_and_validate_reports_the_first() {
+        assert!(tutorial().problems().is_empty());
+        let mut s = tutorial();
+        s.name = " ".into();
+        s.train.lr = f64::NAN;
+        s.train.weight_decay = -1.0;
+        s.train.epochs = 0;
+        s.train.batch_size = 0;
+        s.train.eval_batch_size = 0;
+        s.sample.train = 0;
+        s.freeze = FreezeSpec { vision: true, text: true, logit_scale: true, ..FreezeSpec::default() };
+        let fields: Vec<String> = s.problems().into_iter().map(|p| p.field).collect();
+        let want = [
+            "name",
+            "train.lr",
+            "train.weight_decay",
+            "train.epochs",
+            "train.batch_size",
+            "train.eval_batch_size",
+            "sample.train",
+            "freeze",
+        ];
+        assert_eq!(fields, want);
+        let e = s.validate().expect_err("invalid").to_string();
+        assert_eq!(e, "spec: `name`: give the experiment a name");
+        let mut s = tutorial();
+        s.train.epochs = 0;
+        assert!(s.validate().expect_err("no epochs").to_string().contains("train.epochs"));
+        assert_eq!(s.model_problems()[0].field, "model", "no weights in /m");
     }
 
     #[test]

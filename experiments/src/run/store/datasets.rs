@@ -1,6 +1,7 @@
 //! Datasets: imported once, never changed.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use rusqlite::{params, OptionalExtension, Row};
 
@@ -49,77 +50,24 @@ impl Store {
                 d.content_hash,
             ],
         )
-        .map_err(|e| if is_unique_violation(&e) { exists() } else { super::sql_error(&path, e) })?;
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                exists()
+            } else {
+                super::sql_error(&path, format!("storing dataset `{name}`"), e)
+            }
+        })?;
         let dataset_id = tx.last_insert_rowid();
 
-        let mut image_ids: HashMap<&str, i64> = HashMap::with_capacity(d.images.len());
-        {
-            let mut ins = tx
-                .prepare(
-                    "INSERT INTO images (dataset_id, filename, path, sha256, width, height, bytes) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .ctx(&path, "storing images")?;
-            for im in &d.images {
-                let bytes = i64::try_from(im.bytes).unwrap_or(i64::MAX);
-                ins.execute(params![dataset_id, im.filename, SqlPath(&im.path), im.sha256, im.width, im.height, bytes])
-                    .map_err(|e| {
-                        if is_unique_violation(&e) {
-                            Error::Invalid(format!("dataset `{name}`: image `{}` is listed twice", im.filename))
-                        } else {
-                            super::store_error(&path, format!("storing image {}: {e}", im.filename))
-                        }
-                    })?;
-                image_ids.insert(im.filename.as_str(), tx.last_insert_rowid());
-            }
-            let mut ins = tx
-                .prepare(
-                    "INSERT INTO samples (dataset_id, row, image_id, choices_json, label, extra_json) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .ctx(&path, "storing samples")?;
-            for r in &d.rows {
-                let image_id = *image_ids.get(r.filename.as_str()).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "dataset `{name}`, row {}: image `{}` is not among the dataset's images",
-                        r.row, r.filename
-                    ))
-                })?;
-                if r.label >= r.choices.len() {
-                    return Err(Error::Invalid(format!(
-                        "dataset `{name}`, row {}: label {} is not among the {} choices",
-                        r.row,
-                        r.label,
-                        r.choices.len()
-                    )));
-                }
-                let choices = serde_json::to_string(&r.choices)?;
-                let extra = serde_json::to_string(&r.extra)?;
-                ins.execute(params![dataset_id, int(r.row), image_id, choices, int(r.label), extra]).map_err(|e| {
-                    if is_unique_violation(&e) {
-                        Error::Invalid(format!("dataset `{name}`: row {} is listed twice", r.row))
-                    } else {
-                        super::store_error(&path, format!("storing row {}: {e}", r.row))
-                    }
-                })?;
-            }
-        }
+        insert_rows(&tx, &path, name, dataset_id, d)?;
         tx.commit().ctx(&path, format!("committing dataset `{name}`"))?;
         Ok(dataset_id)
     }
 
     /// Every dataset, by name.
     pub fn datasets(&self) -> Result<Vec<DatasetInfo>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT {DATASET_COLUMNS} FROM datasets ORDER BY name"))
-            .ctx(&self.path, "listing datasets")?;
-        let rows = st.query_map([], dataset_row).ctx(&self.path, "listing datasets")?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(self.finish_dataset(r.ctx(&self.path, "listing datasets")?)?);
-        }
-        Ok(out)
+        let sql = format!("SELECT {DATASET_COLUMNS} FROM datasets ORDER BY name");
+        self.list(&sql, "listing datasets", dataset_row, Self::finish_dataset)
     }
 
     /// A dataset by name, or by id (a number that is not a dataset's name).
@@ -146,7 +94,7 @@ impl Store {
                 } else {
                     format!("known: {}", known.join(", "))
                 };
-                Err(Error::Invalid(format!("no dataset named `{key}` ({known})")))
+                Err(Error::NotFound { what: "dataset".into(), key: format!("named `{key}`"), hint: format!(" ({known})") })
             }
         }
     }
@@ -175,23 +123,11 @@ impl Store {
         })
     }
 
-    /// Errors readably when there is no dataset `dataset_id`.
-    fn check_dataset(&self, dataset_id: i64) -> Result<()> {
-        let found: bool = self
-            .conn
-            .query_row("SELECT EXISTS (SELECT 1 FROM datasets WHERE id = ?1)", [dataset_id], |r| r.get(0))
-            .ctx(&self.path, "looking up a dataset")?;
-        if found {
-            Ok(())
-        } else {
-            Err(Error::Invalid(format!("no dataset with id {dataset_id}")))
-        }
-    }
 
     /// A dataset's samples, in metadata row order.
     pub fn dataset_samples(&self, dataset_id: i64) -> Result<Vec<StoredSample>> {
         let tx = self.read_tx()?;
-        self.check_dataset(dataset_id)?;
+        super::check_exists(&tx, &self.path, "dataset", dataset_id)?;
         let mut st = tx
             .prepare(
                 "SELECT s.id, s.row, i.filename, s.image_id, i.path, i.sha256, s.choices_json, s.label, s.extra_json \
@@ -235,48 +171,27 @@ impl Store {
     /// A dataset's images, by file name.
     pub fn dataset_images(&self, dataset_id: i64) -> Result<Vec<ImageRecord>> {
         let tx = self.read_tx()?;
-        self.check_dataset(dataset_id)?;
+        super::check_exists(&tx, &self.path, "dataset", dataset_id)?;
         let mut st = tx
             .prepare(
-                "SELECT filename, path, sha256, width, height, bytes FROM images WHERE dataset_id = ?1 \
-                 ORDER BY filename, id",
+                &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE dataset_id = ?1 ORDER BY filename, id"),
             )
             .ctx(&self.path, "reading images")?;
-        let rows = st
-            .query_map([dataset_id], |r| {
-                Ok(ImageRecord {
-                    filename: r.get(0)?,
-                    path: r.get::<_, PathCol>(1)?.0,
-                    sha256: r.get(2)?,
-                    width: r.get(3)?,
-                    height: r.get(4)?,
-                    bytes: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
-                })
-            })
-            .ctx(&self.path, "reading images")?;
+        let rows = st.query_map([dataset_id], image_row).ctx(&self.path, "reading images")?;
         rows.collect::<rusqlite::Result<Vec<_>>>().ctx(&self.path, "reading images")
     }
 
     /// One image by its id (the desktop app's thumbnails).
     pub fn image(&self, image_id: i64) -> Result<ImageRecord> {
-        let conn = &self.conn;
-        conn.query_row(
-            "SELECT filename, path, sha256, width, height, bytes FROM images WHERE id = ?1",
-            [image_id],
-            |r| {
-                Ok(ImageRecord {
-                    filename: r.get(0)?,
-                    path: r.get::<_, PathCol>(1)?.0,
-                    sha256: r.get(2)?,
-                    width: r.get(3)?,
-                    height: r.get(4)?,
-                    bytes: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
-                })
-            },
-        )
-        .optional()
-        .ctx(&self.path, "reading an image")?
-        .ok_or_else(|| Error::Invalid(format!("no image with id {image_id} in the store")))
+        self.conn
+            .query_row(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1"), [image_id], image_row)
+            .optional()
+            .ctx(&self.path, "reading an image")?
+            .ok_or_else(|| Error::NotFound {
+                what: "image".into(),
+                key: format!("with id {image_id}"),
+                hint: " in the store".into(),
+            })
     }
 
     /// The validation report of a dataset's import.
@@ -286,9 +201,78 @@ impl Store {
             .query_row("SELECT report_json FROM datasets WHERE id = ?1", [dataset_id], |r| r.get(0))
             .optional()
             .ctx(&self.path, "reading a validation report")?;
-        let text = text.ok_or_else(|| Error::Invalid(format!("no dataset with id {dataset_id}")))?;
+        let text = text.ok_or_else(|| Error::not_found_id("dataset", dataset_id))?;
         serde_json::from_str(&text).ctx(&self.path, format!("dataset {dataset_id}: validation report"))
     }
+}
+
+/// Stores a new dataset's images and samples (inside the caller's transaction).
+fn insert_rows(tx: &rusqlite::Connection, path: &Path, name: &str, dataset_id: i64, d: &ImportedDataset) -> Result<()> {
+    let mut image_ids: HashMap<&str, i64> = HashMap::with_capacity(d.images.len());
+    let mut ins = tx
+        .prepare(
+            "INSERT INTO images (dataset_id, filename, path, sha256, width, height, bytes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .ctx(path, "storing images")?;
+    for im in &d.images {
+        let bytes = i64::try_from(im.bytes).unwrap_or(i64::MAX);
+        ins.execute(params![dataset_id, im.filename, SqlPath(&im.path), im.sha256, im.width, im.height, bytes])
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    Error::Invalid(format!("dataset `{name}`: image `{}` is listed twice", im.filename))
+                } else {
+                    super::sql_error(path, format!("storing image {}", im.filename), e)
+                }
+            })?;
+        image_ids.insert(im.filename.as_str(), tx.last_insert_rowid());
+    }
+    let mut ins = tx
+        .prepare(
+            "INSERT INTO samples (dataset_id, row, image_id, choices_json, label, extra_json) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .ctx(path, "storing samples")?;
+    for r in &d.rows {
+        let image_id = *image_ids.get(r.filename.as_str()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "dataset `{name}`, row {}: image `{}` is not among the dataset's images",
+                r.row, r.filename
+            ))
+        })?;
+        if r.label >= r.choices.len() {
+            return Err(Error::Invalid(format!(
+                "dataset `{name}`, row {}: label {} is not among the {} choices",
+                r.row,
+                r.label,
+                r.choices.len()
+            )));
+        }
+        let choices = serde_json::to_string(&r.choices)?;
+        let extra = serde_json::to_string(&r.extra)?;
+        ins.execute(params![dataset_id, int(r.row), image_id, choices, int(r.label), extra]).map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::Invalid(format!("dataset `{name}`: row {} is listed twice", r.row))
+            } else {
+                super::sql_error(path, format!("storing row {}", r.row), e)
+            }
+        })?;
+    }
+    Ok(())
+}
+
+const IMAGE_COLUMNS: &str = "filename, path, sha256, width, height, bytes";
+
+/// An `images` row selected with [`IMAGE_COLUMNS`].
+fn image_row(r: &Row<'_>) -> rusqlite::Result<ImageRecord> {
+    Ok(ImageRecord {
+        filename: r.get(0)?,
+        path: r.get::<_, PathCol>(1)?.0,
+        sha256: r.get(2)?,
+        width: r.get(3)?,
+        height: r.get(4)?,
+        bytes: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+    })
 }
 
 struct RawDataset {

@@ -47,21 +47,30 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Runs this handle marked `interrupted` (when it was opened, or later by [`Store::recover_interrupted`]).
+    recovered: Vec<i64>,
 }
 
 impl Store {
     /// Opens (creating if needed) the store in `home`: creates the folder and the database, applies pending
-    /// migrations and marks runs whose process is gone as `interrupted`.
+    /// migrations and marks runs whose process is gone as `interrupted` (their ids: [`Store::recovered_runs`]).
     pub fn open(home: &Path) -> Result<Store> {
         std::fs::create_dir_all(home).map_err(|e| Error::io(home, e))?;
         let path = home.join(DB_FILE);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags).map_err(|e| sql_error(&path, e))?;
-        let mut store = Store { conn, path };
+        let conn = Connection::open_with_flags(&path, flags).ctx(&path, "opening the database")?;
+        let mut store = Store { conn, path, recovered: Vec::new() };
         store.configure()?;
         store.migrate()?;
         store.recover_interrupted()?;
         Ok(store)
+    }
+
+    /// The runs this handle marked `interrupted` because their process was gone: those [`Store::open`] found,
+    /// then those later calls of [`Store::recover_interrupted`] found, in that order. The app shows them once
+    /// ("runs were interrupted").
+    pub fn recovered_runs(&self) -> &[i64] {
+        &self.recovered
     }
 
     /// The database file.
@@ -69,34 +78,16 @@ impl Store {
         &self.path
     }
 
-    /// The CLIP Lab home folder: `$CLIPLAB_HOME` if set, else the platform's per-user data folder
-    /// (`$XDG_DATA_HOME/cliplab` or `~/.local/share/cliplab` on Linux, `~/Library/Application Support/CLIP Lab`
-    /// on macOS, `%APPDATA%\CLIP Lab` on Windows).
+    /// The CLIP Lab home folder: `$CLIPLAB_HOME` if set, else the platform's per-user data folder (from the
+    /// `dirs` crate): `$XDG_DATA_HOME/cliplab` or `~/.local/share/cliplab` on Linux,
+    /// `~/Library/Application Support/CLIP Lab` on macOS, `%APPDATA%\CLIP Lab` on Windows; `.cliplab` when the
+    /// platform has none.
     pub fn default_home() -> PathBuf {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        if let Some(h) = var("CLIPLAB_HOME") {
-            return h;
+        if let Some(h) = std::env::var_os("CLIPLAB_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(h);
         }
-        if cfg!(windows) {
-            if let Some(d) = var("APPDATA") {
-                return d.join("CLIP Lab");
-            }
-            if let Some(d) = var("USERPROFILE") {
-                return d.join("AppData").join("Roaming").join("CLIP Lab");
-            }
-        } else if cfg!(target_os = "macos") {
-            if let Some(h) = var("HOME") {
-                return h.join("Library").join("Application Support").join("CLIP Lab");
-            }
-        } else {
-            if let Some(d) = var("XDG_DATA_HOME").filter(|d| d.is_absolute()) {
-                return d.join("cliplab");
-            }
-            if let Some(h) = var("HOME") {
-                return h.join(".local").join("share").join("cliplab");
-            }
-        }
-        PathBuf::from(".cliplab")
+        let name = if cfg!(any(windows, target_os = "macos")) { "CLIP Lab" } else { "cliplab" };
+        dirs::data_dir().map_or_else(|| PathBuf::from(".cliplab"), |d| d.join(name))
     }
 
     /// Per-connection settings.
@@ -114,11 +105,11 @@ impl Store {
                 Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(e) => return Err(store_error(&path, format!("switching to WAL journal mode: {e}"))),
+                Err(e) => return Err(sql_error(&path, "switching to WAL journal mode", e)),
             }
         };
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(store_error(
+            return Err(bad_store(
                 &path,
                 format!("cannot use WAL journal mode (SQLite kept `{mode}`); is the CLIP Lab home on a network drive?"),
             ));
@@ -141,7 +132,7 @@ impl Store {
             let version: i64 =
                 tx.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx(&path, "reading the schema version")?;
             if version > SCHEMA_VERSION {
-                return Err(store_error(
+                return Err(bad_store(
                     &path,
                     format!(
                         "the store has schema version {version}, newer than this CLIP Lab knows ({SCHEMA_VERSION}); \
@@ -186,6 +177,24 @@ impl Store {
         self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx(&self.path, "reading the schema version")
     }
 
+    /// Every row of `sql` (no parameters), read with `row` and completed with `finish`; `doing` names the
+    /// listing in errors.
+    fn list<R, T>(
+        &self,
+        sql: &str,
+        doing: &str,
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+        finish: impl Fn(&Self, R) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut st = self.conn.prepare(sql).ctx(&self.path, doing)?;
+        let rows = st.query_map([], row).ctx(&self.path, doing)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(finish(self, r.ctx(&self.path, doing)?)?);
+        }
+        Ok(out)
+    }
+
     /// A write transaction that takes the write lock up front (waiting up to the busy timeout), so that it can
     /// never fail half-way because another process wrote in between.
     fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
@@ -214,14 +223,15 @@ pub struct Pragmas {
     pub user_version: i64,
 }
 
-/// A store error naming the database file.
-pub(crate) fn store_error(path: &Path, message: impl Display) -> Error {
-    Error::Store { path: path.to_path_buf(), message: message.to_string() }
+/// A store that SQLite reads fine but this build cannot use, naming the database file.
+pub(crate) fn bad_store(path: &Path, message: impl Display) -> Error {
+    Error::BadStore { path: path.to_path_buf(), message: message.to_string() }
 }
 
-/// Converts a SQLite error into the crate's error, attaching the database path.
-pub(crate) fn sql_error(path: &Path, e: rusqlite::Error) -> Error {
-    store_error(path, e)
+/// Converts a SQLite error into the crate's error, keeping it as the source and attaching the database path and
+/// what was being done.
+pub(crate) fn sql_error(path: &Path, doing: impl Display, source: rusqlite::Error) -> Error {
+    Error::Store { path: path.to_path_buf(), context: doing.to_string(), source }
 }
 
 /// Adds the database path and what was being done to SQLite errors.
@@ -231,13 +241,26 @@ pub(crate) trait Ctx<T> {
 
 impl<T> Ctx<T> for rusqlite::Result<T> {
     fn ctx(self, path: &Path, doing: impl Display) -> Result<T> {
-        self.map_err(|e| store_error(path, format!("{doing}: {e}")))
+        self.map_err(|e| sql_error(path, doing, e))
     }
 }
 
 impl<T> Ctx<T> for serde_json::Result<T> {
     fn ctx(self, path: &Path, doing: impl Display) -> Result<T> {
-        self.map_err(|e| store_error(path, format!("{doing}: {e}")))
+        self.map_err(|e| bad_store(path, format!("{doing}: {e}")))
+    }
+}
+
+/// Errors with [`Error::NotFound`] when there is no `what` (`dataset`, `experiment`, `run`: the table is its
+/// plural) with id `id`.
+pub(crate) fn check_exists(conn: &Connection, path: &Path, what: &str, id: i64) -> Result<()> {
+    let found: bool = conn
+        .query_row(&format!("SELECT EXISTS (SELECT 1 FROM {what}s WHERE id = ?1)"), [id], |r| r.get(0))
+        .ctx(path, format!("looking up {what} {id}"))?;
+    if found {
+        Ok(())
+    } else {
+        Err(Error::not_found_id(what, id))
     }
 }
 

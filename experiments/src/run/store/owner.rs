@@ -127,7 +127,8 @@ pub(crate) fn owner_gone(rec: &Recorded, my_host: &str, proc_root: &Path) -> Opt
 
 impl Store {
     /// Marks `queued`/`running` runs whose process is gone as `interrupted` (keeping everything they recorded);
-    /// returns their ids. [`Store::open`] calls it; the app may call it again to refresh.
+    /// returns their ids and adds them to [`Store::recovered_runs`]. [`Store::open`] calls it; the app may call
+    /// it again to refresh.
     pub fn recover_interrupted(&mut self) -> Result<Vec<i64>> {
         self.recover_with(Path::new("/proc"))
     }
@@ -182,6 +183,8 @@ impl Store {
             .ctx(&path, format!("marking run {id} interrupted"))?;
         }
         tx.commit().ctx(&path, "marking interrupted runs")?;
-        Ok(gone.into_iter().map(|(id, _)| id).collect())
+        let ids: Vec<i64> = gone.into_iter().map(|(id, _)| id).collect();
+        self.recovered.extend_from_slice(&ids);
+        Ok(ids)
     }
 }

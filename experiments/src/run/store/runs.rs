@@ -6,8 +6,8 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::owner::Owner;
 use super::{
-    floats_json, int, nan_if_null, parse_floats, uint, Ctx, EpochLoss, ExperimentInfo, LogLine, PathCol, RunDetail,
-    RunInfo, RunMetrics, RunStatus, SqlPath, StepLoss, Store, StoredScore, NOW,
+    check_exists, floats_json, int, nan_if_null, parse_floats, uint, Ctx, EpochLoss, ExperimentInfo, LogLine,
+    PathCol, RunDetail, RunInfo, RunMetrics, RunStatus, SqlPath, StepLoss, Store, StoredScore, NOW,
 };
 use crate::model::engine::{SampleScore, Summary};
 use crate::events::{Event, Phase};
@@ -46,12 +46,7 @@ impl Store {
         let json = serde_json::to_string(spec)?;
         let toml = spec.to_toml()?;
         let tx = self.write_tx()?;
-        let found: bool = tx
-            .query_row("SELECT EXISTS (SELECT 1 FROM datasets WHERE id = ?1)", [dataset_id], |r| r.get(0))
-            .ctx(&path, "looking up a dataset")?;
-        if !found {
-            return Err(Error::Invalid(format!("no dataset with id {dataset_id}")));
-        }
+        check_exists(&tx, &path, "dataset", dataset_id)?;
         tx.execute(
             &format!(
                 "INSERT INTO experiments (name, dataset_id, spec_json, spec_toml, created_at) VALUES (?1, ?2, ?3, ?4, {NOW})"
@@ -66,16 +61,8 @@ impl Store {
 
     /// Every experiment, newest first.
     pub fn experiments(&self) -> Result<Vec<ExperimentInfo>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("{EXPERIMENT_SELECT} ORDER BY e.id DESC"))
-            .ctx(&self.path, "listing experiments")?;
-        let rows = st.query_map([], raw_experiment).ctx(&self.path, "listing experiments")?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(self.finish_experiment(r.ctx(&self.path, "listing experiments")?)?);
-        }
-        Ok(out)
+        let sql = format!("{EXPERIMENT_SELECT} ORDER BY e.id DESC");
+        self.list(&sql, "listing experiments", raw_experiment, Self::finish_experiment)
     }
 
     /// One experiment, with its parsed spec.
@@ -85,7 +72,7 @@ impl Store {
             .query_row(&format!("{EXPERIMENT_SELECT} WHERE e.id = ?1"), [id], raw_experiment)
             .optional()
             .ctx(&self.path, format!("reading experiment {id}"))?
-            .ok_or_else(|| Error::Invalid(format!("no experiment with id {id}")))?;
+            .ok_or_else(|| Error::not_found_id("experiment", id))?;
         self.finish_experiment(raw)
     }
 
@@ -110,12 +97,7 @@ impl Store {
         let path = self.path.clone();
         let me = Owner::current();
         let tx = self.write_tx()?;
-        let found: bool = tx
-            .query_row("SELECT EXISTS (SELECT 1 FROM experiments WHERE id = ?1)", [experiment_id], |r| r.get(0))
-            .ctx(&path, "looking up an experiment")?;
-        if !found {
-            return Err(Error::Invalid(format!("no experiment with id {experiment_id}")));
-        }
+        check_exists(&tx, &path, "experiment", experiment_id)?;
         tx.execute(
             &format!(
                 "INSERT INTO runs (experiment_id, status, created_at, owner_pid, owner_host, owner_start, heartbeat_at) \
@@ -316,13 +298,8 @@ impl Store {
 
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunInfo>> {
-        let mut st = self.conn.prepare(&format!("{RUN_SELECT} ORDER BY r.id DESC")).ctx(&self.path, "listing runs")?;
-        let rows = st.query_map([], raw_run).ctx(&self.path, "listing runs")?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(self.finish_run_info(r.ctx(&self.path, "listing runs")?)?.0);
-        }
-        Ok(out)
+        let sql = format!("{RUN_SELECT} ORDER BY r.id DESC");
+        self.list(&sql, "listing runs", raw_run, |s, raw| Ok(s.finish_run_info(raw)?.0))
     }
 
     /// Everything recorded about a run except its per-sample scores.
@@ -397,11 +374,7 @@ impl Store {
         let tx = self.read_tx()?;
         let path = &self.path;
         let doing = format!("reading the scores of run {run}");
-        let found: bool =
-            tx.query_row("SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)", [run], |r| r.get(0)).ctx(path, &doing)?;
-        if !found {
-            return Err(no_run(run));
-        }
+        check_exists(&tx, path, "run", run)?;
         let mut st = tx
             .prepare(
                 "SELECT sample_id, split, phase, probs_json, logits_json, label, label_prob, correct FROM scores \
@@ -482,7 +455,7 @@ impl Store {
 }
 
 fn no_run(id: i64) -> Error {
-    Error::Invalid(format!("no run with id {id}"))
+    Error::not_found_id("run", id)
 }
 
 fn found_run(changed: usize, run: i64) -> Result<()> {
