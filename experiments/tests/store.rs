@@ -8,7 +8,6 @@ use experiments::validation::{Problem, ValidationReport};
 use experiments::model::engine::{SampleScore, Summary};
 use experiments::events::{Event, Phase};
 use experiments::run::spec::ExperimentSpec;
-use experiments::vocab::{Split, Stage};
 use experiments::run::store::{
     EpochLoss, RunMetrics, RunStatus, StepLoss, Store, StoredScore, DB_FILE, MIGRATIONS, SCHEMA_VERSION,
 };
