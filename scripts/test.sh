@@ -8,4 +8,6 @@ source scripts/setup.sh
 
 # Every crate's unit, integration and end-to-end tests: tests/ drives the cliplab binary and, under Xvfb through
 # WebDriver, the desktop app.
+# Lints first (fast, and a warning fails the run), then the tests.
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked "$@"
