@@ -443,6 +443,15 @@ fn the_bundle_makes_a_deb_with_every_icon() {
     let conf: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("tauri.conf.json")).expect("conf")).expect("json");
     assert_eq!(conf["bundle"]["targets"], serde_json::json!(["deb"]));
+    // Both faces: the CLI goes to /usr/bin/cliplab (staged there by scripts/bundle.sh, which checks the .deb's files).
+    assert_eq!(conf["bundle"]["linux"]["deb"]["files"]["/usr/bin/cliplab"], "target/cli/cliplab");
+    // The bundler names the desktop entry after productName: the reverse-DNS id, so `org.cliplab.app.desktop`.
+    let id = conf["identifier"].as_str().expect("identifier");
+    assert_eq!(conf["productName"], id);
+    assert!(id.split('.').count() >= 3 && id.chars().all(|c| c.is_ascii_lowercase() || c == '.'), "{id}");
+    let template = std::fs::read_to_string(dir.join(conf["bundle"]["linux"]["deb"]["desktopTemplate"].as_str().expect("template")))
+        .expect("desktop template");
+    assert!(template.lines().any(|l| l == "Name=CLIP Lab"), "the menu still says CLIP Lab");
     let icons = conf["bundle"]["icon"].as_array().expect("icons");
     for icon in icons {
         let path = dir.join(icon.as_str().expect("path"));
