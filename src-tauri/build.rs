@@ -1,33 +1,20 @@
 //! Declares the app's commands to Tauri's permission system: the page may call only those its capability file
-//! (`capabilities/default.json`) allows, and that file allows exactly these (a test checks it).
+//! (`capabilities/default.json`) allows, and that file allows exactly these (a test checks it). The names come
+//! from the one command list, `src/command_list.rs`.
 
-const COMMANDS: &[&str] = &[
-    "app_info",
-    "list_datasets",
-    "dataset_samples",
-    "pick_import",
-    "demo_import",
-    "preview_import",
-    "confirm_import",
-    "cancel_import",
-    "list_experiments",
-    "list_models",
-    "pick_model",
-    "default_spec",
-    "check_spec",
-    "create_experiment",
-    "start_run",
-    "cancel_run",
-    "list_runs",
-    "active_runs",
-    "run_view",
-    "run_samples",
-    "compare_runs",
-    "export_checkpoint",
-    "export_report",
-];
+include!("src/command_list.rs");
+
+/// The names of the listed commands (their types and bodies are only tokens here).
+macro_rules! command_names {
+    ($( $(#[$doc:meta])* fn $name:ident($app:ident $(, $arg:ident: $ty:ty)*) -> $ret:ty $body:block )*) => {
+        &[$(stringify!($name)),*]
+    };
+}
+
+const COMMANDS: &[&str] = with_commands!(command_names);
 
 fn main() {
+    println!("cargo:rerun-if-changed=src/command_list.rs");
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)))
         .expect("tauri build script");
 }

@@ -1,11 +1,16 @@
 //! CLIP Lab's desktop app: a Tauri 2 shell over the `experiments` core.
 //!
 //! - [`app`]: the state and the logic of each command (no window needed: tested against a temporary store);
-//! - [`commands`]: the Tauri commands, one line each;
+//! - [`command_list`]: every command, declared once (`with_commands!`); [`commands`]: the Tauri commands made from
+//!   it, one line each;
 //! - [`views`]: the shapes the screens get; [`bindings`]: their TypeScript twins, checked in as
 //!   `ui/src/bindings.ts`;
 //! - [`picker`]: file and folder dialogs, the only way the app reaches a user's files;
 //! - the `cliplab://` protocol serves image thumbnails to the page.
+
+/// The command list (`with_commands!`): first, so that every module below may expand it.
+#[macro_use]
+pub mod command_list;
 
 pub mod app;
 pub mod bindings;
@@ -60,6 +65,13 @@ fn serve_image<R: tauri::Runtime>(app: &tauri::AppHandle<R>, uri: &tauri::http::
     }
 }
 
+/// `generate_handler!` over every command of the list.
+macro_rules! handler {
+    ($( $(#[$doc:meta])* fn $name:ident($app:ident $(, $arg:ident: $ty:ty)*) -> $ret:ty $body:block )*) => {
+        tauri::generate_handler![$(commands::$name),*]
+    };
+}
+
 /// Starts the app. The store is `$CLIPLAB_HOME` or the platform's data folder; a store that cannot be opened
 /// is reported in the window.
 pub fn run() -> anyhow::Result<()> {
@@ -83,31 +95,7 @@ pub fn run() -> anyhow::Result<()> {
             app.manage(Shared(shared));
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::app_info,
-            commands::list_datasets,
-            commands::dataset_samples,
-            commands::pick_import,
-            commands::demo_import,
-            commands::preview_import,
-            commands::confirm_import,
-            commands::cancel_import,
-            commands::list_experiments,
-            commands::list_models,
-            commands::pick_model,
-            commands::default_spec,
-            commands::check_spec,
-            commands::create_experiment,
-            commands::start_run,
-            commands::cancel_run,
-            commands::list_runs,
-            commands::active_runs,
-            commands::run_view,
-            commands::run_samples,
-            commands::compare_runs,
-            commands::export_checkpoint,
-            commands::export_report,
-        ])
+        .invoke_handler(with_commands!(handler))
         .run(tauri::generate_context!())?;
     Ok(())
 }

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use experiments::vocab::letter;
+
 use experiments::report::analysis::{FlipTable, ParamDiff, RunSummary};
 use experiments::vocab::Split;
 use experiments::data::ColumnMap;
@@ -38,6 +40,15 @@ pub struct SampleQuery {
     pub limit: usize,
 }
 
+/// The answer letters of choices `0..n` (`A`, `B`, ... `Z`, `AA`, ...), from [`letter`]: the page shows these and
+/// never computes a letter itself.
+pub fn letters(n: usize) -> Vec<String> {
+    (0..n).map(letter).collect()
+}
+
+/// How many answers the dataset screen's label filter offers (A to E).
+pub const LABEL_FILTER_CHOICES: usize = 5;
+
 /// One page of a dataset's samples.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct SamplePage {
@@ -45,6 +56,9 @@ pub struct SamplePage {
     pub total: usize,
     pub offset: usize,
     pub items: Vec<StoredSample>,
+    /// The answer letters of choices 0, 1, ...: enough for every sample on the page and for the label filter
+    /// (at least [`LABEL_FILTER_CHOICES`]).
+    pub letters: Vec<String>,
 }
 
 /// An import the user started: files picked, not validated yet.
@@ -71,6 +85,8 @@ pub struct PreviewRow {
     pub row: usize,
     pub filename: String,
     pub choices: Vec<String>,
+    /// The answer letter of each choice.
+    pub letters: Vec<String>,
     pub label: usize,
 }
 
@@ -162,6 +178,8 @@ pub struct SampleCard {
     pub split: Split,
     pub filename: String,
     pub choices: Vec<String>,
+    /// The answer letter of each choice.
+    pub letters: Vec<String>,
     pub label: usize,
     pub before: Option<Vec<f32>>,
     pub after: Option<Vec<f32>>,
@@ -194,6 +212,8 @@ pub struct FlipCard {
     pub split: Split,
     pub filename: String,
     pub choices: Vec<String>,
+    /// The answer letter of each choice.
+    pub letters: Vec<String>,
     pub label: usize,
     /// Probabilities in run A and run B (after fine-tuning).
     pub probs_a: Vec<f32>,

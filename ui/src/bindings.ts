@@ -196,8 +196,6 @@ export type Phase = "load" | "score_before" | "train" | "score_after" | "export"
 
 export type Event = { "kind": "phase_started", phase: Phase, total: number, } | { "kind": "progress", phase: Phase, done: number, total: number, elapsed_s: number, eta_s: number, } | { "kind": "step", epoch: number, step: number, loss: number, } | { "kind": "epoch_ended", epoch: number, train_loss: number, heldout_loss: number | null, } | { "kind": "info", message: string, };
 
-
-
 export type SampleResult = { sample_id: number, split: Split, 
 /**
  * Index of the right choice (0 = A).
@@ -381,7 +379,12 @@ export type SamplePage = {
 /**
  * Samples matching the query (all pages).
  */
-total: number, offset: number, items: Array<StoredSample>, };
+total: number, offset: number, items: Array<StoredSample>, 
+/**
+ * The answer letters of choices 0, 1, ...: enough for every sample on the page and for the label filter
+ * (at least [`LABEL_FILTER_CHOICES`]).
+ */
+letters: Array<string>, };
 
 export type ImportDraft = { token: number, 
 /**
@@ -391,7 +394,11 @@ name: string, metadata: string, images_dir: string | null, columns: ColumnMap, }
 
 export type KindCount = { kind: string, count: number, };
 
-export type PreviewRow = { row: number, filename: string, choices: Array<string>, label: number, };
+export type PreviewRow = { row: number, filename: string, choices: Array<string>, 
+/**
+ * The answer letter of each choice.
+ */
+letters: Array<string>, label: number, };
 
 export type ImportPreview = { token: number, name: string, metadata: string, images_dir: string | null, report: ValidationReport, problem_kinds: Array<KindCount>, 
 /**
@@ -439,7 +446,11 @@ export type RunSampleQuery = { split: Split | null, sort: SampleSort,
  */
 flipped_only: boolean, text: string, offset: number, limit: number, };
 
-export type SampleCard = { sample_id: number, image_id: number, split: Split, filename: string, choices: Array<string>, label: number, before: Array<number> | null, after: Array<number> | null, 
+export type SampleCard = { sample_id: number, image_id: number, split: Split, filename: string, choices: Array<string>, 
+/**
+ * The answer letter of each choice.
+ */
+letters: Array<string>, label: number, before: Array<number> | null, after: Array<number> | null, 
 /**
  * p(right) after − before.
  */
@@ -453,7 +464,11 @@ export type CompareRun = { info: RunInfo, summary: RunSummary,
  */
 colour: string, };
 
-export type FlipCard = { sample_id: number, image_id: number, split: Split, filename: string, choices: Array<string>, label: number, 
+export type FlipCard = { sample_id: number, image_id: number, split: Split, filename: string, choices: Array<string>, 
+/**
+ * The answer letter of each choice.
+ */
+letters: Array<string>, label: number, 
 /**
  * Probabilities in run A and run B (after fine-tuning).
  */

@@ -61,9 +61,6 @@ export function svgNode(svg: string): Node {
   return document.importNode(root, true);
 }
 
-export const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-export const letter = (i: number) => LETTERS[i] ?? String(i);
-
 export function pct(x: number | null | undefined, digits = 1): string {
   return x === null || x === undefined || Number.isNaN(x) ? "–" : `${(x * 100).toFixed(digits)}%`;
 }
@@ -74,7 +71,7 @@ export function num(x: number | null | undefined, digits = 3): string {
 
 export function sci(x: number): string {
   if (x === 0) return "0";
-  return Math.abs(x) < 1e-2 || Math.abs(x) >= 1e4 ? x.toExponential(0).replace("e-", "e-") : String(x);
+  return Math.abs(x) < 1e-2 || Math.abs(x) >= 1e4 ? x.toExponential(0) : String(x);
 }
 
 export function duration(s: number | null | undefined): string {

@@ -2,7 +2,7 @@
 
 import { api, type CompareView, type FlipCard } from "../bindings";
 import type { ViewCtx } from "../main";
-import { attempt, bar, clear, h, letter, navigate, num, pct, routeParams, thumb } from "../dom";
+import { attempt, bar, clear, h, navigate, num, pct, routeParams, thumb } from "../dom";
 import { chartsGrid } from "./run";
 
 export async function renderCompare(root: HTMLElement, ctx: ViewCtx): Promise<void> {
@@ -165,7 +165,7 @@ function flipCard(c: FlipCard, ca: string, cb: string, ia: number, ib: number): 
         h(
           "li",
           { class: i === c.label ? "right" : "" },
-          h("span", { class: "letter" }, letter(i)),
+          h("span", { class: "letter" }, c.letters[i]),
           h("span", { class: "caption" }, cap),
           h("span", { class: "probs" }, bar(c.probs_a[i], ca, "after"), bar(c.probs_b[i], cb, "after"), h("span", { class: "small" }, `#${ia} ${pct(c.probs_a[i], 0)} · #${ib} ${pct(c.probs_b[i], 0)}`)),
         ),

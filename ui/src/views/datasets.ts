@@ -2,7 +2,7 @@
 
 import { api, type ColumnMap, type ImportDraft, type ImportPreview, type StoredSample } from "../bindings";
 import type { ViewCtx } from "../main";
-import { attempt, clear, debounce, h, letter, navigate, onAppEvent, pager, thumb, when } from "../dom";
+import { attempt, clear, debounce, h, navigate, onAppEvent, pager, thumb, when } from "../dom";
 
 export async function renderDatasets(root: HTMLElement, ctx: ViewCtx): Promise<void> {
   const importBox = h("div", { testid: "import-box" });
@@ -180,7 +180,7 @@ function showReport(box: HTMLElement, p: ImportPreview, confirm: (skip: boolean)
         "details",
         null,
         h("summary", null, "First rows"),
-        h("ul", { class: "examples" }, p.examples.map((e) => h("li", null, h("b", null, `row ${e.row} · ${e.filename}`), " — ", e.choices.map((c, i) => h("span", { class: i === e.label ? "right" : "" }, `${letter(i)}: ${c}  `))))),
+        h("ul", { class: "examples" }, p.examples.map((e) => h("li", null, h("b", null, `row ${e.row} · ${e.filename}`), " — ", e.choices.map((c, i) => h("span", { class: i === e.label ? "right" : "" }, `${e.letters[i]}: ${c}  `))))),
       )
     : null;
   const actions = h("div", { class: "actions" });
@@ -215,8 +215,12 @@ export async function renderDataset(root: HTMLElement, ctx: ViewCtx, id: number)
     "select",
     { testid: "label-filter" },
     h("option", { attrs: { value: "" } }, "any answer"),
-    [0, 1, 2, 3, 4].map((i) => h("option", { attrs: { value: i } }, `answer ${letter(i)}`)),
   );
+  // The answers A to E, lettered by the app (the first page brings the letters).
+  const fillLabels = (letters: string[]) => {
+    if (labelSel.options.length > 1) return;
+    labelSel.append(...letters.slice(0, 5).map((l, i) => h("option", { attrs: { value: i } }, `answer ${l}`)));
+  };
   const grid = h("div", { class: "cards", testid: "sample-cards" });
   const pagerBox = h("div");
   const limit = 48;
@@ -226,8 +230,9 @@ export async function renderDataset(root: HTMLElement, ctx: ViewCtx, id: number)
     const mine = ++seq;
     const page = await attempt(() => api.datasetSamples(id, { text: text.value, label: labelSel.value === "" ? null : Number(labelSel.value), offset, limit }));
     if (!page || mine !== seq || ctx.left()) return;
+    fillLabels(page.letters);
     clear(pagerBox, pager(page.total, page.offset, limit, (o) => { offset = o; void load(); }));
-    clear(grid, page.items.length ? page.items.map(sampleCard) : h("div", { class: "empty" }, "No sample matches."));
+    clear(grid, page.items.length ? page.items.map((s) => sampleCard(s, page.letters)) : h("div", { class: "empty" }, "No sample matches."));
   };
   const reload = debounce(() => { offset = 0; void load(); }, 200);
   text.addEventListener("input", reload);
@@ -247,7 +252,7 @@ export async function renderDataset(root: HTMLElement, ctx: ViewCtx, id: number)
   await load();
 }
 
-function sampleCard(s: StoredSample): HTMLElement {
+function sampleCard(s: StoredSample, letters: string[]): HTMLElement {
   return h(
     "article",
     { class: "card", testid: "sample-card" },
@@ -257,7 +262,7 @@ function sampleCard(s: StoredSample): HTMLElement {
       "ol",
       { class: "choices" },
       s.choices.map((c, i) =>
-        h("li", { class: i === s.label ? "right" : "", testid: i === s.label ? "right-choice" : "choice" }, h("span", { class: "letter" }, letter(i)), h("span", { class: "caption" }, c), i === s.label ? h("span", { class: "tick", title: "the right caption" }, "✓") : null),
+        h("li", { class: i === s.label ? "right" : "", testid: i === s.label ? "right-choice" : "choice" }, h("span", { class: "letter" }, letters[i]), h("span", { class: "caption" }, c), i === s.label ? h("span", { class: "tick", title: "the right caption" }, "✓") : null),
       ),
     ),
   );

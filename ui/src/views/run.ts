@@ -2,7 +2,7 @@
 
 import { api, type ChartSvg, type RunView, type SampleCard, type SampleSort, type Split } from "../bindings";
 import type { ViewCtx } from "../main";
-import { attempt, badge, bar, clear, debounce, duration, h, letter, navigate, onAppEvent, pager, pct, sci, svgNode, thumb, when } from "../dom";
+import { attempt, badge, bar, clear, debounce, duration, h, navigate, onAppEvent, pager, pct, sci, svgNode, thumb, when } from "../dom";
 
 const BEFORE = "#9AA0A6";
 
@@ -295,7 +295,7 @@ export function scoreCard(c: SampleCard, colour: string): HTMLElement {
         h(
           "li",
           { class: i === c.label ? "right" : "", testid: i === c.label ? "right-choice" : "choice" },
-          h("span", { class: "letter" }, letter(i), i === tb ? h("sup", { title: "top choice before" }, "b") : null, i === ta ? h("sup", { title: "top choice after" }, "a") : null),
+          h("span", { class: "letter" }, c.letters[i], i === tb ? h("sup", { title: "top choice before" }, "b") : null, i === ta ? h("sup", { title: "top choice after" }, "a") : null),
           h("span", { class: "caption" }, cap),
           h(
             "span",

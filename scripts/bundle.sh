@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the Debian package of CLIP Lab (release) with both faces, the desktop app `cliplab-app` and the `cliplab`
+# CLI, and checks its file list. Usage: scripts/bundle.sh [--check-only]  (--check-only: check the last .deb).
+#
+# The CLI is another workspace package, so the Tauri bundler does not build it: it is built here first and staged
+# at src-tauri/target/cli/cliplab, where `bundle.linux.deb.files` in src-tauri/tauri.conf.json maps it to
+# /usr/bin/cliplab.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target_dir=$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+deb_dir="$target_dir/release/bundle/deb"
+
+if [ "${1:-}" != "--check-only" ]; then
+  [ -x ui/node_modules/.bin/tauri ] || npm ci --prefix ui --no-audit --no-fund
+  cargo build --release --locked -p cliplab --bin cliplab
+  mkdir -p src-tauri/target/cli
+  cp "$target_dir/release/cliplab" src-tauri/target/cli/cliplab
+  rm -f "$deb_dir"/*.deb
+  # `tauri build` runs `npm run build` in ui/ first (beforeBuildCommand), then cargo, then the bundler.
+  (cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb -- --locked)
+fi
+
+shopt -s nullglob
+debs=("$deb_dir"/*.deb)
+[ ${#debs[@]} -eq 1 ] || { echo "bundle: expected one .deb in $deb_dir, found ${#debs[@]}" >&2; exit 1; }
+deb=${debs[0]}
+files=$(dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./|/|')
+id=$(sed -n 's/^ *"identifier": *"\([^"]*\)".*/\1/p' src-tauri/tauri.conf.json)
+missing=0
+for want in /usr/bin/cliplab /usr/bin/cliplab-app "/usr/share/applications/$id.desktop" \
+            /usr/share/icons/hicolor/32x32/apps/cliplab-app.png /usr/share/icons/hicolor/128x128/apps/cliplab-app.png \
+            /usr/share/icons/hicolor/256x256@2/apps/cliplab-app.png /usr/share/icons/hicolor/512x512/apps/cliplab-app.png; do
+  grep -qxF "$want" <<<"$files" || { echo "bundle: $deb lacks $want" >&2; missing=1; }
+done
+# One desktop entry, named by the reverse-DNS id (not after the product's display name).
+desktop=$(grep -c '^/usr/share/applications/.*\.desktop$' <<<"$files" || true)
+[ "$desktop" -eq 1 ] || { echo "bundle: $desktop desktop entries in $deb" >&2; missing=1; }
+[ "$missing" -eq 0 ] || exit 1
+dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/share/applications/$id.desktop" | grep -qx 'Name=CLIP Lab' \
+  || { echo "bundle: the desktop entry is not named CLIP Lab" >&2; exit 1; }
+echo "bundle: $deb has usr/bin/cliplab, usr/bin/cliplab-app, usr/share/applications/$id.desktop and the icons"

@@ -1,0 +1,172 @@
+//! Experiments: the model folders an experiment may name, the form's defaults and checks, and recording one.
+
+use std::path::Path;
+
+use experiments::model::engine::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use experiments::run::runner;
+use experiments::run::spec::{ExperimentSpec, SampleSpec, TrainSpec};
+use experiments::run::store::ExperimentInfo;
+
+use super::{lock, App};
+use crate::views::*;
+use crate::{Error, Result};
+
+impl App {
+    pub fn experiments(&self) -> Result<Vec<ExperimentInfo>> {
+        Ok(self.store().experiments()?)
+    }
+
+    pub(super) fn allow_model(&self, path: &Path, source: &str) {
+        let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+        let mut models = lock(&self.models);
+        if !models.iter().any(|m| m.path == path) {
+            models.insert(ModelChoice { path: path.to_path_buf(), name, source: source.into() });
+        }
+    }
+
+    /// Re-reads the model folders the app knows: those of earlier experiments and the demo's.
+    pub(super) fn refresh_models(&self) -> Result<()> {
+        for e in self.store().experiments()? {
+            if e.spec.model.is_dir() {
+                self.allow_model(&e.spec.model, "experiment");
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(self.home.join("demo")) {
+            for entry in rd.flatten() {
+                let p = entry.path();
+                if p.join(CONFIG_FILE).is_file() && p.join(WEIGHTS_FILE).is_file() {
+                    self.allow_model(&p, "demo");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn models(&self) -> Result<Vec<ModelChoice>> {
+        self.refresh_models()?;
+        Ok(lock(&self.models).iter().cloned().collect())
+    }
+
+    /// Asks for a Hugging Face CLIP folder (`config.json`, `model.safetensors`, `tokenizer.json`).
+    pub fn pick_model(&self) -> Result<Option<ModelChoice>> {
+        let Some(dir) = self.picker.pick_folder("CLIP model folder (config.json, model.safetensors, tokenizer.json)") else {
+            return Ok(None);
+        };
+        for f in [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE] {
+            if !dir.join(f).is_file() {
+                return Err(Error::Invalid(format!("{}: not a CLIP model folder ({f} is missing)", dir.display())));
+            }
+        }
+        self.allow_model(&dir, "picked");
+        Ok(lock(&self.models).iter().find(|m| m.path == dir).cloned())
+    }
+
+    /// The tutorial's spec, on the first dataset and model the app knows.
+    pub fn default_spec(&self) -> Result<ExperimentSpec> {
+        let dataset = self.datasets()?.into_iter().last().map(|d| d.name).unwrap_or_default();
+        let model = self.models()?.into_iter().next().map(|m| m.path).unwrap_or_default();
+        Ok(ExperimentSpec {
+            name: String::new(),
+            dataset,
+            model,
+            device: Default::default(),
+            sample: SampleSpec { train: 10, heldout: 10, seed: 42 },
+            train: TrainSpec::default(),
+            freeze: Default::default(),
+            save_checkpoint: true,
+            notes: String::new(),
+        })
+    }
+
+    /// Every problem with a spec, per form field (empty: it can run).
+    pub fn check_spec(&self, spec: &ExperimentSpec) -> Result<Vec<FieldError>> {
+        let mut errs = Vec::new();
+        let mut err = |field: &str, message: String| errs.push(FieldError { field: field.into(), message });
+        if spec.name.trim().is_empty() {
+            err("name", "give the experiment a name".into());
+        }
+        let t = &spec.train;
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            err("train.lr", "the learning rate must be a positive number".into());
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            err("train.weight_decay", "weight decay must be zero or more".into());
+        }
+        if t.epochs == 0 {
+            err("train.epochs", "at least one epoch".into());
+        }
+        if t.batch_size == 0 {
+            err("train.batch_size", "the batch size must be at least 1".into());
+        }
+        if t.eval_batch_size == 0 {
+            err("train.eval_batch_size", "the scoring batch size must be at least 1".into());
+        }
+        if spec.sample.train == 0 {
+            err("sample.train", "at least one training sample".into());
+        }
+        if spec.freeze.vision && spec.freeze.text && spec.freeze.logit_scale {
+            err("freeze", "everything is frozen: nothing would be trained".into());
+        }
+        if !lock(&self.models).iter().any(|m| m.path == spec.model) {
+            err("model", "pick the model folder with \"Browse…\" (or one the app already knows)".into());
+        } else if !spec.model.join(WEIGHTS_FILE).is_file() {
+            err("model", format!("{}: no {} in it", spec.model.display(), WEIGHTS_FILE));
+        }
+        // (The store lock is released before `dataset_samples` takes it again.)
+        let dataset = self.store().dataset(&spec.dataset);
+        match dataset {
+            // Only "no such dataset" is the form's problem; a store that fails is the app's, and says so.
+            Err(e) if is_not_found(&e) => err("dataset", "choose an imported dataset".into()),
+            Err(e) => return Err(e.into()),
+            Ok(ds) => {
+                let samples = self.dataset_samples(ds.id)?;
+                if let Err(e) = runner::draw_splits(&samples, spec.sample.train, spec.sample.heldout, spec.sample.seed) {
+                    err("sample.heldout", e.to_string());
+                }
+            }
+        }
+        if errs.is_empty() {
+            if let Err(e) = spec.validate() {
+                errs.push(FieldError { field: String::new(), message: e.to_string() });
+            }
+        }
+        Ok(errs)
+    }
+
+    /// Records an experiment after [`App::check_spec`] finds nothing wrong.
+    pub fn create_experiment(&self, spec: &ExperimentSpec) -> Result<ExperimentInfo> {
+        let errs = self.check_spec(spec)?;
+        if let Some(first) = errs.first() {
+            let field = if first.field.is_empty() { String::new() } else { format!("{}: ", first.field) };
+            return Err(Error::Invalid(format!("{field}{}", first.message)));
+        }
+        let mut store = self.store();
+        let id = runner::create_experiment(&mut store, spec)?;
+        Ok(store.experiment(id)?)
+    }
+}
+
+/// Whether a store lookup failed because nothing has that name or id. (`Store::dataset` reports that as
+/// [`experiments::Error::Invalid`]; its other errors are the store's own failures.)
+fn is_not_found(e: &experiments::Error) -> bool {
+    matches!(e, experiments::Error::Invalid(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use experiments::run::store::Store;
+
+    use super::is_not_found;
+
+    #[test]
+    fn only_a_missing_dataset_is_not_found() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(tmp.path()).expect("store");
+        let missing = store.dataset("no such dataset").expect_err("nothing imported");
+        assert!(is_not_found(&missing), "{missing}");
+        let failed = experiments::Error::Store { path: PathBuf::from("store.sqlite"), message: "disk I/O error".into() };
+        assert!(!is_not_found(&failed), "a failing store is not a missing dataset");
+    }
+}

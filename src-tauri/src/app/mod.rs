@@ -1,0 +1,124 @@
+//! The app's state and the logic behind each command: small calls into `experiments` (store, runner, dataset,
+//! compare, plots). Nothing here needs a window, so the command layer is tested against a temporary store
+//! (`tests/commands.rs`) with a scripted picker and a recording event sink.
+//!
+//! By concern: [`datasets`] (listing, import drafts, thumbnails), [`experiments`] (models, the form's checks),
+//! [`runs`] (worker threads, the run-detail screen), [`compare`] (runs side by side, exports), [`events`] (the
+//! core's events to the window).
+
+mod compare;
+mod datasets;
+mod events;
+mod experiments;
+mod runs;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ::experiments::model::device::{self, DeviceChoice};
+use ::experiments::report::analysis::RunData;
+use ::experiments::run::demo::DemoOptions;
+use ::experiments::run::store::{Store, StoredSample};
+
+use self::datasets::Draft;
+use crate::picker::Picker;
+use crate::views::*;
+use crate::Result;
+
+/// Locks a mutex, recovering the data if a thread panicked while holding it (the data are caches and queues
+/// that stay consistent between statements).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Where events for the window go (the Tauri window in the app, a list in tests).
+pub trait EventSink: Send + Sync {
+    fn emit(&self, event: AppEvent);
+}
+
+/// Keeps every event (tests).
+#[derive(Default)]
+pub struct RecordingSink {
+    pub events: Mutex<Vec<AppEvent>>,
+}
+
+impl EventSink for RecordingSink {
+    fn emit(&self, event: AppEvent) {
+        lock(&self.events).push(event);
+    }
+}
+
+/// The desktop app's state, shared by every command.
+pub struct App {
+    home: PathBuf,
+    store: Mutex<Store>,
+    picker: Box<dyn Picker>,
+    sink: Arc<dyn EventSink>,
+    /// Cancel flags of the runs this process is running.
+    active: Mutex<HashMap<i64, Arc<AtomicBool>>>,
+    drafts: Mutex<HashMap<u64, Draft>>,
+    next_token: AtomicU64,
+    /// Model folders the user picked in a dialog (or the app knows from experiments and the demo): the only
+    /// ones an experiment may name.
+    models: Mutex<BTreeSet<ModelChoice>>,
+    samples: Mutex<HashMap<i64, Arc<Vec<StoredSample>>>>,
+    finished_runs: Mutex<HashMap<i64, Arc<RunData>>>,
+    recovered: Vec<i64>,
+    /// Demo size used by the "demo data" button (overridable for tests).
+    pub demo: DemoOptions,
+}
+
+/// Page size cap: a page is what a screen shows at once.
+const MAX_PAGE: usize = 500;
+
+impl App {
+    /// Opens the store in `home` (creating it), marking runs whose process died as interrupted.
+    pub fn open(home: &Path, picker: Box<dyn Picker>, sink: Arc<dyn EventSink>) -> Result<Arc<App>> {
+        let mut store = Store::open(home)?;
+        let recovered = store.recover_interrupted()?;
+        let app = App {
+            home: home.to_path_buf(),
+            store: Mutex::new(store),
+            picker,
+            sink,
+            active: Mutex::default(),
+            drafts: Mutex::default(),
+            next_token: AtomicU64::new(1),
+            models: Mutex::default(),
+            samples: Mutex::default(),
+            finished_runs: Mutex::default(),
+            recovered,
+            demo: DemoOptions::default(),
+        };
+        app.refresh_models()?;
+        Ok(Arc::new(app))
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.store)
+    }
+
+    pub fn info(&self) -> AppInfo {
+        let mut devices = Vec::new();
+        if device::select(DeviceChoice::Cuda).is_ok() {
+            devices.push("cuda".to_string());
+        }
+        if device::select(DeviceChoice::Metal).is_ok() {
+            devices.push("metal".to_string());
+        }
+        devices.push("cpu".to_string());
+        AppInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            home: self.home.clone(),
+            store: self.store().path().to_path_buf(),
+            devices,
+            recovered: self.recovered.clone(),
+        }
+    }
+}

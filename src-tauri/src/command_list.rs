@@ -1,0 +1,73 @@
+// The desktop app's command list, declared once. Included by `build.rs` (`include!`), so this file holds only the
+// macro: no inner doc comment, no `use`.
+
+/// Calls `$callback!` with every Tauri command of the app, in the form
+///
+/// ```text
+/// /// doc
+/// fn name(app, arg: RustType, ...) -> OkType { body using `app` (an `Arc<App>`) and the arguments }
+/// ```
+///
+/// The body returns `Result<OkType>`. Everything about a command follows from its entry here (in the manner of
+/// yaak's `with_commands!`): the `#[tauri::command]` function ([`crate::commands`]), the handler
+/// (`generate_handler!` in `lib.rs`), the permission list (`build.rs`), the typed TypeScript wrapper with argument
+/// names and ts-rs types ([`crate::bindings`]), and the capability file the tests hold to it. Exported so that the
+/// tests can expand it too (the types resolve where it is expanded).
+#[macro_export]
+macro_rules! with_commands {
+    ($callback:ident) => {
+        $callback! {
+            /// The app's version, home, store and devices.
+            fn app_info(app) -> AppInfo { Ok(app.info()) }
+            /// Every imported dataset.
+            fn list_datasets(app) -> Vec<DatasetInfo> { app.datasets() }
+            /// A page of a dataset's samples.
+            fn dataset_samples(app, dataset_id: i64, query: SampleQuery) -> SamplePage { app.samples(dataset_id, &query) }
+            /// Asks for a metadata file and an image folder (`null`: cancelled).
+            fn pick_import(app) -> Option<ImportDraft> { app.pick_import() }
+            /// Writes the demo data and starts an import of it.
+            fn demo_import(app, images: usize) -> ImportDraft { app.demo_import(images) }
+            /// Validates a draft with this name and column map.
+            fn preview_import(app, token: u64, name: String, columns: ColumnMap) -> ImportPreview {
+                app.preview_import(token, &name, columns)
+            }
+            /// Stores a previewed draft.
+            fn confirm_import(app, token: u64, skip_bad_rows: bool) -> DatasetInfo { app.confirm_import(token, skip_bad_rows) }
+            /// Forgets a draft.
+            fn cancel_import(app, token: u64) -> () {
+                app.cancel_import(token);
+                Ok(())
+            }
+            /// Every experiment.
+            fn list_experiments(app) -> Vec<ExperimentInfo> { app.experiments() }
+            /// The model folders an experiment may name.
+            fn list_models(app) -> Vec<ModelChoice> { app.models() }
+            /// Asks for a CLIP model folder (`null`: cancelled).
+            fn pick_model(app) -> Option<ModelChoice> { app.pick_model() }
+            /// The experiment form's starting values.
+            fn default_spec(app) -> ExperimentSpec { app.default_spec() }
+            /// Every problem with a spec, per form field.
+            fn check_spec(app, spec: ExperimentSpec) -> Vec<FieldError> { app.check_spec(&spec) }
+            /// Records an experiment.
+            fn create_experiment(app, spec: ExperimentSpec) -> ExperimentInfo { app.create_experiment(&spec) }
+            /// Starts a run of an experiment.
+            fn start_run(app, experiment_id: i64) -> RunInfo { app.start_run(experiment_id) }
+            /// Asks a running run to stop.
+            fn cancel_run(app, run_id: i64) -> () { app.cancel_run(run_id) }
+            /// Every run.
+            fn list_runs(app) -> Vec<RunInfo> { app.runs() }
+            /// Ids of the runs this window is running.
+            fn active_runs(app) -> Vec<i64> { Ok(app.active_runs()) }
+            /// The run-detail screen.
+            fn run_view(app, run_id: i64) -> RunView { app.run_view(run_id) }
+            /// A page of a run's sample cards.
+            fn run_samples(app, run_id: i64, query: RunSampleQuery) -> SampleCardPage { app.run_samples(run_id, &query) }
+            /// Runs side by side.
+            fn compare_runs(app, run_ids: Vec<i64>) -> CompareView { app.compare(&run_ids) }
+            /// Asks for a folder and exports a run's checkpoint (`null`: cancelled).
+            fn export_checkpoint(app, run_id: i64) -> Option<Exported> { app.export_checkpoint(run_id) }
+            /// Asks for a folder and exports the runs' charts and CSV (`null`: cancelled).
+            fn export_report(app, run_ids: Vec<i64>) -> Option<Exported> { app.export_report(&run_ids) }
+        }
+    };
+}
