@@ -15,7 +15,7 @@ use experiments::model::device::DeviceChoice;
 use experiments::model::engine::Summary;
 use experiments::events::{Event, Phase};
 use experiments::model::optim::OptimizerKind;
-use experiments::run::spec::{ExperimentSpec, SampleSpec, TrainSpec};
+use experiments::run::spec::{ExperimentSpec, FieldProblem, SampleSpec, TrainSpec};
 use experiments::run::store::{
     DatasetInfo, EpochLoss, ExperimentInfo, LogLine, RunDetail, RunInfo, RunMetrics, RunStatus, StepLoss,
     StoredSample, StoredScore,
@@ -105,13 +105,13 @@ pub fn typescript() -> String {
     }
     decl!(
         // core
-        serde_json::Value, DeviceChoice, FreezeSpec, OptimizerKind, Summary, SampleSpec, TrainSpec, ExperimentSpec, ColumnMap, OnError,
+        serde_json::Value, DeviceChoice, FreezeSpec, OptimizerKind, Summary, SampleSpec, TrainSpec, ExperimentSpec, FieldProblem, ColumnMap, OnError,
         Problem, ValidationReport, RunStatus, Split, Stage, DatasetInfo, StoredSample, ExperimentInfo, RunMetrics,
         RunInfo, StepLoss, EpochLoss, LogLine, RunDetail, StoredScore, Phase, Event, SampleResult,
         Flip, FlipTable, LetterAccuracy, SplitMetrics, ParamDiff, RunSummary, ReliabilityBin, Calibration, DemoOptions,
         DemoFiles,
         // desktop app
-        AppInfo, SampleQuery, SamplePage, ImportDraft, KindCount, PreviewRow, ImportPreview, ModelChoice, FieldError,
+        AppInfo, SampleQuery, SamplePage, ImportDraft, KindCount, PreviewRow, ImportPreview, ModelChoice,
         ChartSvg, RunView, SampleSort, RunSampleQuery, SampleCard, SampleCardPage, CompareRun, FlipCard, CompareView,
         Exported, AppEvent,
     );

@@ -47,7 +47,7 @@ macro_rules! with_commands {
             /// The experiment form's starting values.
             fn default_spec(app) -> ExperimentSpec { app.default_spec() }
             /// Every problem with a spec, per form field.
-            fn check_spec(app, spec: ExperimentSpec) -> Vec<FieldError> { app.check_spec(&spec) }
+            fn check_spec(app, spec: ExperimentSpec) -> Vec<FieldProblem> { app.check_spec(&spec) }
             /// Records an experiment.
             fn create_experiment(app, spec: ExperimentSpec) -> ExperimentInfo { app.create_experiment(&spec) }
             /// Starts a run of an experiment.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use experiments::data::ColumnMap;
-use experiments::run::spec::ExperimentSpec;
+use experiments::run::spec::{ExperimentSpec, FieldProblem};
 use experiments::run::store::{DatasetInfo, ExperimentInfo, RunInfo};
 use tauri::State;
 

@@ -116,14 +116,6 @@ pub struct ModelChoice {
     pub source: String,
 }
 
-/// A problem with one field of the experiment form.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
-pub struct FieldError {
-    /// The spec field, dotted (`train.lr`, `sample.heldout`); `""` for the spec as a whole.
-    pub field: String,
-    pub message: String,
-}
-
 /// One chart, drawn by the core's plotters code.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct ChartSvg {

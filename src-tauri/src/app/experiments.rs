@@ -4,7 +4,7 @@ use std::path::Path;
 
 use experiments::model::engine::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use experiments::run::runner;
-use experiments::run::spec::{ExperimentSpec, SampleSpec, TrainSpec};
+use experiments::run::spec::{ExperimentSpec, FieldProblem, SampleSpec, TrainSpec};
 use experiments::run::store::ExperimentInfo;
 
 use super::{lock, App};
@@ -78,56 +78,32 @@ impl App {
         })
     }
 
-    /// Every problem with a spec, per form field (empty: it can run).
-    pub fn check_spec(&self, spec: &ExperimentSpec) -> Result<Vec<FieldError>> {
-        let mut errs = Vec::new();
-        let mut err = |field: &str, message: String| errs.push(FieldError { field: field.into(), message });
-        if spec.name.trim().is_empty() {
-            err("name", "give the experiment a name".into());
-        }
-        let t = &spec.train;
-        if !(t.lr.is_finite() && t.lr > 0.0) {
-            err("train.lr", "the learning rate must be a positive number".into());
-        }
-        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            err("train.weight_decay", "weight decay must be zero or more".into());
-        }
-        if t.epochs == 0 {
-            err("train.epochs", "at least one epoch".into());
-        }
-        if t.batch_size == 0 {
-            err("train.batch_size", "the batch size must be at least 1".into());
-        }
-        if t.eval_batch_size == 0 {
-            err("train.eval_batch_size", "the scoring batch size must be at least 1".into());
-        }
-        if spec.sample.train == 0 {
-            err("sample.train", "at least one training sample".into());
-        }
-        if spec.freeze.vision && spec.freeze.text && spec.freeze.logit_scale {
-            err("freeze", "everything is frozen: nothing would be trained".into());
-        }
+    /// Every problem with a spec, per form field (empty: it can run): the core's own checks
+    /// ([`ExperimentSpec::problems`]), then what needs the app's state (a known model folder, an imported dataset
+    /// that the split fits).
+    pub fn check_spec(&self, spec: &ExperimentSpec) -> Result<Vec<FieldProblem>> {
+        let mut errs = spec.problems();
         if !lock(&self.models).iter().any(|m| m.path == spec.model) {
-            err("model", "pick the model folder with \"Browse…\" (or one the app already knows)".into());
-        } else if !spec.model.join(WEIGHTS_FILE).is_file() {
-            err("model", format!("{}: no {} in it", spec.model.display(), WEIGHTS_FILE));
+            errs.push(FieldProblem {
+                field: "model".into(),
+                message: "pick the model folder with \"Browse…\" (or one the app already knows)".into(),
+            });
+        } else {
+            errs.extend(spec.model_problems());
         }
         // (The store lock is released before `dataset_samples` takes it again.)
         let dataset = self.store().dataset(&spec.dataset);
         match dataset {
             // Only "no such dataset" is the form's problem; a store that fails is the app's, and says so.
-            Err(e) if is_not_found(&e) => err("dataset", "choose an imported dataset".into()),
+            Err(experiments::Error::NotFound { .. }) => {
+                errs.push(FieldProblem { field: "dataset".into(), message: "choose an imported dataset".into() })
+            }
             Err(e) => return Err(e.into()),
             Ok(ds) => {
                 let samples = self.dataset_samples(ds.id)?;
                 if let Err(e) = runner::draw_splits(&samples, spec.sample.train, spec.sample.heldout, spec.sample.seed) {
-                    err("sample.heldout", e.to_string());
+                    errs.push(FieldProblem { field: "sample.heldout".into(), message: e.to_string() });
                 }
-            }
-        }
-        if errs.is_empty() {
-            if let Err(e) = spec.validate() {
-                errs.push(FieldError { field: String::new(), message: e.to_string() });
             }
         }
         Ok(errs)
@@ -146,27 +122,17 @@ impl App {
     }
 }
 
-/// Whether a store lookup failed because nothing has that name or id. (`Store::dataset` reports that as
-/// [`experiments::Error::Invalid`]; its other errors are the store's own failures.)
-fn is_not_found(e: &experiments::Error) -> bool {
-    matches!(e, experiments::Error::Invalid(_))
-}
-
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use experiments::run::store::Store;
 
-    use super::is_not_found;
-
     #[test]
-    fn only_a_missing_dataset_is_not_found() {
+    fn a_missing_dataset_is_not_found_and_nothing_else_is() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = Store::open(tmp.path()).expect("store");
         let missing = store.dataset("no such dataset").expect_err("nothing imported");
-        assert!(is_not_found(&missing), "{missing}");
-        let failed = experiments::Error::Store { path: PathBuf::from("store.sqlite"), message: "disk I/O error".into() };
-        assert!(!is_not_found(&failed), "a failing store is not a missing dataset");
+        assert!(matches!(missing, experiments::Error::NotFound { .. }), "{missing}");
+        let other = experiments::Error::Invalid("spec: bad".into());
+        assert!(!matches!(other, experiments::Error::NotFound { .. }));
     }
 }

@@ -76,8 +76,9 @@ const MAX_PAGE: usize = 500;
 impl App {
     /// Opens the store in `home` (creating it), marking runs whose process died as interrupted.
     pub fn open(home: &Path, picker: Box<dyn Picker>, sink: Arc<dyn EventSink>) -> Result<Arc<App>> {
-        let mut store = Store::open(home)?;
-        let recovered = store.recover_interrupted()?;
+        let store = Store::open(home)?;
+        // The runs that opening found dead (their process gone): the window shows them in a banner.
+        let recovered = store.recovered_runs().to_vec();
         let app = App {
             home: home.to_path_buf(),
             store: Mutex::new(store),

@@ -1,6 +1,6 @@
 // New experiment: every spec field, the tutorial's defaults, validation as you type, clone an earlier spec.
 
-import { api, type DeviceChoice, type ExperimentSpec, type FieldError, type ModelChoice, type OptimizerKind } from "../bindings";
+import { api, type DeviceChoice, type ExperimentSpec, type FieldProblem, type ModelChoice, type OptimizerKind } from "../bindings";
 import type { ViewCtx } from "../main";
 import { attempt, clear, debounce, h, navigate, routeParams } from "../dom";
 
@@ -108,8 +108,8 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
   };
 
   // Numbers the browser cannot parse never reach Rust as NaN: they are caught here.
-  const localErrors = (s: ExperimentSpec): FieldError[] => {
-    const out: FieldError[] = [];
+  const localErrors = (s: ExperimentSpec): FieldProblem[] => {
+    const out: FieldProblem[] = [];
     const int = (v: number, field: string, min: number) => {
       if (!Number.isInteger(v) || v < min) out.push({ field, message: min === 0 ? "a whole number, 0 or more" : `a whole number, ${min} or more` });
     };
@@ -131,7 +131,7 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
   const runBtn = h("button", { class: "primary", testid: "create-and-run" }, "Create and run");
   let valid = false;
   let seq = 0;
-  const show = (errs: FieldError[]) => {
+  const show = (errs: FieldProblem[]) => {
     for (const el of errorsByField.values()) el.textContent = "";
     const general: string[] = [];
     for (const e of errs) {
