@@ -15,6 +15,7 @@
 // Bottom layer.
 pub mod error;
 pub mod events;
+pub mod logging;
 pub mod validation;
 pub mod vocab;
 pub use error::{Error, Result};

@@ -1,4 +1,18 @@
 //! The one event type long jobs report through: the CLI prints it, the GUI shows it live, the store persists it.
+//!
+//! Beside the type and the [`Observer`] trait live the pieces every face composes instead of writing its own:
+//! - [`adapters`]: [`Throttle`] (at most ~10 progress events a second), [`Callback`] (events to a closure),
+//!   [`Tee`] (one stream to two observers), [`WithCancel`] (an observer that honours a [`CancelToken`]);
+//! - [`cancel`]: [`CancelToken`], the one cancel handle (Ctrl-C in the CLI, the Cancel button in the app);
+//! - [`render`]: [`ProgressRenderer`], progress bars on a terminal and plain lines elsewhere (the CLI's output).
+
+pub mod adapters;
+pub mod cancel;
+pub mod render;
+
+pub use adapters::{Callback, Tee, Throttle, WithCancel};
+pub use cancel::CancelToken;
+pub use render::ProgressRenderer;
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +68,24 @@ pub trait Observer {
     /// Polled between steps and batches; `true` makes the job stop with [`crate::Error::Cancelled`].
     fn cancelled(&self) -> bool {
         false
+    }
+}
+
+impl<O: Observer + ?Sized> Observer for &mut O {
+    fn on_event(&mut self, event: &Event) {
+        (**self).on_event(event);
+    }
+    fn cancelled(&self) -> bool {
+        (**self).cancelled()
+    }
+}
+
+impl<O: Observer + ?Sized> Observer for Box<O> {
+    fn on_event(&mut self, event: &Event) {
+        (**self).on_event(event);
+    }
+    fn cancelled(&self) -> bool {
+        (**self).cancelled()
     }
 }
 

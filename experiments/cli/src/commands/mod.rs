@@ -1,0 +1,39 @@
+//! One function per command, each a thin call into the `experiments` core plus its printing; grouped as the
+//! command line groups them. [`Ctx`] carries what every command may need (home, device, cancel handle).
+
+pub mod dataset;
+pub mod demo;
+pub mod experiment;
+pub mod model;
+pub mod report;
+pub mod runs;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use experiments::events::{CancelToken, ProgressRenderer};
+use experiments::model::device::DeviceChoice;
+use experiments::run::store::Store;
+
+/// What the global flags and the process give every command.
+pub struct Ctx {
+    /// The CLIP Lab home: the store and the run folders.
+    pub home: PathBuf,
+    pub device: DeviceChoice,
+    /// Set by the first Ctrl-C: long jobs stop between steps.
+    pub cancel: CancelToken,
+}
+
+impl Ctx {
+    /// Opens (creating if needed) the store in the home.
+    pub fn open(&self) -> Result<Store> {
+        let store = Store::open(&self.home)?;
+        tracing::info!(path = %store.path().display(), "store opened");
+        Ok(store)
+    }
+
+    /// The progress display for a long job: silent with `--json` (stdout is the result, stderr stays clean).
+    pub fn progress(&self, json: bool) -> ProgressRenderer {
+        ProgressRenderer::stderr(json)
+    }
+}
