@@ -1,12 +1,10 @@
 //! The runner through the library API: a cancelled run stops between steps, is recorded as cancelled and keeps
 //! what it recorded; splits are seeded and never share an image.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use experiments::data::{self, ColumnMap, ImportOptions, OnError};
 use experiments::model::engine::ClipBundle;
-use experiments::events::{Event, Observer};
+use experiments::events::{CancelToken, Event, Observer};
 use experiments::model::preprocess::ImageProcessorConfig;
 use experiments::run::runner;
 use experiments::run::spec::ExperimentSpec;
@@ -18,7 +16,7 @@ use experiments::Error;
 struct CancelAfter {
     steps: usize,
     after: usize,
-    flag: Arc<AtomicBool>,
+    flag: CancelToken,
 }
 
 impl Observer for CancelAfter {
@@ -26,7 +24,7 @@ impl Observer for CancelAfter {
         if matches!(e, Event::Step { .. }) {
             self.steps += 1;
             if self.steps >= self.after {
-                self.flag.store(true, Ordering::SeqCst);
+                self.flag.cancel();
             }
         }
     }
@@ -69,7 +67,7 @@ fn a_cancelled_run_stops_between_steps_and_keeps_its_record() {
     let home = tempfile::tempdir().expect("tempdir");
     let (mut store, spec) = setup(home.path());
     let exp = runner::create_experiment(&mut store, &spec).expect("experiment");
-    let flag = Arc::new(AtomicBool::new(false));
+    let flag = CancelToken::new();
     let mut obs = CancelAfter { steps: 0, after: 7, flag: flag.clone() };
     let err = runner::run_experiment(&mut store, home.path(), exp, &mut obs, flag).expect_err("cancelled");
     assert!(matches!(err, Error::Cancelled), "{err}");

@@ -75,6 +75,16 @@ macro_rules! handler {
 /// Starts the app. The store is `$CLIPLAB_HOME` or the platform's data folder; a store that cannot be opened
 /// is reported in the window.
 pub fn run() -> anyhow::Result<()> {
+    let home = experiments::run::store::Store::default_home();
+    // Logs go to `<home>/logs/cliplab-app.<date>.log` for as long as the app runs; without them the app still works.
+    let _log = match experiments::logging::init_file(&home.join("logs"), "cliplab-app") {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            eprintln!("cliplab-app: no log file: {e}");
+            None
+        }
+    };
+    tracing::info!(home = %home.display(), "starting");
     tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .register_asynchronous_uri_scheme_protocol("cliplab", |ctx, request, responder| {
@@ -83,14 +93,13 @@ pub fn run() -> anyhow::Result<()> {
             // Decoding and resizing take a while: keep them off the main thread.
             std::thread::spawn(move || responder.respond(serve_image(&app, &uri)));
         })
-        .setup(|app| {
+        .setup(move |app| {
             let handle = app.handle().clone();
             let picker: Box<dyn picker::Picker> = match picker::ScriptedPicker::from_env() {
                 Some(p) => Box::new(p),
                 None => Box::new(picker::NativePicker { app: handle.clone() }),
             };
             let sink = Arc::new(WindowSink { app: handle });
-            let home = experiments::run::store::Store::default_home();
             let shared = App::open(&home, picker, sink).map_err(|e| format!("cannot open the CLIP Lab store in {}: {e}", home.display()));
             app.manage(Shared(shared));
             Ok(())

@@ -465,3 +465,32 @@ fn the_bundle_makes_a_deb_with_every_icon() {
         }
     }
 }
+
+/// A run whose process died while the app was closed shows in the "runs were interrupted" banner of the next
+/// start: `App::open` reports the runs that opening the store recovered (it used to recover a second time and
+/// find nothing).
+#[test]
+fn runs_found_dead_at_start_reach_the_banner() {
+    let f = fixture();
+    import_demo(&f, 60);
+    let exp = f.app.create_experiment(&tiny_spec(&f, "killed", 1e-3, 1)).expect("experiment").id;
+    let mut store = Store::open(&f.home).expect("store");
+    let run = store.create_run(exp).expect("run");
+    store.start_run(run, "cpu").expect("start");
+    drop(store);
+    // Forge a dead owner: a pid that has exited, and an old heartbeat.
+    let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+    let dead_pid = child.id();
+    child.wait().expect("wait");
+    rusqlite::Connection::open(f.home.join(experiments::run::store::DB_FILE))
+        .expect("raw connection")
+        .execute(
+            "UPDATE runs SET owner_pid = ?1, heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour') WHERE id = ?2",
+            rusqlite::params![dead_pid, run],
+        )
+        .expect("forge owner");
+
+    let app = App::open(&f.home, Box::new(ScriptedPicker::default()), Arc::new(RecordingSink::default())).expect("reopen");
+    assert_eq!(app.info().recovered, vec![run], "the banner lists the run found dead");
+    assert_eq!(app.runs().expect("runs").iter().find(|r| r.id == run).map(|r| r.status), Some(RunStatus::Interrupted));
+}

@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A shared "please stop" flag. Clones share the flag: cancelling one cancels them all. Cancelling cannot be undone.
-///
-/// The runner still takes the flag as `Arc<AtomicBool>`: [`CancelToken::flag`] (or `Arc::from(token)`) gives it, and
-/// a token made from an existing flag (`CancelToken::from(arc)`) shares it.
+/// The runner, the demo and the app's worker threads all take this one type.
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken(Arc<AtomicBool>);
 
@@ -26,23 +24,6 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
-
-    /// The shared flag, for APIs that take `Arc<AtomicBool>` (the runner today).
-    pub fn flag(&self) -> Arc<AtomicBool> {
-        self.0.clone()
-    }
-}
-
-impl From<Arc<AtomicBool>> for CancelToken {
-    fn from(flag: Arc<AtomicBool>) -> Self {
-        Self(flag)
-    }
-}
-
-impl From<CancelToken> for Arc<AtomicBool> {
-    fn from(token: CancelToken) -> Self {
-        token.0
-    }
 }
 
 #[cfg(test)]
@@ -57,19 +38,5 @@ mod tests {
         assert!(!clone.cancel(), "the first cancel finds the flag clear");
         assert!(token.is_cancelled(), "cancelling a clone cancels the original");
         assert!(token.cancel(), "the second cancel finds it set");
-    }
-
-    #[test]
-    fn converts_from_and_into_the_runners_flag() {
-        let flag = Arc::new(AtomicBool::new(false));
-        let token = CancelToken::from(flag.clone());
-        token.cancel();
-        assert!(flag.load(Ordering::SeqCst), "a token made from a flag sets that flag");
-
-        let token = CancelToken::new();
-        let flag: Arc<AtomicBool> = token.clone().into();
-        flag.store(true, Ordering::SeqCst);
-        assert!(token.is_cancelled(), "the flag taken from a token is the token's");
-        assert!(Arc::ptr_eq(&token.flag(), &flag));
     }
 }

@@ -2,8 +2,6 @@
 //! download. Everything is derived from the seed.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +9,7 @@ use crate::model::clip::{ClipConfig, FreezeSpec};
 use crate::data::{self, ColumnMap, ImportOptions, OnError};
 use crate::model::device::DeviceChoice;
 use crate::model::engine::ClipBundle;
-use crate::events::{Event, Observer};
+use crate::events::{CancelToken, Event, Observer};
 use crate::model::optim::OptimizerKind;
 use crate::model::preprocess::ImageProcessorConfig;
 use crate::run::runner::{self, RunOutcome};
@@ -102,7 +100,7 @@ pub fn run_demo(
     opts: &DemoOptions,
     device: DeviceChoice,
     obs: &mut dyn Observer,
-    cancel: Arc<AtomicBool>,
+    cancel: CancelToken,
 ) -> Result<RunOutcome> {
     let files = prepare(home, opts, obs)?;
     let tag = format!("{}img-s{}", opts.images, opts.seed);

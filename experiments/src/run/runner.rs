@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rand::seq::SliceRandom;
@@ -16,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::verify_images;
 use crate::model::engine::{ClipBundle, McqSample, Summary};
-use crate::events::{Event, Observer, Phase, PhaseClock};
+use crate::events::{CancelToken, Event, Observer, Phase, PhaseClock};
 use crate::run::spec::ExperimentSpec;
 use crate::run::store::{DatasetInfo, RunMetrics, RunStatus, Store, StoredSample};
 use crate::vocab::{Split, Stage};
@@ -79,7 +78,7 @@ struct Persist<'a> {
     store: &'a mut Store,
     run: i64,
     inner: &'a mut dyn Observer,
-    cancel: Arc<AtomicBool>,
+    cancel: CancelToken,
     error: Option<Error>,
 }
 
@@ -96,7 +95,7 @@ impl Observer for Persist<'_> {
     }
 
     fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed) || self.inner.cancelled() || self.error.is_some()
+        self.cancel.is_cancelled() || self.inner.cancelled() || self.error.is_some()
     }
 }
 
@@ -125,7 +124,7 @@ pub fn run_experiment(
     home: &Path,
     experiment_id: i64,
     obs: &mut dyn Observer,
-    cancel: Arc<AtomicBool>,
+    cancel: CancelToken,
 ) -> Result<RunOutcome> {
     let run_id = store.create_run(experiment_id)?;
     execute_run(store, home, run_id, obs, cancel)
@@ -138,7 +137,7 @@ pub fn execute_run(
     home: &Path,
     run_id: i64,
     obs: &mut dyn Observer,
-    cancel: Arc<AtomicBool>,
+    cancel: CancelToken,
 ) -> Result<RunOutcome> {
     let experiment_id = store.run(run_id)?.info.experiment_id;
     obs.on_event(&Event::Info { message: format!("run {run_id} of experiment {experiment_id}") });

@@ -9,7 +9,7 @@ use experiments::data::{self, ColumnMap, ImportOptions, ImportedDataset, OnError
 use experiments::run::demo::{self, DemoOptions};
 use experiments::run::store::{DatasetInfo, StoredSample};
 
-use super::events::ImportEvents;
+use experiments::events::{Callback, Event, Throttle};
 use super::{lock, App, MAX_PAGE};
 use crate::views::*;
 use crate::{Error, Result};
@@ -108,7 +108,8 @@ impl App {
             on_error: OnError::Skip,
             extract_dir: Some(self.home.join("extracted").join(format!("import-{token}"))),
         };
-        let mut obs = ImportEvents::new(self.sink.as_ref(), token);
+        let sink = self.sink.as_ref();
+        let mut obs = Throttle::new(Callback::new(|e: &Event| sink.emit(AppEvent::Import { token, event: e.clone() })));
         let (report, validated) = match data::import(&opts, &mut obs) {
             Ok(d) => (d.report.clone(), Some(d)),
             Err(experiments::Error::Rejected { report, .. }) => (*report, None),

@@ -8,13 +8,12 @@
 
 mod compare;
 mod datasets;
-mod events;
 mod experiments;
 mod runs;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ::experiments::model::device::{self, DeviceChoice};
@@ -57,7 +56,7 @@ pub struct App {
     picker: Box<dyn Picker>,
     sink: Arc<dyn EventSink>,
     /// Cancel flags of the runs this process is running.
-    active: Mutex<HashMap<i64, Arc<AtomicBool>>>,
+    active: Mutex<HashMap<i64, CancelToken>>,
     drafts: Mutex<HashMap<u64, Draft>>,
     next_token: AtomicU64,
     /// Model folders the user picked in a dialog (or the app knows from experiments and the demo): the only

@@ -1,7 +1,6 @@
 //! Runs: starting one on a worker thread, cancelling it, and the run-detail screen (charts, sample cards).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use experiments::report::analysis::{self, RunData, SampleResult};
@@ -10,7 +9,7 @@ use experiments::run::runner;
 use experiments::run::store::{RunInfo, RunStatus, Store};
 use experiments::vocab::Stage;
 
-use super::events::RunEvents;
+use experiments::events::{CancelToken, Callback, Event, Throttle};
 use super::{lock, App, MAX_PAGE};
 use crate::views::*;
 use crate::{Error, Result};
@@ -28,7 +27,7 @@ impl App {
             store.experiment(experiment_id)?;
             store.create_run(experiment_id)?
         };
-        let cancel = Arc::new(AtomicBool::new(false));
+        let cancel = CancelToken::new();
         lock(&self.active).insert(run_id, cancel.clone());
         let app = Arc::clone(self);
         let spawned = std::thread::Builder::new().name(format!("run-{run_id}")).spawn(move || app.execute(run_id, cancel));
@@ -41,10 +40,11 @@ impl App {
         Ok(self.store().run(run_id)?.info)
     }
 
-    fn execute(&self, run_id: i64, cancel: Arc<AtomicBool>) {
+    fn execute(&self, run_id: i64, cancel: CancelToken) {
         let work = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> experiments::Result<()> {
             let mut store = Store::open(&self.home)?;
-            let mut obs = RunEvents::new(self.sink.as_ref(), run_id);
+            let sink = self.sink.as_ref();
+            let mut obs = Throttle::new(Callback::new(|e: &Event| sink.emit(AppEvent::Run { run_id, event: e.clone() })));
             runner::execute_run(&mut store, &self.home, run_id, &mut obs, cancel).map(|_| ())
         }));
         let panic_message = match &work {
@@ -56,11 +56,15 @@ impl App {
         let mut store = self.store();
         if let Some(m) = panic_message {
             // The runner did not get to record an end: record it here, so the run does not stay "running".
-            let _ = store.finish_run(run_id, RunStatus::Failed, Some(&format!("internal error: {m}")));
+            if let Err(e) = store.finish_run(run_id, RunStatus::Failed, Some(&format!("internal error: {m}"))) {
+                tracing::error!(run_id, "recording the end of a run that panicked: {e}");
+            }
         } else if let Ok(Err(e)) = &work {
             // Failures before the runner could record them (the store would not open): keep the message.
             if store.run(run_id).map(|d| !d.info.status.is_finished()).unwrap_or(false) {
-                let _ = store.finish_run(run_id, RunStatus::Failed, Some(&e.to_string()));
+                if let Err(e2) = store.finish_run(run_id, RunStatus::Failed, Some(&e.to_string())) {
+                    tracing::error!(run_id, "recording that the run failed ({e}): {e2}");
+                }
             }
         }
         let (status, error) = match store.run(run_id) {
@@ -75,8 +79,8 @@ impl App {
     /// Asks a running run to stop after its current step; it ends `cancelled`, keeping what it recorded.
     pub fn cancel_run(&self, run_id: i64) -> Result<()> {
         match lock(&self.active).get(&run_id) {
-            Some(flag) => {
-                flag.store(true, Ordering::Relaxed);
+            Some(token) => {
+                token.cancel();
                 Ok(())
             }
             None => Err(Error::Invalid(format!("run {run_id} is not running in this window"))),

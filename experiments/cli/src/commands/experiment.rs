@@ -43,6 +43,6 @@ pub fn run(spec: &Path, ctx: &Ctx, json: bool) -> Result<()> {
     let spec = ExperimentSpec::from_file(spec)?;
     let id = runner::create_experiment(&mut store, &spec)?;
     tracing::info!(experiment = id, name = %spec.name, "running experiment");
-    let out = runner::run_experiment(&mut store, &ctx.home, id, &mut ctx.progress(json), ctx.cancel.flag())?;
+    let out = runner::run_experiment(&mut store, &ctx.home, id, &mut ctx.progress(json), ctx.cancel.clone())?;
     print_outcome(&out, json)
 }
