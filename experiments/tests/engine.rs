@@ -220,18 +220,8 @@ fn loading_errors_name_the_file_and_the_problem() {
     assert!(e.contains("broken.png"), "{e}");
 }
 
-/// Writes the tiny random model that `tests/reference/clip_reference.py` computes its reference values from.
-/// Run once with `cargo test -p experiments --test engine -- --ignored write_reference_model`.
-#[test]
-#[ignore]
-fn write_reference_model() {
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/tiny_clip");
-    let _ = std::fs::remove_dir_all(&out);
-    ClipBundle::write_random(&out, &tiny_config(), tokenizer_bytes(), ImageProcessorConfig::with_size(32), 2024)
-        .expect("write");
-}
-
-/// Logits, loss, gradients and one Adam step on the tiny model in `tests/reference/tiny_clip` equal what
+/// Logits, loss, gradients and one Adam step on the tiny model in `tests/reference/tiny_clip` (written by
+/// `cargo run -p experiments --example write_reference_model`) equal what
 /// PyTorch + transformers compute on the same weights and inputs (`tests/reference/clip_reference.py`, whose
 /// output is `clip_reference.json`). Loading that folder in `transformers.CLIPModel.from_pretrained` is also
 /// how we checked that CLIP Lab's exports load in Hugging Face.

@@ -23,130 +23,107 @@ pub enum Activation {
     GeluNew,
 }
 
-fn d_vocab() -> usize {
-    49408
-}
-fn d_text_hidden() -> usize {
-    512
-}
-fn d_text_inter() -> usize {
-    2048
-}
-fn d_text_heads() -> usize {
-    8
-}
-fn d_layers() -> usize {
-    12
-}
-fn d_max_pos() -> usize {
-    77
-}
-fn d_act() -> Activation {
-    Activation::QuickGelu
-}
-fn d_eps() -> f64 {
-    1e-5
-}
-fn d_proj() -> usize {
-    512
-}
-fn d_vision_hidden() -> usize {
-    768
-}
-fn d_vision_inter() -> usize {
-    3072
-}
-fn d_vision_heads() -> usize {
-    12
-}
-fn d_channels() -> usize {
-    3
-}
-fn d_image() -> usize {
-    224
-}
-fn d_patch() -> usize {
-    32
-}
-fn d_logit_scale() -> f64 {
-    2.6592
-}
-fn d_eos() -> u32 {
-    49407
-}
-fn d_bos() -> u32 {
-    49406
-}
-fn d_pad() -> u32 {
-    1
-}
-
-/// The text tower (`text_config`).
+/// The text tower (`text_config`). Missing fields take [`ClipTextConfig::VIT_B_32`]'s values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClipTextConfig {
-    #[serde(default = "d_vocab")]
     pub vocab_size: usize,
-    #[serde(default = "d_text_hidden")]
     pub hidden_size: usize,
-    #[serde(default = "d_text_inter")]
     pub intermediate_size: usize,
-    #[serde(default = "d_text_heads")]
     pub num_attention_heads: usize,
-    #[serde(default = "d_layers")]
     pub num_hidden_layers: usize,
     /// The context length (77 for every published CLIP).
-    #[serde(default = "d_max_pos")]
     pub max_position_embeddings: usize,
-    #[serde(default = "d_act")]
     pub hidden_act: Activation,
-    #[serde(default = "d_eps")]
     pub layer_norm_eps: f64,
-    #[serde(default = "d_proj")]
     pub projection_dim: usize,
-    #[serde(default = "d_bos")]
     pub bos_token_id: u32,
     /// Old configs say 2 here although the real end-of-text id is the largest one; we pool on the last
     /// token of each caption instead (see `tokenize`), which is right for both.
-    #[serde(default = "d_eos")]
     pub eos_token_id: u32,
-    #[serde(default = "d_pad")]
     pub pad_token_id: u32,
 }
 
-/// The vision tower (`vision_config`).
+/// The vision tower (`vision_config`). Missing fields take [`ClipVisionConfig::VIT_B_32`]'s values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClipVisionConfig {
-    #[serde(default = "d_vision_hidden")]
     pub hidden_size: usize,
-    #[serde(default = "d_vision_inter")]
     pub intermediate_size: usize,
-    #[serde(default = "d_vision_heads")]
     pub num_attention_heads: usize,
-    #[serde(default = "d_layers")]
     pub num_hidden_layers: usize,
-    #[serde(default = "d_channels")]
     pub num_channels: usize,
-    #[serde(default = "d_image")]
     pub image_size: usize,
-    #[serde(default = "d_patch")]
     pub patch_size: usize,
-    #[serde(default = "d_act")]
     pub hidden_act: Activation,
-    #[serde(default = "d_eps")]
     pub layer_norm_eps: f64,
-    #[serde(default = "d_proj")]
     pub projection_dim: usize,
 }
 
-/// A whole `CLIPModel` config.
+/// A whole `CLIPModel` config. Both towers must be present (as `{}` at least); the other fields default to
+/// [`ClipConfig::VIT_B_32`]'s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClipConfig {
     pub text_config: ClipTextConfig,
     pub vision_config: ClipVisionConfig,
-    #[serde(default = "d_proj")]
+    #[serde(default = "default_projection_dim")]
     pub projection_dim: usize,
-    #[serde(default = "d_logit_scale")]
+    #[serde(default = "default_logit_scale")]
     pub logit_scale_init_value: f64,
+}
+
+fn default_projection_dim() -> usize {
+    ClipConfig::VIT_B_32.projection_dim
+}
+
+fn default_logit_scale() -> f64 {
+    ClipConfig::VIT_B_32.logit_scale_init_value
+}
+
+impl ClipTextConfig {
+    /// `openai/clip-vit-base-patch32`'s text tower: transformers' `CLIPTextConfig` defaults.
+    pub const VIT_B_32: Self = Self {
+        vocab_size: 49408,
+        hidden_size: 512,
+        intermediate_size: 2048,
+        num_attention_heads: 8,
+        num_hidden_layers: 12,
+        max_position_embeddings: 77,
+        hidden_act: Activation::QuickGelu,
+        layer_norm_eps: 1e-5,
+        projection_dim: 512,
+        bos_token_id: 49406,
+        eos_token_id: 49407,
+        pad_token_id: 1,
+    };
+}
+
+impl Default for ClipTextConfig {
+    fn default() -> Self {
+        Self::VIT_B_32
+    }
+}
+
+impl ClipVisionConfig {
+    /// `openai/clip-vit-base-patch32`'s vision tower: transformers' `CLIPVisionConfig` defaults.
+    pub const VIT_B_32: Self = Self {
+        hidden_size: 768,
+        intermediate_size: 3072,
+        num_attention_heads: 12,
+        num_hidden_layers: 12,
+        num_channels: 3,
+        image_size: 224,
+        patch_size: 32,
+        hidden_act: Activation::QuickGelu,
+        layer_norm_eps: 1e-5,
+        projection_dim: 512,
+    };
+}
+
+impl Default for ClipVisionConfig {
+    fn default() -> Self {
+        Self::VIT_B_32
+    }
 }
 
 impl ClipVisionConfig {
@@ -164,34 +141,55 @@ impl ClipVisionConfig {
 pub const PRESETS: &[&str] = &["vit-b-32", "vit-b-16", "vit-l-14"];
 
 impl ClipConfig {
-    /// `openai/clip-vit-base-patch32`.
-    pub fn vit_b_32() -> Self {
-        Self::from_json_str("{\"text_config\":{},\"vision_config\":{}}").expect("defaults are valid")
-    }
+    /// `openai/clip-vit-base-patch32` (transformers' `CLIPConfig` defaults).
+    pub const VIT_B_32: Self = Self {
+        text_config: ClipTextConfig::VIT_B_32,
+        vision_config: ClipVisionConfig::VIT_B_32,
+        projection_dim: 512,
+        logit_scale_init_value: 2.6592,
+    };
 
     /// `openai/clip-vit-base-patch16`.
-    pub fn vit_b_16() -> Self {
-        let mut c = Self::vit_b_32();
-        c.vision_config.patch_size = 16;
-        c
-    }
+    pub const VIT_B_16: Self = Self {
+        vision_config: ClipVisionConfig { patch_size: 16, ..ClipVisionConfig::VIT_B_32 },
+        ..Self::VIT_B_32
+    };
 
     /// `openai/clip-vit-large-patch14`.
+    pub const VIT_L_14: Self = Self {
+        text_config: ClipTextConfig {
+            hidden_size: 768,
+            intermediate_size: 3072,
+            num_attention_heads: 12,
+            projection_dim: 768,
+            ..ClipTextConfig::VIT_B_32
+        },
+        vision_config: ClipVisionConfig {
+            hidden_size: 1024,
+            intermediate_size: 4096,
+            num_attention_heads: 16,
+            num_hidden_layers: 24,
+            patch_size: 14,
+            projection_dim: 768,
+            ..ClipVisionConfig::VIT_B_32
+        },
+        projection_dim: 768,
+        ..Self::VIT_B_32
+    };
+
+    /// [`Self::VIT_B_32`].
+    pub fn vit_b_32() -> Self {
+        Self::VIT_B_32
+    }
+
+    /// [`Self::VIT_B_16`].
+    pub fn vit_b_16() -> Self {
+        Self::VIT_B_16
+    }
+
+    /// [`Self::VIT_L_14`].
     pub fn vit_l_14() -> Self {
-        let mut c = Self::vit_b_32();
-        c.projection_dim = 768;
-        c.text_config.hidden_size = 768;
-        c.text_config.intermediate_size = 3072;
-        c.text_config.num_attention_heads = 12;
-        c.text_config.projection_dim = 768;
-        let v = &mut c.vision_config;
-        v.hidden_size = 1024;
-        v.intermediate_size = 4096;
-        v.num_attention_heads = 16;
-        v.num_hidden_layers = 24;
-        v.patch_size = 14;
-        v.projection_dim = 768;
-        c
+        Self::VIT_L_14
     }
 
     /// A preset by name (`vit-b-32`, `vit-b-16`, `vit-l-14`).
@@ -209,7 +207,7 @@ impl ClipConfig {
 
     /// A tiny CLIP for tests and the demo: `width` wide, `layers` deep, `image_size` pixels, `patch` patches.
     pub fn tiny(vocab_size: usize, width: usize, layers: usize, image_size: usize, patch: usize) -> Self {
-        let mut c = Self::vit_b_32();
+        let mut c = Self::VIT_B_32;
         c.projection_dim = width;
         let t = &mut c.text_config;
         t.vocab_size = vocab_size;
@@ -231,10 +229,6 @@ impl ClipConfig {
         v.patch_size = patch;
         v.projection_dim = width;
         c
-    }
-
-    fn from_json_str(s: &str) -> serde_json::Result<Self> {
-        serde_json::from_str(s)
     }
 
     /// Reads `config.json`; errors name the file and what is wrong with it.
@@ -261,17 +255,13 @@ impl ClipConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         let t = &self.text_config;
         let v = &self.vision_config;
-        if t.num_attention_heads == 0 || t.hidden_size % t.num_attention_heads != 0 {
-            return Err(format!(
-                "text hidden_size {} is not divisible by num_attention_heads {}",
-                t.hidden_size, t.num_attention_heads
-            ));
-        }
-        if v.num_attention_heads == 0 || v.hidden_size % v.num_attention_heads != 0 {
-            return Err(format!(
-                "vision hidden_size {} is not divisible by num_attention_heads {}",
-                v.hidden_size, v.num_attention_heads
-            ));
+        for (tower, hidden, heads) in [
+            ("text", t.hidden_size, t.num_attention_heads),
+            ("vision", v.hidden_size, v.num_attention_heads),
+        ] {
+            if heads == 0 || hidden % heads != 0 {
+                return Err(format!("{tower} hidden_size {hidden} is not divisible by num_attention_heads {heads}"));
+            }
         }
         if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
             return Err(format!(
@@ -307,6 +297,14 @@ impl ClipConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The presets as values equal what transformers' defaults give when read from `{}` towers.
+    #[test]
+    fn empty_towers_read_as_the_vit_b_32_preset() {
+        let c: ClipConfig = serde_json::from_str(r#"{"text_config":{},"vision_config":{}}"#).expect("parse");
+        assert_eq!(c, ClipConfig::VIT_B_32);
+        assert!(serde_json::from_str::<ClipConfig>(r#"{"text_config":{}}"#).is_err());
+    }
 
     #[test]
     fn presets_have_published_sizes() {

@@ -128,31 +128,25 @@ struct EncoderDims {
     act: Activation,
 }
 
-impl From<&ClipTextConfig> for EncoderDims {
-    fn from(c: &ClipTextConfig) -> Self {
-        Self {
-            hidden: c.hidden_size,
-            intermediate: c.intermediate_size,
-            heads: c.num_attention_heads,
-            layers: c.num_hidden_layers,
-            eps: c.layer_norm_eps,
-            act: c.hidden_act,
+/// `EncoderDims::from(&tower_config)` for both towers (their encoder fields have the same names).
+macro_rules! encoder_dims_from {
+    ($($config:ty),+) => {$(
+        impl From<&$config> for EncoderDims {
+            fn from(c: &$config) -> Self {
+                Self {
+                    hidden: c.hidden_size,
+                    intermediate: c.intermediate_size,
+                    heads: c.num_attention_heads,
+                    layers: c.num_hidden_layers,
+                    eps: c.layer_norm_eps,
+                    act: c.hidden_act,
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl From<&ClipVisionConfig> for EncoderDims {
-    fn from(c: &ClipVisionConfig) -> Self {
-        Self {
-            hidden: c.hidden_size,
-            intermediate: c.intermediate_size,
-            heads: c.num_attention_heads,
-            layers: c.num_hidden_layers,
-            eps: c.layer_norm_eps,
-            act: c.hidden_act,
-        }
-    }
-}
+encoder_dims_from!(ClipTextConfig, ClipVisionConfig);
 
 /// `CLIPAttention`: multi-head self-attention with an optional additive mask.
 #[derive(Debug, Clone)]

@@ -207,7 +207,8 @@ pub fn save_tensors_atomically(map: &HashMap<String, Tensor>, path: &Path) -> Re
 
 enum Source {
     Checkpoint { path: PathBuf, tensors: HashMap<String, Tensor> },
-    Random { rng: ChaCha8Rng },
+    /// Boxed: the generator is large next to the other variant.
+    Random { rng: Box<ChaCha8Rng> },
 }
 
 struct BackendState {
@@ -255,10 +256,7 @@ fn random_tensor(rng: &mut ChaCha8Rng, shape: &Shape, name: &str, init: Init) ->
             }
         }
     }
-    .map(|v| {
-        debug_assert_eq!(v.len(), dims.iter().product::<usize>());
-        v
-    })
+    .inspect(|v| debug_assert_eq!(v.len(), dims.iter().product::<usize>()))
 }
 
 impl ParamBackend {
@@ -347,7 +345,7 @@ pub fn build_model(
             let tensors = read_safetensors(&path)?;
             Source::Checkpoint { path, tensors }
         }
-        WeightSource::Random { seed } => Source::Random { rng: ChaCha8Rng::seed_from_u64(seed) },
+        WeightSource::Random { seed } => Source::Random { rng: Box::new(ChaCha8Rng::seed_from_u64(seed)) },
     };
     let state = Arc::new(Mutex::new(BackendState { source, entries: Vec::new(), first_error: None }));
     let backend = ParamBackend { state: state.clone(), freeze: freeze.clone(), config: config.clone() };

@@ -1,0 +1,164 @@
+//! Differentiable fused ops for the CLIP modules.
+//!
+//! candle 0.11's fused `candle_nn::ops::layer_norm` and `softmax_last_dim` have no backward pass: used in a
+//! model that is trained, they silently cut the gradient (only what comes after them learns, and the loss still
+//! falls, so nothing looks wrong). The ops here run a fused forward AND a fused backward on the CPU (one pass per
+//! row, few temporaries), so gradients flow everywhere. On other devices, or for other dtypes, they fall back
+//! to the composite formulation, which candle differentiates itself.
+//!
+//! Why fuse so much on the CPU: every large element-wise candle op (bias add, residual add, activation pieces,
+//! the dozen ops of a composite layer-norm backward...) is a separate pass over memory, a fresh allocation and a
+//! dispatch to candle's spinning barrier pool, which competes with gemm's rayon threads for the cores. The ops
+//! here do each of those jobs in one pass, on the calling thread (or split over scoped threads when large):
+//! - [`layer_norm`]: forward and backward (dx, and dweight/dbias in one pass);
+//! - [`bias_add`], [`bias_add_residual`], [`bias_quick_gelu`]: what follows a linear layer's matrix product;
+//! - [`attention`]: multi-head attention from the packed `[q | k | v]` projections, with the scale and the
+//!   causal mask inside the softmax, forward and backward (no per-head matmul dispatch, no transposes);
+//! - [`embed_tokens`] and [`vision_embed`]: the embedding sums (token gather + positions; class token + patches +
+//!   positions) whose backward scatters straight into the gradients.
+//!
+//! One file per op; the shared CPU pieces (contiguity checks, the thread split, the vectorisable reductions)
+//! are here.
+
+use candle_core::{CpuStorage, DType, Device, Layout, Result, Tensor, WithDType};
+
+mod attention;
+mod bias;
+mod embed;
+mod layer_norm;
+mod softmax;
+
+pub use attention::attention;
+pub use bias::{bias_add, bias_add_residual, bias_quick_gelu, quick_gelu};
+pub use embed::{embed_tokens, vision_embed};
+pub use layer_norm::layer_norm;
+pub use softmax::softmax_last_dim;
+
+fn fused_ok(x: &Tensor) -> bool {
+    matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32
+}
+
+/// The elements of a contiguous input (`what` names it in the error).
+fn contiguous<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
+    let data = s.as_slice::<T>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{what}: input must be contiguous"),
+    }
+}
+
+/// Below this much work (elements touched, roughly), one thread is faster than spawning a second (a thread
+/// spawn costs tens of microseconds of system time, and on small VMs the second vCPU may share a core).
+const PAR_MIN_WORK: usize = 1 << 22;
+
+/// Runs `f(first_item, out_chunk)` over `out` split into items of `item_len` elements, in contiguous runs of
+/// items over the CPU threads when `work` (an estimate of the elements touched) is large enough.
+fn par_items<F>(out: &mut [f32], item_len: usize, work: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync,
+{
+    if item_len == 0 || out.is_empty() {
+        return;
+    }
+    let items = out.len() / item_len;
+    let threads = candle_core::utils::get_num_threads().clamp(1, 8).min(items).min(work / PAR_MIN_WORK).max(1);
+    if threads <= 1 {
+        f(0, out);
+        return;
+    }
+    let per = items.div_ceil(threads);
+    std::thread::scope(|s| {
+        let f = &f;
+        let mut chunks = out.chunks_mut(per * item_len).enumerate();
+        let first = chunks.next();
+        for (i, c) in chunks {
+            s.spawn(move || f(i * per, c));
+        }
+        if let Some((_, c)) = first {
+            f(0, c);
+        }
+    });
+}
+
+/// Dot product with independent lanes, so that it vectorises without fast-math.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 16];
+    let ca = a.chunks_exact(16);
+    let cb = b.chunks_exact(16);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..16 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = 0f32;
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s + acc.iter().sum::<f32>()
+}
+
+#[inline]
+fn sum(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let c = a.chunks_exact(16);
+    let r = c.remainder();
+    for x in c {
+        for l in 0..16 {
+            acc[l] += x[l];
+        }
+    }
+    r.iter().sum::<f32>() + acc.iter().sum::<f32>()
+}
+
+/// `y += a * x`.
+#[inline]
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// Mean and 1/std of one row.
+#[inline]
+fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
+    let d = row.len() as f32;
+    let mean = sum(row) / d;
+    let mut acc = [0f32; 16];
+    let c = row.chunks_exact(16);
+    let r = c.remainder();
+    for x in c {
+        for l in 0..16 {
+            let v = x[l] - mean;
+            acc[l] += v * v;
+        }
+    }
+    let var = (r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() + acc.iter().sum::<f32>()) / d;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+#[cfg(test)]
+mod test_util {
+    use super::*;
+
+    pub(super) fn rand(shape: &[usize], seed: u64) -> Tensor {
+        // A deterministic pattern is enough here.
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| (((i as u64 * 2654435761 + seed * 97) % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
+    }
+
+    pub(super) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.max(0))
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("diff")
+    }
+}
