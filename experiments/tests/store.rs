@@ -486,7 +486,7 @@ fn failed_and_cancelled_runs_keep_their_error_and_statuses_parse() {
     assert!(store.start_run(12345, "cpu").is_err());
     assert!(store.create_run(999).is_err());
 
-    for s in RunStatus::ALL {
+    for &s in RunStatus::ALL {
         assert_eq!(s.to_string().parse::<RunStatus>().expect("parse"), s);
         assert_eq!(serde_json::to_value(s).expect("json"), serde_json::Value::String(s.to_string()));
     }

@@ -10,7 +10,7 @@ use cliplab_app::picker::ScriptedPicker;
 use cliplab_app::views::*;
 use experiments::data::ColumnMap;
 use experiments::events::Event;
-use experiments::run::spec::ExperimentSpec;
+use experiments::run::spec::{ExperimentSpec, FieldProblem};
 use experiments::run::store::{RunStatus, Store};
 
 struct Fixture {

@@ -40,7 +40,7 @@ train: number,
  */
 heldout: number, 
 /**
- * Seeds the draw.
+ * Seeds the draw (default: the training seed's default).
  */
 seed: number, };
 
@@ -71,6 +71,8 @@ save_checkpoint: boolean,
  * Free text.
  */
 notes: string, };
+
+export type FieldProblem = { field: string, message: string, };
 
 export type ColumnMap = { 
 /**
@@ -420,12 +422,6 @@ name: string,
  */
 source: string, };
 
-export type FieldError = { 
-/**
- * The spec field, dotted (`train.lr`, `sample.heldout`); `""` for the spec as a whole.
- */
-field: string, message: string, };
-
 export type ChartSvg = { name: string, title: string, svg: string, };
 
 export type RunView = { detail: RunDetail, 
@@ -509,7 +505,7 @@ export const api = {
   listModels: (): Promise<Array<ModelChoice>> => invoke("list_models"),
   pickModel: (): Promise<ModelChoice | null> => invoke("pick_model"),
   defaultSpec: (): Promise<ExperimentSpec> => invoke("default_spec"),
-  checkSpec: (spec: ExperimentSpec): Promise<Array<FieldError>> => invoke("check_spec", { spec }),
+  checkSpec: (spec: ExperimentSpec): Promise<Array<FieldProblem>> => invoke("check_spec", { spec }),
   createExperiment: (spec: ExperimentSpec): Promise<ExperimentInfo> => invoke("create_experiment", { spec }),
   startRun: (experimentId: number): Promise<RunInfo> => invoke("start_run", { experimentId }),
   cancelRun: (runId: number): Promise<void> => invoke("cancel_run", { runId }),

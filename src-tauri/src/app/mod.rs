@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use ::experiments::events::CancelToken;
 use ::experiments::model::device::{self, DeviceChoice};
 use ::experiments::report::analysis::RunData;
 use ::experiments::run::demo::DemoOptions;

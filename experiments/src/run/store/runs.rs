@@ -420,7 +420,7 @@ impl Store {
         let u = |p: &str| {
             spec.pointer(p).and_then(serde_json::Value::as_u64).map_or(0, |v| usize::try_from(v).unwrap_or(0))
         };
-        let status = raw.status.parse()?;
+        let status = RunStatus::parse(&raw.status)?;
         let phase = raw.phase.as_deref().map(parse_phase).transpose()?;
         let info = RunInfo {
             id: raw.id,

@@ -1,8 +1,6 @@
 //! The values the store hands out and takes in.
 
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,10 +11,12 @@ use crate::run::spec::ExperimentSpec;
 use crate::vocab::{Split, Stage};
 use crate::{Error, Result};
 
-/// Where a run stands.
+/// Where a run stands. Spelled in lower case in the store, the JSON and for people (`completed`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(strum::Display, strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum RunStatus {
     /// Created, not started yet.
     Queued,
@@ -29,49 +29,24 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 6] = [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Completed,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-        RunStatus::Interrupted,
-    ];
+    /// Every status, in lifecycle order.
+    pub const ALL: &'static [RunStatus] = <RunStatus as strum::VariantArray>::VARIANTS;
 
     /// The name stored in the database (and shown to users).
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Completed => "completed",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::Interrupted => "interrupted",
-        }
+        self.into()
     }
 
     /// Whether the run is over (no process works on it any more).
     pub fn is_finished(self) -> bool {
         !matches!(self, RunStatus::Queued | RunStatus::Running)
     }
-}
 
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RunStatus {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        let t = s.trim();
-        RunStatus::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(t)).ok_or_else(|| {
-            Error::Invalid(format!(
-                "unknown run status `{s}` (expected one of: {})",
-                RunStatus::ALL.map(RunStatus::as_str).join(", ")
-            ))
+    /// Parses a status (any case, surrounding white space ignored), naming the accepted ones when it fails.
+    pub fn parse(s: &str) -> Result<Self> {
+        s.trim().parse().map_err(|_| {
+            let known: Vec<&str> = RunStatus::ALL.iter().map(|st| st.as_str()).collect();
+            Error::Invalid(format!("unknown run status `{s}` (expected one of: {})", known.join(", ")))
         })
     }
 }
