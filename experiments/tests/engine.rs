@@ -166,6 +166,17 @@ fn exported_checkpoints_reload_to_the_same_scores() {
     assert!(out.join("model.safetensors").is_file());
 }
 
+/// A new folder `to` with the checkpoint files of `from` but `skip`.
+fn copy_without(from: &std::path::Path, to: &std::path::Path, skip: &str) -> std::path::PathBuf {
+    std::fs::create_dir(to).expect("mkdir");
+    for f in ["model.safetensors", "config.json", "tokenizer.json", "preprocessor_config.json"] {
+        if f != skip {
+            std::fs::copy(from.join(f), to.join(f)).expect("copy");
+        }
+    }
+    to.to_path_buf()
+}
+
 #[test]
 fn loading_errors_name_the_file_and_the_problem() {
     let b = bundle(6, &FreezeSpec::default());
@@ -175,20 +186,12 @@ fn loading_errors_name_the_file_and_the_problem() {
     let load = |p: &std::path::Path| ClipBundle::load(p, &Device::Cpu, &FreezeSpec::default()).expect_err("must fail").to_string();
 
     // Missing weights.
-    let missing = dir.path().join("missing");
-    std::fs::create_dir(&missing).expect("mkdir");
-    for f in ["config.json", "tokenizer.json", "preprocessor_config.json"] {
-        std::fs::copy(good.join(f), missing.join(f)).expect("copy");
-    }
+    let missing = copy_without(&good, &dir.path().join("missing"), "model.safetensors");
     let e = load(&missing);
     assert!(e.contains("model.safetensors") && e.contains("not found"), "{e}");
 
     // Wrong shapes: a config that says the model is wider than the weights.
-    let wrong = dir.path().join("wrong");
-    std::fs::create_dir(&wrong).expect("mkdir");
-    for f in ["model.safetensors", "tokenizer.json", "preprocessor_config.json"] {
-        std::fs::copy(good.join(f), wrong.join(f)).expect("copy");
-    }
+    let wrong = copy_without(&good, &dir.path().join("wrong"), "config.json");
     let mut cfg = tiny_config();
     cfg.text_config.intermediate_size = 64;
     std::fs::write(wrong.join("config.json"), cfg.to_hf_json().to_string()).expect("write");
@@ -196,11 +199,7 @@ fn loading_errors_name_the_file_and_the_problem() {
     assert!(e.contains("model.safetensors") && e.contains("text_model.encoder.layers.0.mlp.fc1.weight") && e.contains("shape"), "{e}");
 
     // A tokenizer whose vocabulary does not fit the embedding.
-    let small = dir.path().join("small");
-    std::fs::create_dir(&small).expect("mkdir");
-    for f in ["model.safetensors", "tokenizer.json", "preprocessor_config.json"] {
-        std::fs::copy(good.join(f), small.join(f)).expect("copy");
-    }
+    let small = copy_without(&good, &dir.path().join("small"), "config.json");
     let mut cfg = tiny_config();
     cfg.text_config.vocab_size = 10;
     std::fs::write(small.join("config.json"), cfg.to_hf_json().to_string()).expect("write");

@@ -172,41 +172,29 @@ Adam {'lr': 0.1, 'betas': (0.8, 0.95), 'eps': 0.001, 'weight_decay': 0.1}
 AdamW {'lr': 0.1, 'weight_decay': 0.3}
   [[0.6312339305877686, -2.1167595386505127, 2.449190378189087], [0.7436073422431946, 0.06319157779216766, 3.3614695072174072]]
 */
+/// Adam (with L2 weight decay, and with other betas and eps) and AdamW match the PyTorch values above.
 #[test]
-fn adam_with_weight_decay_matches_torch() {
-    let got = three_steps(AdamConfig {
-        weight_decay: 0.3,
-        ..AdamConfig::adam(0.1)
-    });
-    let want = [
-        [0.703_790_66, -2.300_461_5, 2.700_838_3],
-        [0.730_925_9, 0.049_722_27, 3.700_607_8],
+fn adam_and_adamw_match_torch() {
+    let cases = [
+        (
+            AdamConfig { weight_decay: 0.3, ..AdamConfig::adam(0.1) },
+            [[0.703_790_66, -2.300_461_5, 2.700_838_3], [0.730_925_9, 0.049_722_27, 3.700_607_8]],
+            "Adam wd 0.3",
+        ),
+        (
+            AdamConfig { kind: OptimizerKind::Adam, lr: 0.1, beta1: 0.8, beta2: 0.95, eps: 1e-3, weight_decay: 0.1 },
+            [[0.707_127_03, -2.300_994_4, 2.701_408], [0.785_081_9, 0.049_582_63, 3.701_012]],
+            "Adam betas (0.8, 0.95) eps 1e-3 wd 0.1",
+        ),
+        (
+            AdamConfig::adamw(0.1, 0.3),
+            [[0.631_233_9, -2.116_759_5, 2.449_190_4], [0.743_607_3, 0.063_191_58, 3.361_469_5]],
+            "AdamW wd 0.3",
+        ),
     ];
-    assert_close_2d(&got, want, "Adam wd 0.3");
-
-    let got = three_steps(AdamConfig {
-        kind: OptimizerKind::Adam,
-        lr: 0.1,
-        beta1: 0.8,
-        beta2: 0.95,
-        eps: 1e-3,
-        weight_decay: 0.1,
-    });
-    let want = [
-        [0.707_127_03, -2.300_994_4, 2.701_408],
-        [0.785_081_9, 0.049_582_63, 3.701_012],
-    ];
-    assert_close_2d(&got, want, "Adam betas (0.8, 0.95) eps 1e-3 wd 0.1");
-}
-
-#[test]
-fn adamw_matches_torch() {
-    let got = three_steps(AdamConfig::adamw(0.1, 0.3));
-    let want = [
-        [0.631_233_9, -2.116_759_5, 2.449_190_4],
-        [0.743_607_3, 0.063_191_58, 3.361_469_5],
-    ];
-    assert_close_2d(&got, want, "AdamW wd 0.3");
+    for (config, want, what) in cases {
+        assert_close_2d(&three_steps(config), want, what);
+    }
 }
 
 #[test]

@@ -543,41 +543,20 @@ mod tests {
             .unwrap()
     }
 
+    /// `f(a i + b)` for `i` in `0..n`, shaped `shape`: deterministic data.
+    fn wave(n: f32, a: f64, b: f64, f: fn(&Tensor) -> candle_core::Result<Tensor>, shape: &[usize]) -> Tensor {
+        let t = Tensor::arange(0f32, n, &Device::Cpu).unwrap().affine(a, b).unwrap();
+        f(&t).unwrap().reshape(shape).unwrap()
+    }
+
     /// Runs `steps` steps of `sum((W x - y)^2) + sum(b^2)` (W large enough to take the threaded path) and
     /// returns the final parameters.
     fn run(config: AdamConfig, allow_fused: bool, steps: usize) -> (Vec<Vec<f32>>, usize) {
-        let dev = Device::Cpu;
         // Deterministic data, so that both runs of a comparison see the same problem.
-        let w0 = Tensor::arange(0f32, 150_000., &dev)
-            .unwrap()
-            .affine(1e-4, -6.0)
-            .unwrap()
-            .sin()
-            .unwrap()
-            .reshape((300, 500))
-            .unwrap();
-        let b0 = Tensor::arange(0f32, 300., &dev)
-            .unwrap()
-            .affine(0.1, 0.0)
-            .unwrap()
-            .cos()
-            .unwrap();
-        let x = Tensor::arange(0f32, 1500., &dev)
-            .unwrap()
-            .affine(0.37, 0.0)
-            .unwrap()
-            .sin()
-            .unwrap()
-            .reshape((500, 3))
-            .unwrap();
-        let y = Tensor::arange(0f32, 900., &dev)
-            .unwrap()
-            .affine(0.11, 0.0)
-            .unwrap()
-            .cos()
-            .unwrap()
-            .reshape((300, 3))
-            .unwrap();
+        let w0 = wave(150_000., 1e-4, -6.0, Tensor::sin, &[300, 500]);
+        let b0 = wave(300., 0.1, 0.0, Tensor::cos, &[300]);
+        let x = wave(1500., 0.37, 0.0, Tensor::sin, &[500, 3]);
+        let y = wave(900., 0.11, 0.0, Tensor::cos, &[300, 3]);
         let w = Var::from_tensor(&w0).unwrap();
         let b = Var::from_tensor(&b0).unwrap();
         let mut opt = FusedAdam::build(vec![w.clone(), b.clone()], config, allow_fused).unwrap();

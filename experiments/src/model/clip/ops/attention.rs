@@ -1,9 +1,9 @@
 //! Multi-head self-attention on the packed `[q | k | v]` projections, scale and causal mask inside the softmax,
 //! forward and backward.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, IndexOp, Layout, Result, Shape, Tensor};
+use candle_core::{DType, IndexOp, Result, Shape, Tensor};
 
-use super::{axpy, contiguous, dot, fused_ok, par_items, softmax_last_dim};
+use super::{axpy, dot, f32_inputs, fused_ok, par_items, softmax_last_dim, Arg, Fused, Kernel};
 
 /// Multi-head attention core on packed projections: `qkv` `[b, s, 3h]` (`q | k | v`, heads contiguous in each)
 /// → `[b, s, h]` = `softmax(scale q k^T (+ causal mask)) v` per head, heads concatenated.
@@ -14,10 +14,10 @@ struct AttentionOp {
 }
 
 impl AttentionOp {
-    fn dims(&self, l: &Layout) -> Result<(usize, usize, usize, usize)> {
-        let (b, s, h3) = l.shape().dims3()?;
+    fn dims(&self, shape: &Shape) -> Result<(usize, usize, usize, usize)> {
+        let (b, s, h3) = shape.dims3()?;
         if h3 % 3 != 0 || (h3 / 3) % self.heads != 0 || s == 0 {
-            candle_core::bail!("attention: packed qkv {:?} does not split into {} heads", l.dims(), self.heads);
+            candle_core::bail!("attention: packed qkv {:?} does not split into {} heads", shape.dims(), self.heads);
         }
         let h = h3 / 3;
         Ok((b, s, h, h / self.heads))
@@ -60,30 +60,18 @@ fn pack_qkv(q: &[f32], k: &[f32], v: &[f32], h: usize) -> Vec<f32> {
     out
 }
 
-impl CustomOp3 for AttentionOp {
-    fn name(&self) -> &'static str {
-        "cliplab-attention"
-    }
+impl Kernel<3> for AttentionOp {
+    const NAME: &'static str = "cliplab-attention";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let q = contiguous::<f32>(s1, l1, "attention q")?;
-        let k = contiguous::<f32>(s2, l2, "attention k")?;
-        let v = contiguous::<f32>(s3, l3, "attention v")?;
-        if l2.dims() != l1.dims() || l3.dims() != l1.dims() {
-            candle_core::bail!("attention: q {:?}, k {:?}, v {:?}", l1.dims(), l2.dims(), l3.dims());
+    fn cpu(&self, args: [Arg<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        let [q, k, v] = f32_inputs(args, "attention", ["q", "k", "v"])?;
+        if k.dims != q.dims || v.dims != q.dims {
+            candle_core::bail!("attention: q {:?}, k {:?}, v {:?}", q.dims, k.dims, v.dims);
         }
-        let (b, s, h) = l1.shape().dims3()?;
-        let packed = pack_qkv(q, k, v, h);
+        let (b, s, h) = q.shape.dims3()?;
+        let packed = pack_qkv(&q, &k, &v, h);
         let x = packed.as_slice();
-        let (b, s, h, hd) = self.dims(&Layout::contiguous((b, s, 3 * h)))?;
+        let (b, s, h, hd) = self.dims(&Shape::from((b, s, 3 * h)))?;
         let mut out = vec![0f32; b * s * h];
         let row = 3 * h;
         par_items(&mut out, s * h, b * self.heads * s * s * hd * 2, |first, out| {
@@ -103,23 +91,15 @@ impl CustomOp3 for AttentionOp {
                 }
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from((b, s, h))))
+        Ok((out, Shape::from((b, s, h))))
     }
 
-    fn bwd(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let g = g.contiguous()?;
+    fn grads(&self, [q, k, v]: [&Tensor; 3], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 3]> {
         let qkv = Tensor::cat(&[q, k, v], 2)?;
         let op = AttentionBwd { fwd: AttentionOp { heads: self.heads, scale: self.scale, causal: self.causal } };
         // [3, b, s, h]: each gradient a contiguous block.
-        let d = qkv.apply_op2_no_bwd(&g, &op)?;
-        Ok((Some(d.i(0)?), Some(d.i(1)?), Some(d.i(2)?)))
+        let d = qkv.apply_op2_no_bwd(g, &Fused(op))?;
+        Ok([Some(d.i(0)?), Some(d.i(1)?), Some(d.i(2)?)])
     }
 }
 
@@ -128,17 +108,14 @@ struct AttentionBwd {
     fwd: AttentionOp,
 }
 
-impl CustomOp2 for AttentionBwd {
-    fn name(&self) -> &'static str {
-        "cliplab-attention-bwd"
-    }
+impl Kernel<2> for AttentionBwd {
+    const NAME: &'static str = "cliplab-attention-bwd";
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous::<f32>(s1, l1, "attention bwd qkv")?;
-        let g = contiguous::<f32>(s2, l2, "attention bwd grad")?;
-        let (b, s, h, hd) = self.fwd.dims(l1)?;
+    fn cpu(&self, args: [Arg<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        let [x, g] = f32_inputs(args, "attention bwd", ["qkv", "grad"])?;
+        let (b, s, h, hd) = self.fwd.dims(x.shape)?;
         if g.len() != b * s * h {
-            candle_core::bail!("attention bwd: grad {:?} for qkv {:?}", l2.dims(), l1.dims());
+            candle_core::bail!("attention bwd: grad {:?} for qkv {:?}", g.dims, x.dims);
         }
         let heads = self.fwd.heads;
         let scale = self.fwd.scale;
@@ -189,7 +166,7 @@ impl CustomOp2 for AttentionBwd {
                 split[(part * n + r) * h..(part * n + r + 1) * h].copy_from_slice(&src[part * h..(part + 1) * h]);
             }
         }
-        Ok((CpuStorage::F32(split), Shape::from((3, b, s, h))))
+        Ok((split, Shape::from((3, b, s, h))))
     }
 }
 
@@ -200,7 +177,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f64, c
         return q.contiguous()?.apply_op3(
             &k.contiguous()?,
             &v.contiguous()?,
-            AttentionOp { heads, scale: scale as f32, causal },
+            Fused(AttentionOp { heads, scale: scale as f32, causal }),
         );
     }
     attention_composite(q, k, v, heads, scale, causal)

@@ -1,120 +1,101 @@
 //! What follows a linear layer's matrix product: bias (+ residual) or bias + quick GELU.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{DType, Result, Shape, Tensor};
 
-use super::{contiguous, fused_ok, par_items};
+use super::{f32_inputs, fused_ok, par_items, row_input, Arg, Fused, Kernel};
 
-/// `[n, d]` (rows) and `[d]` → the checked sizes.
-fn rows_and_bias(ly: &Layout, lb: &Layout, what: &str) -> Result<usize> {
-    let d = lb.shape().elem_count();
-    match ly.dims().last() {
-        Some(&last) if last == d && d > 0 && lb.dims().len() == 1 => Ok(d),
-        _ => candle_core::bail!("{what}: shape mismatch {:?} + {:?}", ly.dims(), lb.dims()),
+/// The frame shared by the bias kernels: `y` `[n, d]` (rows), `b` `[d]` and `K` more inputs shaped like `y`
+/// (`names` names them in errors) → `f(y row, rows of the others, b, out row)` for each row, the output shaped
+/// like `y`; `cost` is the work per element, for the thread split.
+fn bias_rows<const K: usize, F>(
+    op: &str,
+    (y, b): (Arg<'_>, Arg<'_>),
+    others: [Arg<'_>; K],
+    names: [&str; K],
+    cost: usize,
+    f: F,
+) -> Result<(Vec<f32>, Shape)>
+where
+    F: Fn(&[f32], [&[f32]; K], &[f32], &mut [f32]) + Sync,
+{
+    let [y, b] = f32_inputs([y, b], op, ["y", "bias"])?;
+    let others = f32_inputs(others, op, names)?;
+    let d = b.len();
+    if y.dims.last() != Some(&d) || d == 0 || b.dims.len() != 1 {
+        candle_core::bail!("{op}: shape mismatch {:?} + {:?}", y.dims, b.dims);
     }
+    for (x, name) in others.iter().zip(names) {
+        if x.len() != y.len() {
+            candle_core::bail!("{op}: {name} {:?} vs {:?}", x.dims, y.dims);
+        }
+    }
+    let mut out = vec![0f32; y.len()];
+    par_items(&mut out, d, y.len() * cost, |first, out| {
+        for (r, o) in out.chunks_exact_mut(d).enumerate() {
+            let row = (first + r) * d..(first + r + 1) * d;
+            f(&y[row.clone()], others.map(|x| &x.data[row.clone()]), &b, o);
+        }
+    });
+    Ok((out, y.shape.clone()))
 }
 
-/// `out = y + b (+ r)`, `b` broadcast over the rows of `y`.
+/// `out = y + b`, `b` broadcast over the rows of `y`.
 struct BiasAdd;
 
-impl CustomOp2 for BiasAdd {
-    fn name(&self) -> &'static str {
-        "cliplab-bias-add"
-    }
+impl Kernel<2> for BiasAdd {
+    const NAME: &'static str = "cliplab-bias-add";
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let y = contiguous::<f32>(s1, l1, "bias_add y")?;
-        let b = contiguous::<f32>(s2, l2, "bias_add bias")?;
-        let d = rows_and_bias(l1, l2, "bias_add")?;
-        let mut out = vec![0f32; y.len()];
-        par_items(&mut out, d, y.len() * 2, |first, out| {
-            for (r, o) in out.chunks_exact_mut(d).enumerate() {
-                let yr = &y[(first + r) * d..(first + r + 1) * d];
-                for i in 0..d {
-                    o[i] = yr[i] + b[i];
-                }
+    fn cpu(&self, [y, b]: [Arg<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        bias_rows("bias_add", (y, b), [], [], 2, |yr, [], b, o| {
+            let d = o.len();
+            for i in 0..d {
+                o[i] = yr[i] + b[i];
             }
-        });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        })
     }
 
-    fn bwd(&self, _y: &Tensor, _b: &Tensor, _res: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = g.contiguous()?;
-        let db = g.apply_op1_no_bwd(&ColumnSum)?;
-        Ok((Some(g), Some(db)))
+    fn grads(&self, _: [&Tensor; 2], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 2]> {
+        let db = g.apply_op1_no_bwd(&Fused(ColumnSum))?;
+        Ok([Some(g.clone()), Some(db)])
     }
 }
 
+/// `out = y + b + r`, `b` broadcast over the rows of `y`, `r` shaped like `y`.
 struct BiasAddResidual;
 
-impl CustomOp3 for BiasAddResidual {
-    fn name(&self) -> &'static str {
-        "cliplab-bias-add-residual"
-    }
+impl Kernel<3> for BiasAddResidual {
+    const NAME: &'static str = "cliplab-bias-add-residual";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let y = contiguous::<f32>(s1, l1, "bias_add_residual y")?;
-        let b = contiguous::<f32>(s2, l2, "bias_add_residual bias")?;
-        let res = contiguous::<f32>(s3, l3, "bias_add_residual residual")?;
-        let d = rows_and_bias(l1, l2, "bias_add_residual")?;
-        if res.len() != y.len() {
-            candle_core::bail!("bias_add_residual: residual {:?} vs {:?}", l3.dims(), l1.dims());
-        }
-        let mut out = vec![0f32; y.len()];
-        par_items(&mut out, d, y.len() * 3, |first, out| {
-            for (r, o) in out.chunks_exact_mut(d).enumerate() {
-                let yr = &y[(first + r) * d..(first + r + 1) * d];
-                let rr = &res[(first + r) * d..(first + r + 1) * d];
-                for i in 0..d {
-                    o[i] = yr[i] + b[i] + rr[i];
-                }
+    fn cpu(&self, [y, b, res]: [Arg<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        bias_rows("bias_add_residual", (y, b), [res], ["residual"], 3, |yr, [rr], b, o| {
+            let d = o.len();
+            for i in 0..d {
+                o[i] = yr[i] + b[i] + rr[i];
             }
-        });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        })
     }
 
-    fn bwd(
-        &self,
-        _y: &Tensor,
-        _b: &Tensor,
-        _r: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let g = g.contiguous()?;
-        let db = g.apply_op1_no_bwd(&ColumnSum)?;
-        Ok((Some(g.clone()), Some(db), Some(g)))
+    fn grads(&self, _: [&Tensor; 3], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 3]> {
+        let db = g.apply_op1_no_bwd(&Fused(ColumnSum))?;
+        Ok([Some(g.clone()), Some(db), Some(g.clone())])
     }
 }
 
 /// `[n, d]` → `[d]`: the sum of the rows.
 struct ColumnSum;
 
-impl CustomOp1 for ColumnSum {
-    fn name(&self) -> &'static str {
-        "cliplab-column-sum"
-    }
+impl Kernel<1> for ColumnSum {
+    const NAME: &'static str = "cliplab-column-sum";
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = contiguous::<f32>(s, l, "column_sum")?;
-        let d = match l.dims().last() {
-            Some(&d) if d > 0 => d,
-            _ => candle_core::bail!("column_sum: empty last dimension"),
-        };
+    fn cpu(&self, args: [Arg<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
+        let (g, d) = row_input(args, "column_sum")?;
         let mut out = vec![0f32; d];
         for row in g.chunks_exact(d) {
             for i in 0..d {
                 out[i] += row[i];
             }
         }
-        Ok((CpuStorage::F32(out), Shape::from(d)))
+        Ok((out, Shape::from(d)))
     }
 }
 
@@ -128,80 +109,48 @@ fn sigmoid(z: f32) -> f32 {
 /// `out = quick_gelu(y + b)`.
 struct BiasQuickGelu;
 
-impl CustomOp2 for BiasQuickGelu {
-    fn name(&self) -> &'static str {
-        "cliplab-bias-quick-gelu"
-    }
+impl Kernel<2> for BiasQuickGelu {
+    const NAME: &'static str = "cliplab-bias-quick-gelu";
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let y = contiguous::<f32>(s1, l1, "bias_quick_gelu y")?;
-        let b = contiguous::<f32>(s2, l2, "bias_quick_gelu bias")?;
-        let d = rows_and_bias(l1, l2, "bias_quick_gelu")?;
-        let mut out = vec![0f32; y.len()];
-        par_items(&mut out, d, y.len() * 8, |first, out| {
-            for (r, o) in out.chunks_exact_mut(d).enumerate() {
-                let yr = &y[(first + r) * d..(first + r + 1) * d];
-                for i in 0..d {
-                    let z = yr[i] + b[i];
-                    o[i] = z * sigmoid(QUICK_GELU_K * z);
-                }
+    fn cpu(&self, [y, b]: [Arg<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        bias_rows("bias_quick_gelu", (y, b), [], [], 8, |yr, [], b, o| {
+            let d = o.len();
+            for i in 0..d {
+                let z = yr[i] + b[i];
+                o[i] = z * sigmoid(QUICK_GELU_K * z);
             }
-        });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        })
     }
 
-    fn bwd(&self, y: &Tensor, b: &Tensor, _res: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = g.contiguous()?;
-        let dz = y.apply_op3_no_bwd(b, &g, &BiasQuickGeluBwd)?;
-        let db = dz.apply_op1_no_bwd(&ColumnSum)?;
-        Ok((Some(dz), Some(db)))
+    fn grads(&self, [y, b]: [&Tensor; 2], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 2]> {
+        let dz = y.apply_op3_no_bwd(b, g, &Fused(BiasQuickGeluBwd))?;
+        let db = dz.apply_op1_no_bwd(&Fused(ColumnSum))?;
+        Ok([Some(dz), Some(db)])
     }
 }
 
 /// `dz = g * (s + k z s (1 - s))` with `z = y + b`, `s = sigmoid(k z)`.
 struct BiasQuickGeluBwd;
 
-impl CustomOp3 for BiasQuickGeluBwd {
-    fn name(&self) -> &'static str {
-        "cliplab-bias-quick-gelu-bwd"
-    }
+impl Kernel<3> for BiasQuickGeluBwd {
+    const NAME: &'static str = "cliplab-bias-quick-gelu-bwd";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let y = contiguous::<f32>(s1, l1, "bias_quick_gelu bwd y")?;
-        let b = contiguous::<f32>(s2, l2, "bias_quick_gelu bwd bias")?;
-        let g = contiguous::<f32>(s3, l3, "bias_quick_gelu bwd grad")?;
-        let d = rows_and_bias(l1, l2, "bias_quick_gelu bwd")?;
-        if g.len() != y.len() {
-            candle_core::bail!("bias_quick_gelu bwd: grad {:?} vs {:?}", l3.dims(), l1.dims());
-        }
-        let mut out = vec![0f32; y.len()];
-        par_items(&mut out, d, y.len() * 8, |first, out| {
-            for (r, o) in out.chunks_exact_mut(d).enumerate() {
-                let yr = &y[(first + r) * d..(first + r + 1) * d];
-                let gr = &g[(first + r) * d..(first + r + 1) * d];
-                for i in 0..d {
-                    let z = yr[i] + b[i];
-                    let s = sigmoid(QUICK_GELU_K * z);
-                    o[i] = gr[i] * (s + QUICK_GELU_K * z * s * (1.0 - s));
-                }
+    fn cpu(&self, [y, b, g]: [Arg<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        bias_rows("bias_quick_gelu bwd", (y, b), [g], ["grad"], 8, |yr, [gr], b, o| {
+            let d = o.len();
+            for i in 0..d {
+                let z = yr[i] + b[i];
+                let s = sigmoid(QUICK_GELU_K * z);
+                o[i] = gr[i] * (s + QUICK_GELU_K * z * s * (1.0 - s));
             }
-        });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        })
     }
 }
 
 /// `y + b`, `b` `[d]` broadcast over the rows of `y` `[.., d]`.
 pub fn bias_add(y: &Tensor, b: &Tensor) -> Result<Tensor> {
     if fused_ok(y) && b.dtype() == DType::F32 {
-        y.contiguous()?.apply_op2(&b.contiguous()?, BiasAdd)
+        y.contiguous()?.apply_op2(&b.contiguous()?, Fused(BiasAdd))
     } else {
         y.broadcast_add(b)
     }
@@ -210,7 +159,7 @@ pub fn bias_add(y: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// `y + b + r`, `b` `[d]` broadcast over the rows of `y`, `r` shaped like `y`.
 pub fn bias_add_residual(y: &Tensor, b: &Tensor, r: &Tensor) -> Result<Tensor> {
     if fused_ok(y) && b.dtype() == DType::F32 && r.dtype() == DType::F32 && r.dims() == y.dims() {
-        y.contiguous()?.apply_op3(&b.contiguous()?, &r.contiguous()?, BiasAddResidual)
+        y.contiguous()?.apply_op3(&b.contiguous()?, &r.contiguous()?, Fused(BiasAddResidual))
     } else {
         y.broadcast_add(b)? + r
     }
@@ -219,12 +168,11 @@ pub fn bias_add_residual(y: &Tensor, b: &Tensor, r: &Tensor) -> Result<Tensor> {
 /// `quick_gelu(y + b)`.
 pub fn bias_quick_gelu(y: &Tensor, b: &Tensor) -> Result<Tensor> {
     if fused_ok(y) && b.dtype() == DType::F32 {
-        y.contiguous()?.apply_op2(&b.contiguous()?, BiasQuickGelu)
+        y.contiguous()?.apply_op2(&b.contiguous()?, Fused(BiasQuickGelu))
     } else {
         quick_gelu(&y.broadcast_add(b)?)
     }
 }
-
 /// `x * sigmoid(1.702 x)`, the activation of OpenAI's CLIP checkpoints.
 pub fn quick_gelu(x: &Tensor) -> Result<Tensor> {
     x * candle_nn::ops::sigmoid(&(x * 1.702)?)?

@@ -1,35 +1,24 @@
 //! The embedding sums (token gather + positions; class token + patches + positions), whose backward scatters
 //! straight into the gradients.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{DType, Result, Shape, Tensor};
 
-use super::{contiguous, fused_ok};
+use super::{f32_inputs, fused_ok, input, Arg, Fused, Kernel};
 
 /// `out[r, t] = table[ids[r, t]] + pos[t]`: `table` `[V, h]`, `ids` `[n, s]` (u32), `pos` `[P >= s, h]`.
 struct EmbedTokens;
 
-impl CustomOp3 for EmbedTokens {
-    fn name(&self) -> &'static str {
-        "cliplab-embed-tokens"
-    }
+impl Kernel<3> for EmbedTokens {
+    const NAME: &'static str = "cliplab-embed-tokens";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let table = contiguous::<f32>(s1, l1, "embed table")?;
-        let ids = contiguous::<u32>(s2, l2, "embed ids")?;
-        let pos = contiguous::<f32>(s3, l3, "embed positions")?;
-        let (v, h) = l1.shape().dims2()?;
-        let (n, s) = l2.shape().dims2()?;
-        let (p, hp) = l3.shape().dims2()?;
+    fn cpu(&self, [a1, a2, a3]: [Arg<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        let [table, pos] = f32_inputs([a1, a3], "embed", ["table", "positions"])?;
+        let ids = input::<u32>(a2, "embed", "ids")?;
+        let (v, h) = table.shape.dims2()?;
+        let (n, s) = ids.shape.dims2()?;
+        let (p, hp) = pos.shape.dims2()?;
         if hp != h || p < s {
-            candle_core::bail!("embed: table {:?}, ids {:?}, positions {:?}", l1.dims(), l2.dims(), l3.dims());
+            candle_core::bail!("embed: table {:?}, ids {:?}, positions {:?}", table.dims, ids.dims, pos.dims);
         }
         let mut out = vec![0f32; n * s * h];
         for (k, o) in out.chunks_exact_mut(h).enumerate() {
@@ -44,23 +33,15 @@ impl CustomOp3 for EmbedTokens {
                 o[i] = e[i] + pr[i];
             }
         }
-        Ok((CpuStorage::F32(out), Shape::from((n, s, h))))
+        Ok((out, Shape::from((n, s, h))))
     }
 
-    fn bwd(
-        &self,
-        table: &Tensor,
-        ids: &Tensor,
-        pos: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let g = g.contiguous()?;
+    fn grads(&self, [table, ids, pos]: [&Tensor; 3], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 3]> {
         let (v, _) = table.dims2()?;
         let (p, _) = pos.dims2()?;
-        let dtable = ids.apply_op2_no_bwd(&g, &ScatterRows { rows: v, wrap: None })?;
-        let dpos = ids.apply_op2_no_bwd(&g, &ScatterRows { rows: p, wrap: Some(()) })?;
-        Ok((Some(dtable), None, Some(dpos)))
+        let dtable = ids.apply_op2_no_bwd(g, &Fused(ScatterRows { rows: v, wrap: None }))?;
+        let dpos = ids.apply_op2_no_bwd(g, &Fused(ScatterRows { rows: p, wrap: Some(()) }))?;
+        Ok([Some(dtable), None, Some(dpos)])
     }
 }
 
@@ -71,18 +52,16 @@ struct ScatterRows {
     wrap: Option<()>,
 }
 
-impl CustomOp2 for ScatterRows {
-    fn name(&self) -> &'static str {
-        "cliplab-scatter-rows"
-    }
+impl Kernel<2> for ScatterRows {
+    const NAME: &'static str = "cliplab-scatter-rows";
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let ids = contiguous::<u32>(s1, l1, "scatter ids")?;
-        let g = contiguous::<f32>(s2, l2, "scatter grad")?;
-        let (_, s) = l1.shape().dims2()?;
-        let h = match l2.dims().last() {
+    fn cpu(&self, [a1, a2]: [Arg<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        let ids = input::<u32>(a1, "scatter", "ids")?;
+        let [g] = f32_inputs([a2], "scatter", ["grad"])?;
+        let (_, s) = ids.shape.dims2()?;
+        let h = match g.dims.last() {
             Some(&h) if h > 0 && g.len() == ids.len() * h => h,
-            _ => candle_core::bail!("scatter: grad {:?} for ids {:?}", l2.dims(), l1.dims()),
+            _ => candle_core::bail!("scatter: grad {:?} for ids {:?}", g.dims, ids.dims),
         };
         let mut out = vec![0f32; self.rows * h];
         for (k, gr) in g.chunks_exact(h).enumerate() {
@@ -97,7 +76,7 @@ impl CustomOp2 for ScatterRows {
                 *o += x;
             }
         }
-        Ok((CpuStorage::F32(out), Shape::from((self.rows, h))))
+        Ok((out, Shape::from((self.rows, h))))
     }
 }
 
@@ -105,7 +84,7 @@ impl CustomOp2 for ScatterRows {
 /// `[n, s, h]`, differentiable with respect to `table` and `pos`.
 pub fn embed_tokens(table: &Tensor, ids: &Tensor, pos: &Tensor) -> Result<Tensor> {
     if fused_ok(table) && pos.dtype() == DType::F32 && ids.dtype() == DType::U32 {
-        table.contiguous()?.apply_op3(&ids.contiguous()?, &pos.contiguous()?, EmbedTokens)
+        table.contiguous()?.apply_op3(&ids.contiguous()?, &pos.contiguous()?, Fused(EmbedTokens))
     } else {
         let (n, s) = ids.dims2()?;
         let h = table.dim(1)?;
@@ -117,54 +96,35 @@ pub fn embed_tokens(table: &Tensor, ids: &Tensor, pos: &Tensor) -> Result<Tensor
 /// `[cls; patches] + pos`: `patches` `[b, g, h]`, `cls` `[h]`, `pos` `[g + 1, h]` → `[b, g + 1, h]`.
 struct VisionEmbed;
 
-impl CustomOp3 for VisionEmbed {
-    fn name(&self) -> &'static str {
-        "cliplab-vision-embed"
-    }
+impl Kernel<3> for VisionEmbed {
+    const NAME: &'static str = "cliplab-vision-embed";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let patches = contiguous::<f32>(s1, l1, "vision embed patches")?;
-        let cls = contiguous::<f32>(s2, l2, "vision embed class")?;
-        let pos = contiguous::<f32>(s3, l3, "vision embed positions")?;
-        let (b, g, h) = l1.shape().dims3()?;
-        if cls.len() != h || l3.dims() != [g + 1, h] {
-            candle_core::bail!("vision embed: {:?}, {:?}, {:?}", l1.dims(), l2.dims(), l3.dims());
+    fn cpu(&self, args: [Arg<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        let [patches, cls, pos] = f32_inputs(args, "vision embed", ["patches", "class", "positions"])?;
+        let (b, g, h) = patches.shape.dims3()?;
+        if cls.len() != h || pos.dims != [g + 1, h] {
+            candle_core::bail!("vision embed: {:?}, {:?}, {:?}", patches.dims, cls.dims, pos.dims);
         }
         let s = g + 1;
         let mut out = vec![0f32; b * s * h];
         for (k, o) in out.chunks_exact_mut(h).enumerate() {
             let (bi, t) = (k / s, k % s);
-            let src = if t == 0 { cls } else { &patches[(bi * g + t - 1) * h..(bi * g + t) * h] };
+            let src = if t == 0 { &cls[..] } else { &patches[(bi * g + t - 1) * h..(bi * g + t) * h] };
             let pr = &pos[t * h..(t + 1) * h];
             for i in 0..h {
                 o[i] = src[i] + pr[i];
             }
         }
-        Ok((CpuStorage::F32(out), Shape::from((b, s, h))))
+        Ok((out, Shape::from((b, s, h))))
     }
 
-    fn bwd(
-        &self,
-        patches: &Tensor,
-        _cls: &Tensor,
-        _pos: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn grads(&self, [patches, _, _]: [&Tensor; 3], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 3]> {
         let (b, np, h) = patches.dims3()?;
-        let all = g.contiguous()?.apply_op1_no_bwd(&VisionEmbedBwd)?;
+        let all = g.apply_op1_no_bwd(&Fused(VisionEmbedBwd))?;
         let dpatches = all.narrow(0, 0, b * np)?.reshape((b, np, h))?;
         let dcls = all.narrow(0, b * np, 1)?.reshape(h)?;
         let dpos = all.narrow(0, b * np + 1, np + 1)?;
-        Ok((Some(dpatches), Some(dcls), Some(dpos)))
+        Ok([Some(dpatches), Some(dcls), Some(dpos)])
     }
 }
 
@@ -172,14 +132,12 @@ impl CustomOp3 for VisionEmbed {
 /// then the position rows summed over the batch.
 struct VisionEmbedBwd;
 
-impl CustomOp1 for VisionEmbedBwd {
-    fn name(&self) -> &'static str {
-        "cliplab-vision-embed-bwd"
-    }
+impl Kernel<1> for VisionEmbedBwd {
+    const NAME: &'static str = "cliplab-vision-embed-bwd";
 
-    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = contiguous::<f32>(st, l, "vision embed bwd")?;
-        let (b, s, h) = l.shape().dims3()?;
+    fn cpu(&self, [arg]: [Arg<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
+        let g = input::<f32>(arg, "vision embed bwd", "")?;
+        let (b, s, h) = g.shape.dims3()?;
         let np = s - 1;
         let mut out = vec![0f32; (b * np + 1 + s) * h];
         let (dp, rest) = out.split_at_mut(b * np * h);
@@ -193,14 +151,14 @@ impl CustomOp1 for VisionEmbedBwd {
             }
             dpos[t * h..(t + 1) * h].iter_mut().zip(gr).for_each(|(o, x)| *o += x);
         }
-        Ok((CpuStorage::F32(out), Shape::from((b * np + 1 + s, h))))
+        Ok((out, Shape::from((b * np + 1 + s, h))))
     }
 }
 
 /// The class token followed by the patch embeddings, plus position embeddings.
 pub fn vision_embed(patches: &Tensor, cls: &Tensor, pos: &Tensor) -> Result<Tensor> {
     if fused_ok(patches) && cls.dtype() == DType::F32 && pos.dtype() == DType::F32 {
-        patches.contiguous()?.apply_op3(&cls.contiguous()?, &pos.contiguous()?, VisionEmbed)
+        patches.contiguous()?.apply_op3(&cls.contiguous()?, &pos.contiguous()?, Fused(VisionEmbed))
     } else {
         let (b, _, h) = patches.dims3()?;
         let c = cls.reshape((1, 1, h))?.broadcast_as((b, 1, h))?;

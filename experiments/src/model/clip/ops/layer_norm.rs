@@ -1,33 +1,21 @@
 //! Layer norm over the last dimension: fused forward, fused backward (dx; dweight and dbias in one pass).
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, IndexOp, Layout, Result, Shape, Tensor, D};
+use candle_core::{DType, IndexOp, Result, Shape, Tensor, D};
 
-use super::{contiguous, fused_ok, par_items, row_stats, sum, dot};
+use super::{dot, f32_inputs, fused_ok, par_items, row_stats, sum, Arg, Fused, Kernel};
 
 struct LayerNormOp {
     eps: f32,
 }
 
-impl CustomOp3 for LayerNormOp {
-    fn name(&self) -> &'static str {
-        "cliplab-layer-norm"
-    }
+impl Kernel<3> for LayerNormOp {
+    const NAME: &'static str = "cliplab-layer-norm";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous::<f32>(s1, l1, "layer_norm x")?;
-        let w = contiguous::<f32>(s2, l2, "layer_norm weight")?;
-        let b = contiguous::<f32>(s3, l3, "layer_norm bias")?;
+    fn cpu(&self, args: [Arg<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        let [x, w, b] = f32_inputs(args, "layer_norm", ["x", "weight", "bias"])?;
         let d = w.len();
-        if d == 0 || b.len() != d || l1.dims().last() != Some(&d) {
-            candle_core::bail!("layer_norm: shape mismatch {:?} / {d}", l1.dims());
+        if d == 0 || b.len() != d || x.dims.last() != Some(&d) {
+            candle_core::bail!("layer_norm: shape mismatch {:?} / {d}", x.dims);
         }
         let mut out = vec![0f32; x.len()];
         let eps = self.eps;
@@ -40,21 +28,13 @@ impl CustomOp3 for LayerNormOp {
                 }
             }
         });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((out, x.shape.clone()))
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let g = g.contiguous()?;
-        let dx = x.apply_op3_no_bwd(w, &g, &LayerNormBwdX { eps: self.eps })?;
-        let dwb = x.apply_op2_no_bwd(&g, &LayerNormBwdWB { eps: self.eps })?;
-        Ok((Some(dx), Some(dwb.i(0)?), Some(dwb.i(1)?)))
+    fn grads(&self, [x, w, _b]: [&Tensor; 3], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 3]> {
+        let dx = x.apply_op3_no_bwd(w, g, &Fused(LayerNormBwdX { eps: self.eps }))?;
+        let dwb = x.apply_op2_no_bwd(g, &Fused(LayerNormBwdWB { eps: self.eps }))?;
+        Ok([Some(dx), Some(dwb.i(0)?), Some(dwb.i(1)?)])
     }
 }
 
@@ -63,26 +43,14 @@ struct LayerNormBwdX {
     eps: f32,
 }
 
-impl CustomOp3 for LayerNormBwdX {
-    fn name(&self) -> &'static str {
-        "cliplab-layer-norm-bwd-x"
-    }
+impl Kernel<3> for LayerNormBwdX {
+    const NAME: &'static str = "cliplab-layer-norm-bwd-x";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous::<f32>(s1, l1, "layer_norm bwd x")?;
-        let w = contiguous::<f32>(s2, l2, "layer_norm bwd weight")?;
-        let g = contiguous::<f32>(s3, l3, "layer_norm bwd grad")?;
+    fn cpu(&self, args: [Arg<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        let [x, w, g] = f32_inputs(args, "layer_norm bwd", ["x", "weight", "grad"])?;
         let d = w.len();
         if d == 0 || g.len() != x.len() || x.len() % d != 0 {
-            candle_core::bail!("layer_norm bwd: shape mismatch {:?} / {d}", l1.dims());
+            candle_core::bail!("layer_norm bwd: shape mismatch {:?} / {d}", x.dims);
         }
         let mut out = vec![0f32; x.len()];
         let eps = self.eps;
@@ -106,7 +74,7 @@ impl CustomOp3 for LayerNormBwdX {
                 }
             }
         });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((out, x.shape.clone()))
     }
 }
 
@@ -115,17 +83,14 @@ struct LayerNormBwdWB {
     eps: f32,
 }
 
-impl CustomOp2 for LayerNormBwdWB {
-    fn name(&self) -> &'static str {
-        "cliplab-layer-norm-bwd-wb"
-    }
+impl Kernel<2> for LayerNormBwdWB {
+    const NAME: &'static str = "cliplab-layer-norm-bwd-wb";
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous::<f32>(s1, l1, "layer_norm bwd x")?;
-        let g = contiguous::<f32>(s2, l2, "layer_norm bwd grad")?;
-        let d = match l1.dims().last() {
+    fn cpu(&self, args: [Arg<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        let [x, g] = f32_inputs(args, "layer_norm bwd", ["x", "grad"])?;
+        let d = match x.dims.last() {
             Some(&d) if d > 0 && x.len() % d == 0 && g.len() == x.len() => d,
-            _ => candle_core::bail!("layer_norm bwd: shape mismatch {:?}", l1.dims()),
+            _ => candle_core::bail!("layer_norm bwd: shape mismatch {:?}", x.dims),
         };
         let mut out = vec![0f32; 2 * d];
         let (dw, db) = out.split_at_mut(d);
@@ -136,7 +101,7 @@ impl CustomOp2 for LayerNormBwdWB {
                 db[i] += grow[i];
             }
         }
-        Ok((CpuStorage::F32(out), Shape::from((2, d))))
+        Ok((out, Shape::from((2, d))))
     }
 }
 
@@ -144,7 +109,7 @@ impl CustomOp2 for LayerNormBwdWB {
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     if fused_ok(x) {
         x.contiguous()?
-            .apply_op3(&weight.contiguous()?, &bias.contiguous()?, LayerNormOp { eps: eps as f32 })
+            .apply_op3(&weight.contiguous()?, &bias.contiguous()?, Fused(LayerNormOp { eps: eps as f32 }))
     } else {
         let dtype = x.dtype();
         let xf = x.to_dtype(DType::F32)?;

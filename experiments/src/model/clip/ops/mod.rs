@@ -17,10 +17,10 @@
 //! - [`embed_tokens`] and [`vision_embed`]: the embedding sums (token gather + positions; class token + patches +
 //!   positions) whose backward scatters straight into the gradients.
 //!
-//! One file per op; the shared CPU pieces (contiguity checks, the thread split, the vectorisable reductions)
-//! are here.
+//! One file per op, each a [`Kernel`]; the shared CPU pieces (candle's custom-op plumbing in [`Fused`], the
+//! contiguous inputs, the thread split, the vectorisable reductions) are here.
 
-use candle_core::{CpuStorage, DType, Device, Layout, Result, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, WithDType};
 
 mod attention;
 mod bias;
@@ -38,12 +38,132 @@ fn fused_ok(x: &Tensor) -> bool {
     matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32
 }
 
-/// The elements of a contiguous input (`what` names it in the error).
-fn contiguous<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
+/// One input of a fused op as candle hands it to the CPU: its storage and its layout.
+type Arg<'a> = (&'a CpuStorage, &'a Layout);
+
+/// A contiguous CPU input: its elements (the slice it derefs to) and its dims.
+#[derive(Clone, Copy)]
+struct Input<'a, T> {
+    data: &'a [T],
+    dims: &'a [usize],
+    shape: &'a Shape,
+}
+
+impl<T> std::ops::Deref for Input<'_, T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        self.data
+    }
+}
+
+/// The elements of a contiguous input, with its dims (`op` and `name` name it in the error).
+fn input<'a, T: WithDType>((s, l): Arg<'a>, op: &str, name: &str) -> Result<Input<'a, T>> {
     let data = s.as_slice::<T>()?;
     match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{what}: input must be contiguous"),
+        Some((a, b)) => Ok(Input { data: &data[a..b], dims: l.dims(), shape: l.shape() }),
+        None if name.is_empty() => candle_core::bail!("{op}: input must be contiguous"),
+        None => candle_core::bail!("{op} {name}: input must be contiguous"),
+    }
+}
+
+/// [`input`] for each of the `N` f32 inputs of the op `op`, `names` naming them in order.
+fn f32_inputs<'a, const N: usize>(args: [Arg<'a>; N], op: &str, names: [&str; N]) -> Result<[Input<'a, f32>; N]> {
+    let mut inputs = Vec::with_capacity(N);
+    for (arg, name) in args.into_iter().zip(names) {
+        inputs.push(input::<f32>(arg, op, name)?);
+    }
+    Ok(std::array::from_fn(|i| inputs[i]))
+}
+
+/// A fused CPU kernel with `N` inputs, run by candle through [`Fused`] (which implements `CustomOp{N}`):
+/// the kernel only says what the op computes, the wrapper does candle's plumbing.
+trait Kernel<const N: usize> {
+    /// The op's name in candle's errors.
+    const NAME: &'static str;
+
+    /// The forward pass on the CPU: the output's elements and shape.
+    fn cpu(&self, args: [Arg<'_>; N]) -> Result<(Vec<f32>, Shape)>;
+
+    /// The gradients of the `N` inputs, from the inputs, the op's output `out` and the (contiguous) gradient
+    /// `g` of the output. By default the op has no backward pass.
+    fn grads(&self, _inputs: [&Tensor; N], _out: &Tensor, _g: &Tensor) -> Result<[Option<Tensor>; N]> {
+        Err(candle_core::Error::BackwardNotSupported { op: Self::NAME })
+    }
+}
+
+/// A [`Kernel`] as a candle custom op.
+struct Fused<K>(K);
+
+impl<K: Kernel<1>> CustomOp1 for Fused<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (out, shape) = self.0.cpu([(s, l)])?;
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(&self, x: &Tensor, out: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let [dx] = self.0.grads([x], out, &g.contiguous()?)?;
+        Ok(dx)
+    }
+}
+
+impl<K: Kernel<2>> CustomOp2 for Fused<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (out, shape) = self.0.cpu([(s1, l1), (s2, l2)])?;
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(&self, a: &Tensor, b: &Tensor, out: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let [da, db] = self.0.grads([a, b], out, &g.contiguous()?)?;
+        Ok((da, db))
+    }
+}
+
+impl<K: Kernel<3>> CustomOp3 for Fused<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (out, shape) = self.0.cpu([(s1, l1), (s2, l2), (s3, l3)])?;
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        c: &Tensor,
+        out: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [da, db, dc] = self.0.grads([a, b, c], out, &g.contiguous()?)?;
+        Ok((da, db, dc))
+    }
+}
+
+/// The one input of a row-wise op and the length of its rows (its last dimension, which must not be empty).
+fn row_input<'a>([arg]: [Arg<'a>; 1], op: &str) -> Result<(Input<'a, f32>, usize)> {
+    let x = input::<f32>(arg, op, "")?;
+    match x.dims.last() {
+        Some(&d) if d > 0 => Ok((x, d)),
+        _ => candle_core::bail!("{op}: empty last dimension"),
     }
 }
 

@@ -1,22 +1,16 @@
 //! Softmax over the last dimension, differentiable (kept for general use; the attention op has its own).
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
+use candle_core::{Result, Shape, Tensor, D};
 
-use super::{contiguous, fused_ok};
+use super::{fused_ok, row_input, Arg, Fused, Kernel};
 
 struct SoftmaxOp;
 
-impl CustomOp1 for SoftmaxOp {
-    fn name(&self) -> &'static str {
-        "cliplab-softmax-last-dim"
-    }
+impl Kernel<1> for SoftmaxOp {
+    const NAME: &'static str = "cliplab-softmax-last-dim";
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous::<f32>(s, l, "softmax")?;
-        let d = match l.dims().last() {
-            Some(&d) if d > 0 => d,
-            _ => candle_core::bail!("softmax: empty last dimension"),
-        };
+    fn cpu(&self, args: [Arg<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
+        let (x, d) = row_input(args, "softmax")?;
         let mut out = vec![0f32; x.len()];
         for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -28,20 +22,20 @@ impl CustomOp1 for SoftmaxOp {
             let inv = 1.0 / sum;
             o.iter_mut().for_each(|v| *v *= inv);
         }
-        Ok((CpuStorage::F32(out), l.shape().clone()))
+        Ok((out, x.shape.clone()))
     }
 
-    fn bwd(&self, _x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+    fn grads(&self, _: [&Tensor; 1], y: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 1]> {
         let gy = (g * y)?;
         let s = gy.sum_keepdim(D::Minus1)?;
-        Ok(Some((gy - y.broadcast_mul(&s)?)?))
+        Ok([Some((gy - y.broadcast_mul(&s)?)?)])
     }
 }
 
 /// Softmax over the last dimension, differentiable.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if fused_ok(x) {
-        x.contiguous()?.apply_op1(SoftmaxOp)
+        x.contiguous()?.apply_op1(Fused(SoftmaxOp))
     } else {
         candle_nn::ops::softmax(x, D::Minus1)
     }
