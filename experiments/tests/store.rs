@@ -1,10 +1,9 @@
 //! The experiment store: migrations and settings, datasets (field for field, duplicates, atomic inserts),
-//! the run lifecycle, recovery of interrupted runs, concurrent writers and foreign keys.
+//! the run lifecycle, concurrent writers and foreign keys. Recovery of interrupted runs and a busy store:
+//! `store_recovery.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use experiments::data::{ColumnMap, DatasetRow, ImageRecord, ImportedDataset};
-use experiments::validation::{Problem, ValidationReport};
 use experiments::model::engine::{SampleScore, Summary};
 use experiments::events::{Event, Phase};
 use experiments::run::spec::ExperimentSpec;
@@ -12,6 +11,10 @@ use experiments::run::store::{
     EpochLoss, RunMetrics, RunStatus, StepLoss, Store, StoredScore, DB_FILE, MIGRATIONS, SCHEMA_VERSION,
 };
 use experiments::vocab::{Split, Stage};
+
+#[path = "support/store.rs"]
+mod support;
+use support::*;
 
 const EXPECTED_TABLES: [&str; 10] = [
     "datasets",
@@ -25,113 +28,6 @@ const EXPECTED_TABLES: [&str; 10] = [
     "scores",
     "step_losses",
 ];
-
-fn migration_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("migrations folder")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// A second, plain connection to the store's file (what another tool would see).
-fn raw(home: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(home.join(DB_FILE)).expect("raw connection")
-}
-
-fn count(home: &Path, table: &str) -> i64 {
-    raw(home).query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).expect("count")
-}
-
-fn tables(conn: &rusqlite::Connection) -> Vec<String> {
-    let mut st = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        .expect("prepare");
-    let names = st.query_map([], |r| r.get(0)).expect("query");
-    names.collect::<rusqlite::Result<Vec<String>>>().expect("names")
-}
-
-/// `n_images` images with `per_image` rows each; rows carry extra columns of several JSON types.
-fn dataset(name: &str, n_images: usize, per_image: usize) -> ImportedDataset {
-    let images: Vec<ImageRecord> = (0..n_images)
-        .map(|i| ImageRecord {
-            filename: format!("img{i:03}.png"),
-            path: PathBuf::from(format!("/data/{name}/images/img{i:03}.png")),
-            sha256: format!("{i:064x}"),
-            width: 100 + i as u32,
-            height: 50 + i as u32,
-            bytes: 1_000_000_000_000 + i as u64,
-        })
-        .collect();
-    let mut rows = Vec::new();
-    for (i, im) in images.iter().enumerate() {
-        for j in 0..per_image {
-            let row = rows.len() + 2; // row 1 was skipped
-            let mut extra = serde_json::Map::new();
-            extra.insert("contest_number".into(), serde_json::json!(i * 10 + j));
-            extra.insert("image_description".into(), serde_json::json!(format!("a drawing, \"quoted\" ünïcode {i}")));
-            extra.insert("nested".into(), serde_json::json!({"a": [1, 2.5, null, true]}));
-            rows.push(DatasetRow {
-                row,
-                filename: im.filename.clone(),
-                choices: (0..5).map(|c| format!("caption {c} for row {row}")).collect(),
-                label: (i + j) % 5,
-                extra,
-            });
-        }
-    }
-    let total_rows = rows.len() + 1;
-    ImportedDataset {
-        name: name.into(),
-        metadata_path: PathBuf::from(format!("/data/{name}/metadata.jsonl")),
-        images_dir: Some(PathBuf::from(format!("/data/{name}/images"))),
-        columns: ColumnMap { label: "answer".into(), ..ColumnMap::default() },
-        report: ValidationReport {
-            total_rows,
-            valid_rows: rows.len(),
-            problems: vec![Problem {
-                row: Some(1),
-                file: Some("metadata.jsonl".into()),
-                kind: "label_not_in_choices".into(),
-                reason: "label F is not among the 5 choices".into(),
-            }],
-        },
-        rows,
-        images,
-        content_hash: "ab".repeat(32),
-    }
-}
-
-fn spec(name: &str, dataset: &str) -> ExperimentSpec {
-    let text = format!(
-        "name = \"{name}\"\ndataset = \"{dataset}\"\nmodel = \"/models/clip\"\ndevice = \"cpu\"\nnotes = \"n\"\n\
-         [sample]\ntrain = 4\nheldout = 2\nseed = 7\n\
-         [train]\nepochs = 3\nbatch_size = 2\noptimizer = \"adamw\"\nlr = 1e-3\nweight_decay = 0.01\n"
-    );
-    ExperimentSpec::from_toml(&text, None).expect("spec")
-}
-
-/// A store with one dataset (3 images x 2 rows) and one experiment on it.
-fn setup(home: &Path) -> (Store, i64, i64, Vec<i64>) {
-    let mut store = Store::open(home).expect("open");
-    let ds = store.insert_dataset(&dataset("shapes", 3, 2)).expect("insert");
-    let exp = store.create_experiment(&spec("exp", "shapes"), ds).expect("experiment");
-    let samples = store.dataset_samples(ds).expect("samples").iter().map(|s| s.id).collect();
-    (store, ds, exp, samples)
-}
-
-fn score(i: usize) -> SampleScore {
-    let logits: Vec<f32> = (0..5).map(|c| (c as f32 - 2.0) * 1.37 + i as f32 * 0.011).collect();
-    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = logits.iter().map(|l| (l - m).exp()).collect();
-    let z: f32 = e.iter().sum();
-    let probs: Vec<f32> = e.iter().map(|x| x / z).collect();
-    let label = i % 5;
-    SampleScore { label_prob: probs[label], correct: label == 4, probs, logits, label }
-}
 
 // ------------------------------------------------------------------------------------------ schema and settings
 
@@ -491,132 +387,6 @@ fn failed_and_cancelled_runs_keep_their_error_and_statuses_parse() {
         assert_eq!(serde_json::to_value(s).expect("json"), serde_json::Value::String(s.to_string()));
     }
     assert!("done".parse::<RunStatus>().is_err());
-}
-
-// ------------------------------------------------------------------------------------------ recovery
-
-/// The pid of a process that has exited (and been reaped).
-fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .arg("--list")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    child.wait().expect("wait");
-    pid
-}
-
-#[test]
-fn a_run_whose_process_is_gone_is_marked_interrupted_on_reopen_and_keeps_its_records() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let (mut store, _, exp, samples) = setup(home.path());
-    let running = store.create_run(exp).expect("run");
-    let queued = store.create_run(exp).expect("run");
-    let mine = store.create_run(exp).expect("run");
-    store.start_run(running, "cpu").expect("start");
-    store.start_run(mine, "cpu").expect("start");
-    store.record_split(running, Split::Train, &samples[..2]).expect("split");
-    for step in 1..=5 {
-        store.record_event(running, &Event::Step { epoch: 1, step, loss: step as f64 }).expect("step");
-    }
-    store
-        .record_scores(running, Stage::Before, Split::Train, &[(samples[0], score(0)), (samples[1], score(1))])
-        .expect("scores");
-    drop(store);
-
-    let pid = dead_pid();
-    let conn = raw(home.path());
-    conn.execute("UPDATE runs SET owner_pid = ?1 WHERE id IN (?2, ?3)", rusqlite::params![pid, running, queued])
-        .expect("owner");
-    if !cfg!(target_os = "linux") {
-        // Without /proc only the heartbeat can tell.
-        conn.execute(
-            "UPDATE runs SET heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour') WHERE id IN (?1, ?2)",
-            [running, queued],
-        )
-        .expect("heartbeat");
-    }
-    drop(conn);
-
-    let store = Store::open(home.path()).expect("reopen");
-    let d = store.run(running).expect("run");
-    assert_eq!(d.info.status, RunStatus::Interrupted);
-    assert!(d.info.ended_at.is_some());
-    assert!(d.info.error.as_deref().is_some_and(|e| e.contains("interrupted")), "{:?}", d.info.error);
-    assert_eq!(d.info.device.as_deref(), Some("cpu"));
-    assert_eq!(d.step_losses.len(), 5, "recorded steps are kept");
-    assert_eq!(d.train_ids, &samples[..2]);
-    assert_eq!(store.run_scores(running).expect("scores").len(), 2, "recorded scores are kept");
-    assert_eq!(store.run(queued).expect("run").info.status, RunStatus::Interrupted);
-    assert_eq!(store.run(mine).expect("run").info.status, RunStatus::Running, "this process still owns it");
-    drop(store);
-    // Finished runs are never touched again.
-    let store = Store::open(home.path()).expect("reopen");
-    assert_eq!(store.run(running).expect("run").info.error, d.info.error);
-}
-
-#[test]
-fn the_store_remembers_which_runs_it_found_interrupted_when_it_opened() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let (mut store, _, exp, _) = setup(home.path());
-    let dead = store.create_run(exp).expect("run");
-    let mine = store.create_run(exp).expect("run");
-    store.start_run(dead, "cpu").expect("start");
-    assert!(store.recovered_runs().is_empty(), "a fresh store recovers nothing");
-    drop(store);
-    // Forge a dead owner (and, without /proc, an old heartbeat).
-    raw(home.path())
-        .execute(
-            "UPDATE runs SET owner_pid = ?1, heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour') \
-             WHERE id = ?2",
-            rusqlite::params![dead_pid(), dead],
-        )
-        .expect("owner");
-
-    let mut store = Store::open(home.path()).expect("reopen");
-    assert_eq!(store.recovered_runs(), &[dead], "the ids recovered on open are kept for the app");
-    assert_eq!(store.run(dead).expect("run").info.status, RunStatus::Interrupted);
-    // A later recovery finds nothing new and keeps what open found.
-    assert!(store.recover_interrupted().expect("recover").is_empty());
-    assert_eq!(store.recovered_runs(), &[dead]);
-    assert_eq!(store.run(mine).expect("run").info.status, RunStatus::Queued, "this process still owns it");
-    // The next handle has nothing left to recover.
-    assert!(Store::open(home.path()).expect("reopen").recovered_runs().is_empty());
-}
-
-#[test]
-fn a_run_owned_by_this_process_stays_running_on_reopen() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let (mut store, _, exp, _) = setup(home.path());
-    let run = store.create_run(exp).expect("run");
-    store.start_run(run, "cpu").expect("start");
-    store.record_event(run, &Event::Step { epoch: 1, step: 1, loss: 0.5 }).expect("step");
-    // Other handles open (and recover) while the run is live.
-    for _ in 0..2 {
-        let other = Store::open(home.path()).expect("reopen");
-        assert_eq!(other.run(run).expect("run").info.status, RunStatus::Running);
-    }
-    store.heartbeat(run).expect("heartbeat");
-    store.finish_run(run, RunStatus::Completed, None).expect("finish");
-    assert_eq!(Store::open(home.path()).expect("reopen").run(run).expect("run").info.status, RunStatus::Completed);
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn a_reused_pid_is_told_apart_by_the_process_start_marker() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let (mut store, _, exp, _) = setup(home.path());
-    let run = store.create_run(exp).expect("run");
-    store.start_run(run, "cpu").expect("start");
-    drop(store);
-    // Same pid as this (live) process, but another process start: the recorded owner is gone.
-    raw(home.path()).execute("UPDATE runs SET owner_start = 'another-boot/1' WHERE id = ?1", [run]).expect("marker");
-    let store = Store::open(home.path()).expect("reopen");
-    let info = store.run(run).expect("run").info;
-    assert_eq!(info.status, RunStatus::Interrupted);
-    assert!(info.error.as_deref().is_some_and(|e| e.contains("another process")), "{:?}", info.error);
 }
 
 // ------------------------------------------------------------------------------------------ concurrency, keys

@@ -478,7 +478,9 @@ fn runs_found_dead_at_start_reach_the_banner() {
     let run = store.create_run(exp).expect("run");
     store.start_run(run, "cpu").expect("start");
     drop(store);
-    // Forge a dead owner: a pid that has exited, and an old heartbeat.
+    // Forge a dead owner of an older version's run (no lock file): a pid that has exited, and an old heartbeat.
+    let lock = f.home.join(experiments::run::store::LOCKS_DIR).join(format!("run-{run}.lock"));
+    std::fs::remove_file(lock).expect("the run's lock file");
     let mut child = std::process::Command::new("true").spawn().expect("spawn true");
     let dead_pid = child.id();
     child.wait().expect("wait");

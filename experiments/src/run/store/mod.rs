@@ -18,6 +18,7 @@ mod runs;
 mod tests;
 mod types;
 
+pub use owner::LOCKS_DIR;
 pub use types::*;
 
 use std::fmt::Display;

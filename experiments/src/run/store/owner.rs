@@ -1,17 +1,118 @@
 //! Which process owns a run, and whether it is still there.
 //!
-//! A run records its process id, host name and a process start marker. On Linux the marker is the boot id plus
-//! the process's start time (field 22 of `/proc/<pid>/stat`), so a pid reused by another process, or a machine
-//! rebooted since, reads as "gone". Where `/proc` cannot answer (macOS, Windows, another host sharing the
-//! folder), a run whose heartbeat is older than [`STALE_HEARTBEAT_S`] counts as gone.
+//! The process that creates a run holds an OS lock on `locks/run-<id>.lock` in the CLIP Lab home (`flock` on
+//! Unix, `LockFileEx` on Windows, through `std::fs::File::try_lock`) until the run ends. The kernel drops the lock
+//! when the process dies however it dies (`kill -9`, a crash, a power cut), so "the lock is free" means "the owner
+//! is gone" with no guessing, also for a process in another pid namespace on the same host (Flatpak, Docker),
+//! whose pid means nothing here.
+//!
+//! Runs without a lock file (recorded by older versions, or the file was deleted) fall back to what the run
+//! recorded: its process id, host name and a start marker. On Linux the marker is the boot id plus the process's
+//! start time (field 22 of `/proc/<pid>/stat`), so a pid reused by another process, or a machine rebooted since,
+//! reads as "gone". Where `/proc` cannot answer (macOS, Windows, another host sharing the folder), a run whose
+//! heartbeat is older than [`STALE_HEARTBEAT_S`] counts as gone.
 
-use std::path::Path;
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use rusqlite::params;
 
 use super::{Ctx, Store, NOW};
-use crate::Result;
+use crate::{Error, Result};
+
+/// Folder of the run lock files, inside the CLIP Lab home.
+pub const LOCKS_DIR: &str = "locks";
+
+/// The lock file of run `run` in the store whose database is `db`.
+pub(crate) fn lock_path(db: &Path, run: i64) -> PathBuf {
+    db.parent().unwrap_or(Path::new(".")).join(LOCKS_DIR).join(format!("run-{run}.lock"))
+}
+
+/// The run locks this process holds: lock file → its open handle (dropping the handle releases the lock).
+/// Process-wide, not per [`Store`] handle: the desktop app creates a run with one handle and fills it with
+/// another.
+fn held() -> std::sync::MutexGuard<'static, BTreeMap<PathBuf, File>> {
+    static HELD: OnceLock<Mutex<BTreeMap<PathBuf, File>>> = OnceLock::new();
+    // A panic while the map was locked cannot leave it half-updated (single inserts and removes).
+    HELD.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Takes the lock of a new run for this process. Fails if another process holds it (a leftover of a store that
+/// was replaced while one of its runs was still going).
+pub(crate) fn hold_lock(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| Error::io(path, e))?;
+    match file.try_lock() {
+        Ok(()) => {
+            held().insert(path.to_path_buf(), file);
+            Ok(())
+        }
+        Err(TryLockError::WouldBlock) => Err(Error::Invalid(format!(
+            "{}: held by another running process; is another CLIP Lab using a store that was replaced?",
+            path.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(Error::io(path, e)),
+    }
+}
+
+/// Releases a run's lock and removes its file, if this process holds it (a run ended).
+pub(crate) fn release_lock(path: &Path) {
+    if let Some(file) = held().remove(path) {
+        // Removed while still locked, so nobody can find it free in between.
+        remove_lock_file(path);
+        drop(file);
+    }
+}
+
+/// Removes a lock file. Best effort: a file that cannot be removed is harmless (a free lock reads as "owner
+/// gone", which is then true).
+pub(crate) fn remove_lock_file(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("cannot remove the run lock {}: {e}", path.display());
+        }
+    }
+}
+
+/// What a run's lock file says about its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LockState {
+    /// Some process holds it: the owner is alive.
+    Held,
+    /// Nobody holds it: the owner is gone.
+    Free,
+    /// No lock file (an older version's run): ask `/proc` and the heartbeat.
+    Missing,
+}
+
+/// Probes a run's lock without keeping it.
+pub(crate) fn lock_state(path: &Path) -> LockState {
+    let file = match OpenOptions::new().read(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return LockState::Missing,
+        Err(e) => {
+            tracing::warn!("cannot open the run lock {}: {e}; using the recorded process id", path.display());
+            return LockState::Missing;
+        }
+    };
+    // Ours (no need to ask the OS; on Windows a second handle of this process could not tell).
+    if held().contains_key(path) {
+        return LockState::Held;
+    }
+    match file.try_lock() {
+        // Dropping `file` releases it again.
+        Ok(()) => LockState::Free,
+        Err(TryLockError::WouldBlock) => LockState::Held,
+        Err(TryLockError::Error(e)) => {
+            tracing::warn!("cannot probe the run lock {}: {e}; using the recorded process id", path.display());
+            LockState::Missing
+        }
+    }
+}
 
 /// Without a usable start marker, a run whose last heartbeat is older than this (seconds) is taken as abandoned.
 pub const STALE_HEARTBEAT_S: f64 = 300.0;
@@ -92,8 +193,16 @@ pub(crate) struct Recorded {
     pub heartbeat_age_s: f64,
 }
 
-/// Why the owner of a run is gone, or `None` if it may still be working on it.
-pub(crate) fn owner_gone(rec: &Recorded, my_host: &str, proc_root: &Path) -> Option<String> {
+/// Why the owner of a run is gone, or `None` if it may still be working on it: the lock decides when there is
+/// one, else the recorded process.
+pub(crate) fn owner_gone(rec: &Recorded, lock: LockState, my_host: &str, proc_root: &Path) -> Option<String> {
+    match lock {
+        LockState::Held => return None,
+        LockState::Free => {
+            return Some(format!("interrupted: its process (pid {} on {}) ended before the run did", rec.pid, rec.host))
+        }
+        LockState::Missing => {}
+    }
     let by_heartbeat = || {
         (rec.heartbeat_age_s > STALE_HEARTBEAT_S).then(|| {
             format!(
@@ -136,6 +245,7 @@ impl Store {
     pub(crate) fn recover_with(&mut self, proc_root: &Path) -> Result<Vec<i64>> {
         let path = self.path.clone();
         let my_host = &Owner::current().host;
+        let db = path.clone();
         let find = |conn: &rusqlite::Connection| -> Result<Vec<(i64, String)>> {
             let mut st = conn
                 .prepare(
@@ -160,7 +270,7 @@ impl Store {
             let mut gone = Vec::new();
             for r in rows {
                 let (id, rec) = r.ctx(&path, "looking for interrupted runs")?;
-                if let Some(why) = owner_gone(&rec, my_host, proc_root) {
+                if let Some(why) = owner_gone(&rec, lock_state(&lock_path(&db, id)), my_host, proc_root) {
                     gone.push((id, why));
                 }
             }
@@ -184,6 +294,9 @@ impl Store {
         }
         tx.commit().ctx(&path, "marking interrupted runs")?;
         let ids: Vec<i64> = gone.into_iter().map(|(id, _)| id).collect();
+        for id in &ids {
+            remove_lock_file(&lock_path(&path, *id));
+        }
         self.recovered.extend_from_slice(&ids);
         Ok(ids)
     }

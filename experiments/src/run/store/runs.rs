@@ -4,10 +4,10 @@ use std::path::Path;
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::owner::Owner;
+use super::owner::{hold_lock, lock_path, release_lock, Owner};
 use super::{
     check_exists, floats_json, int, nan_if_null, parse_floats, uint, Ctx, EpochLoss, ExperimentInfo, LogLine,
-    PathCol, RunDetail, RunInfo, RunMetrics, RunStatus, SqlPath, StepLoss, Store, StoredScore, NOW,
+    sql_error, PathCol, RunDetail, RunInfo, RunMetrics, RunStatus, SqlPath, StepLoss, Store, StoredScore, NOW,
 };
 use crate::model::engine::{SampleScore, Summary};
 use crate::events::{Event, Phase};
@@ -107,7 +107,13 @@ impl Store {
         )
         .ctx(&path, format!("creating a run of experiment {experiment_id}"))?;
         let id = tx.last_insert_rowid();
-        tx.commit().ctx(&path, format!("creating a run of experiment {experiment_id}"))?;
+        // Locked before the row is visible to anyone: a queued or running run whose lock is free is dead.
+        let lock = lock_path(&path, id);
+        hold_lock(&lock)?;
+        if let Err(e) = tx.commit() {
+            release_lock(&lock);
+            return Err(sql_error(&path, format!("creating a run of experiment {experiment_id}"), e));
+        }
         Ok(id)
     }
 
@@ -143,7 +149,9 @@ impl Store {
                 params![run, status.as_str(), error],
             )
             .ctx(&self.path, format!("finishing run {run}"))?;
-        found_run(n, run)
+        found_run(n, run)?;
+        release_lock(&lock_path(&self.path, run));
+        Ok(())
     }
 
     /// Records a sign of life of the process running `run`.

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::owner::{owner_gone, proc_state, Owner, ProcState, Recorded, STALE_HEARTBEAT_S};
+use super::owner::{
+    hold_lock, lock_state, owner_gone, proc_state, release_lock, LockState, Owner, ProcState, Recorded, STALE_HEARTBEAT_S,
+};
 use super::*;
 use crate::data::{ColumnMap, DatasetRow, ImageRecord, ImportedDataset};
 use crate::validation::ValidationReport;
@@ -81,7 +83,7 @@ fn owner_liveness_uses_the_start_marker_then_the_heartbeat() {
         start: start.map(String::from),
         heartbeat_age_s: age,
     };
-    let gone = |r: &Recorded| owner_gone(r, "here", root.path());
+    let gone = |r: &Recorded| owner_gone(r, LockState::Missing, "here", root.path());
     let old = STALE_HEARTBEAT_S * 10.0;
     // Alive with the same marker: not gone, however old the heartbeat.
     assert_eq!(gone(&rec(700, "here", Some("boot-a/1234"), old)), None);
@@ -96,9 +98,40 @@ fn owner_liveness_uses_the_start_marker_then_the_heartbeat() {
     assert_eq!(gone(&rec(700, "here", None, 10.0)), None);
     assert!(gone(&rec(700, "here", None, old)).is_some());
     // No /proc at all: the heartbeat decides.
-    let no_proc = |r: &Recorded| owner_gone(r, "here", Path::new("/nonexistent-proc"));
+    let no_proc = |r: &Recorded| owner_gone(r, LockState::Missing, "here", Path::new("/nonexistent-proc"));
     assert_eq!(no_proc(&rec(701, "here", Some("boot-a/1"), 10.0)), None);
     assert!(no_proc(&rec(701, "here", Some("boot-a/1"), old)).is_some());
+}
+
+#[test]
+fn the_lock_decides_before_the_recorded_process() {
+    let root = fake_proc();
+    write_stat(root.path(), 700, "S", 1234);
+    let dead_here = Recorded { pid: 701, host: "here".into(), start: Some("boot-a/1".into()), heartbeat_age_s: 1e9 };
+    let alive_here = Recorded { pid: 700, host: "here".into(), start: Some("boot-a/1234".into()), heartbeat_age_s: 0.0 };
+    let gone = |r: &Recorded, lock| owner_gone(r, lock, "here", root.path());
+    assert_eq!(gone(&dead_here, LockState::Held), None, "a held lock means alive, whatever the pid says");
+    assert!(gone(&alive_here, LockState::Free).is_some_and(|m| m.contains("ended before the run did")));
+    assert!(gone(&dead_here, LockState::Missing).is_some(), "no lock file: the recorded process decides");
+}
+
+#[test]
+fn a_lock_reads_held_while_any_handle_holds_it_and_free_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("locks").join("run-1.lock");
+    assert_eq!(lock_state(&path), LockState::Missing);
+    hold_lock(&path).expect("hold");
+    assert_eq!(lock_state(&path), LockState::Held);
+    release_lock(&path);
+    assert_eq!(lock_state(&path), LockState::Missing, "released and removed");
+    // Held through another open file (as another process would): the probe must not take it.
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+    let other = std::fs::File::create(&path).expect("create");
+    other.lock().expect("lock");
+    assert_eq!(lock_state(&path), LockState::Held);
+    assert!(hold_lock(&path).is_err_and(|e| e.to_string().contains("another running process")));
+    drop(other);
+    assert_eq!(lock_state(&path), LockState::Free);
 }
 
 fn tiny_dataset() -> ImportedDataset {
@@ -146,6 +179,10 @@ fn without_proc_a_stale_heartbeat_marks_a_run_interrupted_and_a_fresh_one_does_n
             [stale],
         )
         .expect("age the heartbeat");
+    // Runs without lock files (an older version's): the recorded process and heartbeat decide.
+    for run in [stale, fresh] {
+        std::fs::remove_file(super::owner::lock_path(&store.path, run)).expect("lock file");
+    }
     let marked = store.recover_with(Path::new("/nonexistent-proc")).expect("recover");
     assert_eq!(marked, vec![stale]);
     assert_eq!(store.run(stale).expect("run").info.status, RunStatus::Interrupted);
