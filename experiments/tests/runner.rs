@@ -99,3 +99,55 @@ fn splits_are_seeded_and_grouped_by_image() {
     let e = runner::draw_splits(&samples, 50, 20, 1).expect_err("too big");
     assert!(e.to_string().contains("share no image"), "{e}");
 }
+
+/// Takes the store's write lock from another connection (as a long import in another process would) at the
+/// `at`-th step event and holds it for `hold`.
+struct LockStoreAt {
+    db: std::path::PathBuf,
+    at: usize,
+    hold: std::time::Duration,
+    steps: usize,
+    holder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Observer for LockStoreAt {
+    fn on_event(&mut self, e: &Event) {
+        if !matches!(e, Event::Step { .. }) {
+            return;
+        }
+        self.steps += 1;
+        if self.steps != self.at {
+            return;
+        }
+        let (db, hold) = (self.db.clone(), self.hold);
+        let (taken_tx, taken) = std::sync::mpsc::channel();
+        self.holder = Some(std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(db).expect("other connection");
+            conn.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+            taken_tx.send(()).expect("signal");
+            std::thread::sleep(hold);
+            conn.execute_batch("COMMIT").expect("release");
+        }));
+        taken.recv().expect("the lock is taken");
+    }
+}
+
+#[test]
+fn a_run_waits_out_a_store_locked_by_another_process_and_loses_no_step() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (mut store, mut spec) = setup(home.path());
+    spec.train.epochs = 2;
+    let exp = runner::create_experiment(&mut store, &spec).expect("experiment");
+    // Longer than a connection's busy timeout (5 s): this failed with "database is locked" before.
+    let hold = std::time::Duration::from_secs(8);
+    let mut obs = LockStoreAt { db: store.path().to_path_buf(), at: 2, hold, steps: 0, holder: None };
+    let started = std::time::Instant::now();
+    let outcome = runner::run_experiment(&mut store, home.path(), exp, &mut obs, CancelToken::new()).expect("run");
+    obs.holder.take().expect("the lock was taken").join().expect("holder");
+    assert!(started.elapsed() >= hold, "the run's end waited for the lock");
+    let d = store.run(outcome.run_id).expect("run");
+    assert_eq!(d.info.status, RunStatus::Completed);
+    assert_eq!(d.step_losses.len(), obs.steps, "every step is recorded");
+    assert_eq!(d.step_losses.iter().map(|s| s.step).collect::<Vec<_>>(), (1..=obs.steps).collect::<Vec<_>>());
+    assert_eq!(store.run_scores(outcome.run_id).expect("scores").len(), 2 * 30, "before and after scores");
+}

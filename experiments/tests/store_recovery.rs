@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use experiments::events::Event;
-use experiments::run::store::{RunStatus, Store, LOCKS_DIR};
+use experiments::run::store::{RunRecorder, RunStatus, Store, LOCKS_DIR};
 use experiments::vocab::{Split, Stage};
 
 #[path = "support/store.rs"]
@@ -272,4 +272,35 @@ fn a_finished_run_releases_its_lock() {
     assert!(lock_file(home.path(), run).is_file());
     store.finish_run(run, RunStatus::Cancelled, None).expect("finish");
     assert!(!lock_file(home.path(), run).exists());
+}
+
+// ------------------------------------------------------------------------------------------ a busy store
+
+#[test]
+fn a_recorder_queues_through_a_busy_store_then_gives_up_after_its_patience_naming_the_store() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (mut store, _, exp, _) = setup(home.path());
+    let run = store.create_run(exp).expect("run");
+    let other = raw(home.path());
+    other.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+
+    let mut rec = RunRecorder::with_patience(run, std::time::Duration::from_millis(300));
+    let step = |n: usize| Event::Step { epoch: 1, step: n, loss: 1.0 };
+    let started = std::time::Instant::now();
+    for n in 1..=3 {
+        rec.record(&mut store, &step(n)).expect("queued, not failed");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_millis(250), "recording does not wait for the lock");
+    assert_eq!(rec.pending(), 3);
+    let e = rec.flush(&mut store).expect_err("still locked after the patience").to_string();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert!(e.contains(&store.path().display().to_string()) && e.contains("locked"), "{e}");
+    assert!(e.contains("3 event(s) not recorded"), "{e}");
+
+    // Once the other writer is done, the queue goes in, in order, in one go.
+    other.execute_batch("COMMIT").expect("release");
+    rec.record(&mut store, &step(4)).expect("written");
+    assert_eq!(rec.pending(), 0);
+    let steps: Vec<usize> = store.run(run).expect("run").step_losses.iter().map(|s| s.step).collect();
+    assert_eq!(steps, [1, 2, 3, 4]);
 }

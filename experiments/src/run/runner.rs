@@ -17,7 +17,9 @@ use crate::data::verify_images;
 use crate::model::engine::{ClipBundle, McqSample, Summary};
 use crate::events::{CancelToken, Event, Observer, Phase, PhaseClock};
 use crate::run::spec::ExperimentSpec;
-use crate::run::store::{DatasetInfo, RunMetrics, RunStatus, Store, StoredSample};
+use crate::run::store::{
+    DatasetInfo, RunMetrics, RunRecorder, RunStatus, Store, StoredSample, BUSY_TIMEOUT, STORE_PATIENCE,
+};
 use crate::vocab::{Split, Stage};
 use crate::{Error, Result};
 
@@ -73,10 +75,11 @@ fn take_into(dst: &mut Vec<i64>, group: Vec<i64>, cap: usize) {
     dst.extend(group.into_iter().take(room));
 }
 
-/// Forwards events to the caller's observer and persists them; remembers the first store error.
+/// Forwards events to the caller's observer and persists them (queued while another process holds the store);
+/// remembers the first store error.
 struct Persist<'a> {
     store: &'a mut Store,
-    run: i64,
+    recorder: RunRecorder,
     inner: &'a mut dyn Observer,
     cancel: CancelToken,
     error: Option<Error>,
@@ -84,11 +87,7 @@ struct Persist<'a> {
 
 impl Observer for Persist<'_> {
     fn on_event(&mut self, event: &Event) {
-        let mut r = self.store.record_event(self.run, event);
-        if r.is_ok() && matches!(event, Event::Step { .. } | Event::PhaseStarted { .. }) {
-            r = self.store.heartbeat(self.run);
-        }
-        if let Err(e) = r {
+        if let Err(e) = self.recorder.record(self.store, event) {
             self.error.get_or_insert(e);
         }
         self.inner.on_event(event);
@@ -141,19 +140,25 @@ pub fn execute_run(
 ) -> Result<RunOutcome> {
     let experiment_id = store.run(run_id)?.info.experiment_id;
     obs.on_event(&Event::Info { message: format!("run {run_id} of experiment {experiment_id}") });
-    let mut persist = Persist { store, run: run_id, inner: obs, cancel, error: None };
+    // A run's own writes (splits, scores, its end) wait out another process's write lock as its steps do.
+    store.set_busy_timeout(STORE_PATIENCE)?;
+    let recorder = RunRecorder::new(run_id);
+    let mut persist = Persist { store, recorder, inner: obs, cancel, error: None };
     let result = execute(&mut persist, home, experiment_id, run_id);
-    let store_error = persist.error.take();
+    let flushed = persist.recorder.flush(persist.store);
+    let store_error = persist.error.take().or(flushed.err());
     let store = persist.store;
     let result = match (result, store_error) {
         (Err(Error::Cancelled), Some(e)) | (Ok(_), Some(e)) => Err(e),
         (r, _) => r,
     };
-    match &result {
-        Ok(_) => store.finish_run(run_id, RunStatus::Completed, None)?,
-        Err(Error::Cancelled) => store.finish_run(run_id, RunStatus::Cancelled, None)?,
-        Err(e) => store.finish_run(run_id, RunStatus::Failed, Some(&e.to_string()))?,
-    }
+    let finished = match &result {
+        Ok(_) => store.finish_run(run_id, RunStatus::Completed, None),
+        Err(Error::Cancelled) => store.finish_run(run_id, RunStatus::Cancelled, None),
+        Err(e) => store.finish_run(run_id, RunStatus::Failed, Some(&e.to_string())),
+    };
+    store.set_busy_timeout(BUSY_TIMEOUT)?;
+    finished?;
     result
 }
 

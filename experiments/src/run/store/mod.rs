@@ -13,12 +13,14 @@
 
 mod datasets;
 mod owner;
+mod recorder;
 mod runs;
 #[cfg(test)]
 mod tests;
 mod types;
 
 pub use owner::LOCKS_DIR;
+pub use recorder::{RunRecorder, STORE_PATIENCE};
 pub use types::*;
 
 use std::fmt::Display;
@@ -50,6 +52,9 @@ pub struct Store {
     path: PathBuf,
     /// Runs this handle marked `interrupted` (when it was opened, or later by [`Store::recover_interrupted`]).
     recovered: Vec<i64>,
+    /// How long a write waits for another process's write lock (SQLite's busy handler: retries with growing
+    /// sleeps up to 100 ms each).
+    busy_timeout: Duration,
 }
 
 impl Store {
@@ -60,7 +65,7 @@ impl Store {
         let path = home.join(DB_FILE);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).ctx(&path, "opening the database")?;
-        let mut store = Store { conn, path, recovered: Vec::new() };
+        let mut store = Store { conn, path, recovered: Vec::new(), busy_timeout: BUSY_TIMEOUT };
         store.configure()?;
         store.migrate()?;
         store.recover_interrupted()?;
@@ -89,6 +94,14 @@ impl Store {
         }
         let name = if cfg!(any(windows, target_os = "macos")) { "CLIP Lab" } else { "cliplab" };
         dirs::data_dir().map_or_else(|| PathBuf::from(".cliplab"), |d| d.join(name))
+    }
+
+    /// How long this handle's writes wait for another process's write lock before failing with "database is
+    /// locked": [`BUSY_TIMEOUT`] by default; a run waits [`STORE_PATIENCE`].
+    pub fn set_busy_timeout(&mut self, patience: Duration) -> Result<()> {
+        self.conn.busy_timeout(patience).ctx(&self.path, "setting the busy timeout")?;
+        self.busy_timeout = patience;
+        Ok(())
     }
 
     /// Per-connection settings.
@@ -272,6 +285,11 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
         rusqlite::Error::SqliteFailure(f, _)
             if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
+}
+
+/// Whether `e` failed because another connection held the store's lock ("database is locked").
+pub fn is_busy_error(e: &Error) -> bool {
+    matches!(e, Error::Store { source, .. } if is_busy(source))
 }
 
 /// Whether `e` is a UNIQUE constraint violation.

@@ -1,6 +1,7 @@
 //! Experiments and their runs: lifecycle, events, splits, scores, metrics.
 
 use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Row};
 
@@ -183,53 +184,30 @@ impl Store {
     }
 
     /// Persists an event: steps and epochs as rows, phase and progress in the run's own columns, notes in its log.
+    /// A run records through a [`RunRecorder`](super::RunRecorder), which batches and waits out a busy store.
     pub fn record_event(&mut self, run: i64, event: &Event) -> Result<()> {
-        let doing = format!("recording an event of run {run}");
-        let n = match event {
-            Event::Step { epoch, step, loss } => self
-                .conn
-                .execute(
-                    "INSERT INTO step_losses (run_id, step, epoch, loss) VALUES (?1, ?2, ?3, ?4)",
-                    params![run, int(*step), int(*epoch), loss],
-                )
-                .ctx(&self.path, format!("recording step {step} of run {run}"))?,
-            Event::EpochEnded { epoch, train_loss, heldout_loss } => self
-                .conn
-                .execute(
-                    "INSERT INTO epoch_losses (run_id, epoch, train_loss, has_heldout, heldout_loss) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![run, int(*epoch), train_loss, heldout_loss.is_some(), heldout_loss],
-                )
-                .ctx(&self.path, format!("recording epoch {epoch} of run {run}"))?,
-            Event::PhaseStarted { phase, total } => self
-                .conn
-                .execute(
-                    &format!(
-                        "UPDATE runs SET phase = ?2, phase_done = 0, phase_total = ?3, phase_eta_s = NULL, \
-                         heartbeat_at = {NOW} WHERE id = ?1"
-                    ),
-                    params![run, phase_str(*phase), int(*total)],
-                )
-                .ctx(&self.path, doing)?,
-            Event::Progress { phase, done, total, eta_s, .. } => self
-                .conn
-                .execute(
-                    &format!(
-                        "UPDATE runs SET phase = ?2, phase_done = ?3, phase_total = ?4, phase_eta_s = ?5, \
-                         heartbeat_at = {NOW} WHERE id = ?1"
-                    ),
-                    params![run, phase_str(*phase), int(*done), int(*total), eta_s.is_finite().then_some(*eta_s)],
-                )
-                .ctx(&self.path, doing)?,
-            Event::Info { message } => self
-                .conn
-                .execute(
-                    &format!("INSERT INTO run_log (run_id, at, message) VALUES (?1, {NOW}, ?2)"),
-                    params![run, message],
-                )
-                .ctx(&self.path, doing)?,
-        };
-        found_run(n, run)
+        found_run(write_event(&self.conn, &self.path, run, event)?, run)
+    }
+
+    /// Persists `events` in one transaction, then a heartbeat, without waiting for the write lock: a busy store
+    /// fails at once (see [`is_busy_error`](super::is_busy_error)) and nothing is written.
+    pub(crate) fn record_events_now(&mut self, run: i64, events: &[Event]) -> Result<()> {
+        let path = self.path.clone();
+        let patience = self.busy_timeout;
+        self.conn.busy_timeout(Duration::ZERO).ctx(&path, "setting the busy timeout")?;
+        let written = (|| {
+            let tx = self.write_tx()?;
+            for event in events {
+                found_run(write_event(&tx, &path, run, event)?, run)?;
+            }
+            let n = tx
+                .execute(&format!("UPDATE runs SET heartbeat_at = {NOW} WHERE id = ?1"), [run])
+                .ctx(&path, format!("heartbeat of run {run}"))?;
+            found_run(n, run)?;
+            tx.commit().ctx(&path, format!("recording {} event(s) of run {run}", events.len()))
+        })();
+        self.conn.busy_timeout(patience).ctx(&path, "setting the busy timeout")?;
+        written
     }
 
     /// Records per-sample scores of one phase and split, in one transaction.
@@ -460,6 +438,51 @@ impl Store {
         };
         Ok((info, raw.spec_json, raw.checkpoint))
     }
+}
+
+/// Writes one event; returns how many rows of the run it touched (0: no such run).
+fn write_event(conn: &rusqlite::Connection, path: &Path, run: i64, event: &Event) -> Result<usize> {
+    let doing = format!("recording an event of run {run}");
+    let n = match event {
+        Event::Step { epoch, step, loss } => conn
+            .execute(
+                "INSERT INTO step_losses (run_id, step, epoch, loss) VALUES (?1, ?2, ?3, ?4)",
+                params![run, int(*step), int(*epoch), loss],
+            )
+            .ctx(path, format!("recording step {step} of run {run}"))?,
+        Event::EpochEnded { epoch, train_loss, heldout_loss } => conn
+            .execute(
+                "INSERT INTO epoch_losses (run_id, epoch, train_loss, has_heldout, heldout_loss) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run, int(*epoch), train_loss, heldout_loss.is_some(), heldout_loss],
+            )
+            .ctx(path, format!("recording epoch {epoch} of run {run}"))?,
+        Event::PhaseStarted { phase, total } => conn
+            .execute(
+                &format!(
+                    "UPDATE runs SET phase = ?2, phase_done = 0, phase_total = ?3, phase_eta_s = NULL, \
+                     heartbeat_at = {NOW} WHERE id = ?1"
+                ),
+                params![run, phase_str(*phase), int(*total)],
+            )
+            .ctx(path, doing)?,
+        Event::Progress { phase, done, total, eta_s, .. } => conn
+            .execute(
+                &format!(
+                    "UPDATE runs SET phase = ?2, phase_done = ?3, phase_total = ?4, phase_eta_s = ?5, \
+                     heartbeat_at = {NOW} WHERE id = ?1"
+                ),
+                params![run, phase_str(*phase), int(*done), int(*total), eta_s.is_finite().then_some(*eta_s)],
+            )
+            .ctx(path, doing)?,
+        Event::Info { message } => conn
+            .execute(
+                &format!("INSERT INTO run_log (run_id, at, message) VALUES (?1, {NOW}, ?2)"),
+                params![run, message],
+            )
+            .ctx(path, doing)?,
+    };
+    Ok(n)
 }
 
 fn no_run(id: i64) -> Error {
