@@ -83,6 +83,35 @@ fn a_store_from_a_newer_version_is_refused_readably() {
 }
 
 #[test]
+fn a_store_with_a_negative_schema_version_is_refused_and_left_as_it_was() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (store, ..) = setup(home.path());
+    drop(store);
+    raw(home.path()).pragma_update(None, "user_version", -3).expect("corrupt the version");
+    for _ in 0..2 {
+        let e = Store::open(home.path()).expect_err("negative schema version").to_string();
+        assert!(e.contains(DB_FILE) && e.contains("-3"), "{e}");
+        assert!(!e.contains("CREATE TABLE") && !e.contains('\n'), "one line, no SQL: {e}");
+    }
+    // Untouched: setting the version back makes it usable with its data.
+    raw(home.path()).pragma_update(None, "user_version", SCHEMA_VERSION).expect("repair");
+    assert_eq!(Store::open(home.path()).expect("repaired").datasets().expect("datasets").len(), 1);
+}
+
+#[test]
+fn a_failing_migration_names_its_file_without_printing_its_sql() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (store, ..) = setup(home.path());
+    drop(store);
+    // The tables exist but the version says none was applied: migration 0001 fails half-way.
+    raw(home.path()).pragma_update(None, "user_version", 0).expect("reset the version");
+    let e = Store::open(home.path()).expect_err("tables already there").to_string();
+    assert!(e.contains(MIGRATIONS[0].0) && e.contains("already exists"), "{e}");
+    assert!(!e.contains("CREATE TABLE") && !e.contains('\n'), "one line, no SQL: {e}");
+    assert_eq!(count(home.path(), "datasets"), 1, "nothing was lost");
+}
+
+#[test]
 fn every_connection_uses_wal_foreign_keys_a_busy_timeout_and_normal_sync() {
     let home = tempfile::tempdir().expect("tempdir");
     for _ in 0..2 {

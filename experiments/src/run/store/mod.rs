@@ -145,6 +145,15 @@ impl Store {
             let tx = self.write_tx()?;
             let version: i64 =
                 tx.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx(&path, "reading the schema version")?;
+            if version < 0 {
+                return Err(bad_store(
+                    &path,
+                    format!(
+                        "the store has schema version {version}, which no CLIP Lab writes (another program changed \
+                         `PRAGMA user_version`); it is left as it is"
+                    ),
+                ));
+            }
             if version > SCHEMA_VERSION {
                 return Err(bad_store(
                     &path,
@@ -157,7 +166,9 @@ impl Store {
             if version == SCHEMA_VERSION {
                 return Ok(());
             }
-            let (name, sql) = MIGRATIONS[usize::try_from(version).unwrap_or(0)];
+            let Some((name, sql)) = usize::try_from(version).ok().and_then(|v| MIGRATIONS.get(v)) else {
+                return Err(bad_store(&path, format!("no migration from schema version {version}")));
+            };
             tx.execute_batch(sql).ctx(&path, format!("applying migration {name}"))?;
             tx.pragma_update(None, "user_version", version + 1).ctx(&path, "setting the schema version")?;
             tx.commit().ctx(&path, format!("committing migration {name}"))?;
@@ -245,6 +256,11 @@ pub(crate) fn bad_store(path: &Path, message: impl Display) -> Error {
 /// Converts a SQLite error into the crate's error, keeping it as the source and attaching the database path and
 /// what was being done.
 pub(crate) fn sql_error(path: &Path, doing: impl Display, source: rusqlite::Error) -> Error {
+    // A syntax or schema error renders the whole statement (a migration's is a page long): keep SQLite's message.
+    let source = match source {
+        rusqlite::Error::SqlInputError { error, msg, .. } => rusqlite::Error::SqliteFailure(error, Some(msg)),
+        other => other,
+    };
     Error::Store { path: path.to_path_buf(), context: doing.to_string(), source }
 }
 
