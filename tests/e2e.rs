@@ -87,3 +87,17 @@ fn demo_fine_tunes_and_reports_before_and_after() {
     let last = epochs[2]["train_loss"].as_f64().expect("loss");
     assert!(last < first, "training loss must fall: {first} -> {last}");
 }
+
+#[test]
+fn a_new_store_is_announced_on_stderr_once() {
+    let dir = Dir::new();
+    let typo = dir.path().join("hmoe");
+    let typo = typo.to_str().expect("utf8");
+    let first = dir.cliplab(&["--home", typo, "runs", "list", "--json"]);
+    assert_eq!(first.json(), serde_json::json!([]), "stdout stays the listing");
+    let err = first.stderr();
+    assert!(err.contains("created a new, empty store") && err.contains(typo), "{err}");
+    let again = dir.cliplab(&["--home", typo, "runs", "list", "--json"]);
+    again.ok();
+    assert!(!again.stderr().contains("created"), "only when it is created: {}", again.stderr());
+}

@@ -28,6 +28,12 @@ impl Ctx {
     /// Opens (creating if needed) the store in the home.
     pub fn open(&self) -> Result<Store> {
         let store = Store::open(&self.home)?;
+        if store.created() {
+            eprintln!(
+                "cliplab: created a new, empty store at {} (choose another with --home or $CLIPLAB_HOME)",
+                store.path().display()
+            );
+        }
         tracing::info!(path = %store.path().display(), "store opened");
         Ok(store)
     }

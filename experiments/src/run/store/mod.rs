@@ -52,6 +52,8 @@ pub struct Store {
     path: PathBuf,
     /// Runs this handle marked `interrupted` (when it was opened, or later by [`Store::recover_interrupted`]).
     recovered: Vec<i64>,
+    /// Whether opening created the database file (a new, empty store).
+    created: bool,
     /// How long a write waits for another process's write lock (SQLite's busy handler: retries with growing
     /// sleeps up to 100 ms each).
     busy_timeout: Duration,
@@ -63,9 +65,10 @@ impl Store {
     pub fn open(home: &Path) -> Result<Store> {
         std::fs::create_dir_all(home).map_err(|e| Error::io(home, e))?;
         let path = home.join(DB_FILE);
+        let created = !path.exists();
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).ctx(&path, "opening the database")?;
-        let mut store = Store { conn, path, recovered: Vec::new(), busy_timeout: BUSY_TIMEOUT };
+        let mut store = Store { conn, path, recovered: Vec::new(), created, busy_timeout: BUSY_TIMEOUT };
         store.configure()?;
         store.migrate()?;
         store.recover_interrupted()?;
@@ -77,6 +80,12 @@ impl Store {
     /// ("runs were interrupted").
     pub fn recovered_runs(&self) -> &[i64] {
         &self.recovered
+    }
+
+    /// Whether opening created a new, empty store (no database file was there): the CLI says so, since a
+    /// mistyped `--home` would otherwise look like a store that lost everything.
+    pub fn created(&self) -> bool {
+        self.created
     }
 
     /// The database file.
