@@ -107,6 +107,62 @@ pub fn publish_dir(tmp: TempDir, out: &Path) -> Result<PathBuf> {
     Ok(out.to_path_buf())
 }
 
+/// The file an export folder made by [`publish_export`] lists its files in.
+pub const EXPORT_MANIFEST: &str = ".cliplab-export.json";
+
+/// Publishes the filled folder `tmp` as the export folder `out`: `out` may be missing, empty, or an earlier
+/// export made by this function (it holds [`EXPORT_MANIFEST`] and only the files that lists), which is replaced
+/// whole. A folder with any file this function did not write is refused, naming that file: an export never
+/// overwrites a user's file. Returns the paths of the published files.
+pub fn publish_export(tmp: TempDir, out: &Path) -> Result<Vec<PathBuf>> {
+    let mut names: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(tmp.path()).map_err(|e| Error::io(tmp.path(), e))? {
+        names.push(entry.map_err(|e| Error::io(tmp.path(), e))?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    write_file(&tmp.path().join(EXPORT_MANIFEST), serde_json::to_string(&names)?.as_bytes())?;
+    let files = names.iter().map(|n| out.join(n)).collect();
+    if !out.exists() || is_empty_dir(out) {
+        publish_dir(tmp, out)?;
+        return Ok(files);
+    }
+    check_own_export(out)?;
+    // Swap: the earlier export moves aside (a unique hidden name), the new one takes its name, the old one goes.
+    let old = temp_dir_for(out)?;
+    let old_path = old.path().to_path_buf();
+    std::fs::remove_dir(&old_path).map_err(|e| Error::io(&old_path, e))?;
+    std::fs::rename(out, &old_path).map_err(|e| Error::io(out, e))?;
+    if let Err(e) = publish_dir(tmp, out) {
+        // Best effort: put the earlier export back; the publish error is the one to report.
+        let _ = std::fs::rename(&old_path, out);
+        return Err(e);
+    }
+    std::fs::remove_dir_all(&old_path).map_err(|e| Error::io(&old_path, e))?;
+    Ok(files)
+}
+
+/// Fails unless every entry of the non-empty folder `out` is listed in its [`EXPORT_MANIFEST`].
+fn check_own_export(out: &Path) -> Result<()> {
+    let manifest = out.join(EXPORT_MANIFEST);
+    let listed: Vec<String> = match std::fs::read(&manifest) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::bad_file(&manifest, format!("not JSON: {e}")))?,
+        Err(_) => Vec::new(),
+    };
+    let mut entries: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(out).map_err(|e| Error::io(out, e))? {
+        entries.push(entry.map_err(|e| Error::io(out, e))?.file_name().to_string_lossy().into_owned());
+    }
+    entries.sort();
+    if let Some(foreign) = entries.iter().find(|n| *n != EXPORT_MANIFEST && !listed.contains(n)) {
+        return Err(Error::Invalid(format!(
+            "{}: not written by CLIP Lab; refusing to export into {} (choose a new or empty folder)",
+            out.join(foreign).display(),
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `dir` is a folder with nothing in it (false when it cannot be read).
 pub fn is_empty_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
@@ -170,6 +226,25 @@ mod tests {
         std::fs::create_dir(&probe).expect("mkdir");
         assert_eq!(mode(&out), mode(&probe), "folders: 0777 & !umask, as `create_dir` makes them");
         assert_eq!(mode(&out.join("f")), want);
+    }
+
+    #[test]
+    fn an_export_replaces_its_own_earlier_export_and_refuses_a_users_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("charts");
+        let export = |content: &[u8]| {
+            let tmp = temp_dir_for(&out).expect("tmp");
+            write_file(&tmp.path().join("samples.csv"), content).expect("csv");
+            publish_export(tmp, &out)
+        };
+        assert_eq!(export(b"1").expect("first"), vec![out.join("samples.csv")]);
+        export(b"2").expect("again, over its own export");
+        assert_eq!(std::fs::read(out.join("samples.csv")).expect("read"), b"2");
+        std::fs::write(out.join("notes.txt"), b"mine").expect("user file");
+        let e = export(b"3").expect_err("a user's file is there").to_string();
+        assert!(e.contains("notes.txt") && e.contains("not written by CLIP Lab"), "{e}");
+        assert_eq!(std::fs::read(out.join("samples.csv")).expect("read"), b"2");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1, "no temporary folder left");
     }
 
     #[test]

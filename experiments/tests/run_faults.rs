@@ -127,28 +127,36 @@ fn a_spec_that_cannot_run_records_nothing() {
     runner::create_experiment(&mut store, &spec).expect("the restored folder is fine");
 }
 
-/// One completed run, shared by the tests below: made in a home whose `runs/1/checkpoint` was left by a deleted
-/// store (holding a file of the user's). Returns the home, the outcome and the events.
-fn completed_run() -> &'static (PathBuf, RunOutcome, Vec<Event>) {
-    static RUN: OnceLock<(PathBuf, RunOutcome, Vec<Event>)> = OnceLock::new();
+/// Creates and runs the experiment `spec` in `home`; returns the outcome and the events it reported.
+fn run(home: &Path, store: &mut Store, spec: &ExperimentSpec) -> (RunOutcome, Vec<Event>) {
+    let exp = runner::create_experiment(store, spec).expect("experiment");
+    let mut rec = Recorder::default();
+    let out = runner::run_experiment(store, home, exp, &mut rec, CancelToken::new()).expect("the run completes");
+    (out, rec.events)
+}
+
+/// One completed run, shared by the export tests below: its home and outcome.
+fn completed_run() -> &'static (PathBuf, RunOutcome) {
+    static RUN: OnceLock<(PathBuf, RunOutcome)> = OnceLock::new();
     RUN.get_or_init(|| {
         let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("run_faults-completed-run");
         if home.exists() {
             std::fs::remove_dir_all(&home).expect("clean the last test's home");
         }
-        std::fs::create_dir_all(home.join("runs/1/checkpoint")).expect("mkdir");
-        std::fs::write(home.join("runs/1/checkpoint/model.safetensors"), b"an older store's run").expect("write");
         let (mut store, spec) = setup(&home);
-        let exp = runner::create_experiment(&mut store, &spec).expect("experiment");
-        let mut rec = Recorder::default();
-        let out = runner::run_experiment(&mut store, &home, exp, &mut rec, CancelToken::new()).expect("the run completes");
-        (home, out, rec.events)
+        let (out, _) = run(&home, &mut store, &spec);
+        (home, out)
     })
 }
 
 #[test]
 fn a_runs_folder_left_by_a_deleted_store_is_kept_and_the_run_completes_elsewhere() {
-    let (home, out, events) = completed_run();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path();
+    std::fs::create_dir_all(home.join("runs/1/checkpoint")).expect("mkdir");
+    std::fs::write(home.join("runs/1/checkpoint/model.safetensors"), b"an older store's run").expect("write");
+    let (mut store, spec) = setup(home);
+    let (out, events) = run(home, &mut store, &spec);
     assert_eq!(out.run_id, 1);
     let foreign = home.join("runs/1/checkpoint/model.safetensors");
     assert_eq!(std::fs::read(&foreign).expect("kept"), b"an older store's run", "the old folder is untouched");
@@ -157,13 +165,12 @@ fn a_runs_folder_left_by_a_deleted_store_is_kept_and_the_run_completes_elsewhere
     ClipBundle::load(&ckpt, &candle_core::Device::Cpu, &Default::default()).expect("the run's own checkpoint loads");
     let said = events.iter().any(|e| matches!(e, Event::Info { message } if message.contains("runs/1")));
     assert!(said, "the run says where it writes instead: {events:?}");
-    let store = Store::open(home).expect("store");
     assert_eq!(store.run(1).expect("run").checkpoint.as_deref(), Some(ckpt.as_path()));
 }
 
 #[test]
 fn an_export_never_overwrites_a_users_file() {
-    let (home, out, _) = completed_run();
+    let (home, out) = completed_run();
     let store = Store::open(home).expect("store");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("charts");
@@ -187,7 +194,7 @@ fn an_export_never_overwrites_a_users_file() {
 #[test]
 fn a_checkpoint_export_gets_the_users_normal_mode() {
     use std::os::unix::fs::PermissionsExt;
-    let (home, out, _) = completed_run();
+    let (home, out) = completed_run();
     let store = Store::open(home).expect("store");
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(tmp.path().join("probe"), b"x").expect("probe");
