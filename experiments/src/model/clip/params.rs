@@ -208,7 +208,7 @@ pub fn save_tensors_atomically(map: &HashMap<String, Tensor>, path: &Path) -> Re
 
 /// The name and shape of every tensor a model of `config` is built from, in the order the model asks for them,
 /// computed without allocating any weights (each is a broadcast view of one zero).
-pub fn expected_shapes(config: &ClipConfig) -> Result<Vec<(String, Vec<usize>)>> {
+pub fn expected_shapes(config: &ClipConfig) -> Result<Shapes> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let backend = ShapeBackend { seen: seen.clone() };
     let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, Device::Cpu);
@@ -217,9 +217,12 @@ pub fn expected_shapes(config: &ClipConfig) -> Result<Vec<(String, Vec<usize>)>>
     Ok(out)
 }
 
+/// Tensor names with their shapes, in the order the model asked for them.
+pub type Shapes = Vec<(String, Vec<usize>)>;
+
 /// A `VarBuilder` backend that records what is asked for and hands out zero-cost views.
 struct ShapeBackend {
-    seen: Arc<Mutex<Vec<(String, Vec<usize>)>>>,
+    seen: Arc<Mutex<Shapes>>,
 }
 
 impl candle_nn::var_builder::SimpleBackend for ShapeBackend {
