@@ -100,4 +100,59 @@ fn a_new_store_is_announced_on_stderr_once() {
     let again = dir.cliplab(&["--home", typo, "runs", "list", "--json"]);
     again.ok();
     assert!(!again.stderr().contains("created"), "only when it is created: {}", again.stderr());
+
+/// A store with the dataset `shapes` (10 generated images) and a tiny model; returns a spec file for it whose
+/// `device` is `spec_device`.
+fn dataset_and_spec(dir: &Dir, spec_device: &str) -> std::path::PathBuf {
+    let (model, _) = tiny_model(dir);
+    let data = dir.path().join("data");
+    let metadata = synth::write_dataset(&data, &synth::caption_contest(10, 5, 1, 32, 2)).expect("dataset");
+    let images = data.join(synth::IMAGES_DIR);
+    let (meta, imgs) = (metadata.to_str().expect("utf8"), images.to_str().expect("utf8"));
+    dir.cliplab(&["dataset", "import", "--name", "shapes", "--metadata", meta, "--images", imgs]).ok();
+    let spec = dir.path().join("spec.toml");
+    let text = format!(
+        "name = \"device\"\ndataset = \"shapes\"\nmodel = {model:?}\ndevice = \"{spec_device}\"\n[sample]\ntrain = 6\n\
+         heldout = 2\n[train]\nepochs = 1\nbatch_size = 4\n"
+    );
+    std::fs::write(&spec, text).expect("spec");
+    spec
+}
+
+/// (These tests run a CPU build of `cliplab`, as the others here do: CUDA is what it cannot use.)
+#[test]
+fn an_explicit_device_wins_over_the_spec_and_fails_clearly_when_unavailable() {
+    let dir = Dir::new();
+    let spec = dataset_and_spec(&dir, "cpu");
+    let s = spec.to_str().expect("utf8");
+    let line = dir.cliplab(&["--device", "cuda", "run", "--spec", s]).fails();
+    assert!(line.contains("CUDA"), "{line}");
+    let line = dir.cliplab(&["--device", "cuda", "experiment", "create", "--spec", s]).fails();
+    assert!(line.contains("CUDA"), "{line}");
+    assert_eq!(dir.cliplab(&["experiment", "list", "--json"]).json(), serde_json::json!([]), "nothing recorded");
+
+    // A spec asking for CUDA runs on the CPU when the command line says so.
+    let dir = Dir::new();
+    let spec = dataset_and_spec(&dir, "cuda");
+    let v = dir.cliplab(&["--device", "cpu", "run", "--spec", spec.to_str().expect("utf8"), "--json"]).json();
+    assert_eq!(v["device"], "cpu");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = Dir::new();
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader); // `| head` that has already read its lines
+    let out = std::process::Command::new(cliplab_e2e::cliplab_bin())
+        .args(["runs", "list"])
+        .env("CLIPLAB_HOME", dir.path().join("home"))
+        .stdout(writer)
+        .output()
+        .expect("run cliplab");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("error"), "not quiet: {stderr}");
+    let quiet = out.status.success() || out.status.signal() == Some(13);
+    assert!(quiet, "must end as a Unix tool does on a closed pipe (exit 0 or SIGPIPE), got {}", out.status);
 }

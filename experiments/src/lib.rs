@@ -7,7 +7,7 @@
 //!   │
 //! model ── data   CLIP in candle, preprocess, tokenize, optim, device, engine  │  dataset import, synth
 //!   │
-//! error, events, vocab, validation                                  (bottom: every layer uses them)
+//! error, events, fsio, vocab, validation                                  (bottom: every layer uses them)
 //! ```
 //!
 //! The faces (the `cliplab` CLI, the desktop app, the tests) call these modules and nothing else.
@@ -15,6 +15,7 @@
 // Bottom layer.
 pub mod error;
 pub mod events;
+pub mod fsio;
 pub mod logging;
 pub mod validation;
 pub mod vocab;

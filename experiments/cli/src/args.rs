@@ -7,9 +7,10 @@ use clap::{ArgAction, Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "cliplab", version, about = "Fine-tune and track CLIP on image + caption multiple-choice data")]
 pub struct Cli {
-    /// Compute device: auto (CUDA, then Metal, then CPU), cpu, cuda or metal.
-    #[arg(long, global = true, default_value = "auto")]
-    pub device: String,
+    /// Compute device: auto (CUDA, then Metal, then CPU), cpu, cuda or metal. Given, it wins over a spec's
+    /// `device`, and a device this build or machine cannot use is an error. Default: the spec's, else auto.
+    #[arg(long, global = true)]
+    pub device: Option<String>,
     /// The CLIP Lab home (the store and run folders). Default: $CLIPLAB_HOME, else the platform data dir.
     #[arg(long, global = true)]
     pub home: Option<PathBuf>,

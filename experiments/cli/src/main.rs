@@ -19,6 +19,7 @@ use args::{Cli, Command, ExperimentCmd, RunsCmd};
 use commands::{dataset, demo, experiment, model, report, runs, Ctx};
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => Level::WARN,
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
 
 /// Builds the context from the global flags, then hands the command to its function.
 fn run(cli: Cli) -> Result<()> {
-    let device = cli.device.parse()?;
+    let device = cli.device.as_deref().map(str::parse).transpose()?;
     let home = cli.home.clone().unwrap_or_else(Store::default_home);
     tracing::debug!(home = %home.display(), ?device, "context");
     let ctx = Ctx { home, device, cancel: CancelToken::new() };
@@ -82,3 +83,20 @@ fn cancel_on_ctrl_c(token: CancelToken) {
         tracing::warn!("Ctrl-C will stop at once, not between steps: cannot install its handler: {e}");
     }
 }
+
+/// Rust starts programs with SIGPIPE ignored, so writing to a closed pipe (`cliplab runs show 2 | head`) is an
+/// error, and `println!` panics on it. A command-line tool should end quietly there, as Unix tools do: restore
+/// the default action, so the process ends at the write (what std's unstable `-Zon-broken-pipe=kill` does).
+/// Runs write their records before they print, so nothing recorded is lost.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    // SAFETY: called first thing in `main`, before any thread is started; `signal` with `SIG_DFL` only resets the
+    // disposition of SIGPIPE and touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn restore_sigpipe() {}

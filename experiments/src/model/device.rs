@@ -40,20 +40,29 @@ pub fn device_name(device: &Device) -> String {
     }
 }
 
+/// Checks, without starting it, that this build can use `choice` (an explicit CUDA or Metal needs a build with
+/// that feature); whether the machine has the device is known only when [`select`] starts it.
+pub fn check_supported(choice: DeviceChoice) -> Result<()> {
+    match choice {
+        DeviceChoice::Cuda if !candle_core::utils::cuda_is_available() => {
+            Err(Error::Device("CUDA requested but this build has no CUDA support (build with --features cuda)".into()))
+        }
+        DeviceChoice::Metal if !candle_core::utils::metal_is_available() => Err(Error::Device(
+            "Metal requested but this build has no Metal support (build with --features metal)".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Resolves a [`DeviceChoice`] to a device; an explicit choice that is not available is an error.
 pub fn select(choice: DeviceChoice) -> Result<Device> {
+    check_supported(choice)?;
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),
         DeviceChoice::Cuda => {
-            if !candle_core::utils::cuda_is_available() {
-                return Err(Error::Device("CUDA requested but this build has no CUDA support (build with --features cuda)".into()));
-            }
             Device::new_cuda(0).map_err(|e| Error::Device(format!("CUDA requested but unavailable: {e}")))
         }
         DeviceChoice::Metal => {
-            if !candle_core::utils::metal_is_available() {
-                return Err(Error::Device("Metal requested but this build has no Metal support (build with --features metal)".into()));
-            }
             Device::new_metal(0).map_err(|e| Error::Device(format!("Metal requested but unavailable: {e}")))
         }
         DeviceChoice::Auto => {
@@ -85,6 +94,7 @@ mod tests {
         if !candle_core::utils::cuda_is_available() && !candle_core::utils::metal_is_available() {
             assert!(auto.is_cpu());
             assert!(select(DeviceChoice::Cuda).is_err());
+            assert!(check_supported(DeviceChoice::Cuda).expect_err("no CUDA").to_string().contains("CUDA"));
         }
     }
 }

@@ -60,9 +60,53 @@ fn required(dir: &Path, name: &str) -> Result<PathBuf> {
     Err(Error::MissingFile { path: p, hint })
 }
 
-impl ClipBundle {
-    /// Loads a Hugging Face `CLIPModel` folder (`openai/clip-vit-base-patch32` layout).
-    pub fn load(dir: &Path, device: &Device, freeze: &FreezeSpec) -> Result<Self> {
+/// What a model folder holds besides its weights, read and checked: everything [`ClipBundle::load`] needs before it
+/// reads the weights.
+struct FolderParts {
+    config: ClipConfig,
+    tokenizer: CaptionTokenizer,
+    tokenizer_json: Vec<u8>,
+    processor: ImageProcessor,
+    weights: PathBuf,
+}
+
+/// The key of `cliplab.json` that records the SHA-256 of the tokenizer a checkpoint was exported with.
+pub const TOKENIZER_HASH_KEY: &str = "tokenizer_sha256";
+
+/// Hex SHA-256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// For a checkpoint CLIP Lab exported: `tokenizer.json` must be the one it was exported with (its hash in
+/// `cliplab.json`). Folders without `cliplab.json` or without the hash (other sources, older exports) pass.
+fn check_tokenizer_hash(dir: &Path, tokenizer_json: &[u8]) -> Result<()> {
+    let prov_path = dir.join(PROVENANCE_FILE);
+    if !prov_path.is_file() {
+        return Ok(());
+    }
+    let prov: serde_json::Value = serde_json::from_slice(&crate::error::read_file(&prov_path)?)
+        .map_err(|e| Error::bad_file(&prov_path, format!("not JSON: {e}")))?;
+    let Some(want) = prov.get(TOKENIZER_HASH_KEY) else {
+        return Ok(());
+    };
+    let got = sha256_hex(tokenizer_json);
+    if want.as_str() != Some(got.as_str()) {
+        return Err(Error::bad_file(
+            dir.join(TOKENIZER_FILE),
+            format!(
+                "not the tokenizer this checkpoint was exported with ({PROVENANCE_FILE} records SHA-256 {}, this \
+                 file has {got})",
+                want.as_str().unwrap_or("?")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl FolderParts {
+    fn read(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::MissingFile { path: dir.to_path_buf(), hint: " (model folder)".into() });
         }
@@ -70,6 +114,7 @@ impl ClipBundle {
         let tok_path = required(dir, TOKENIZER_FILE)?;
         let tokenizer_json = crate::error::read_file(&tok_path)?;
         let tokenizer = CaptionTokenizer::from_file(&tok_path, &config.text_config)?;
+        check_tokenizer_hash(dir, &tokenizer_json)?;
         let processor = ImageProcessor::new(ImageProcessorConfig::from_file(&required(dir, PREPROCESSOR_FILE)?)?);
         let (h, w) = processor.config().output_size();
         let side = config.vision_config.image_size;
@@ -79,7 +124,25 @@ impl ClipBundle {
                 format!("produces {h}x{w} images but the model expects {side}x{side} (vision_config.image_size)"),
             ));
         }
-        let (model, params) = build_model(&config, WeightSource::File(required(dir, WEIGHTS_FILE)?), freeze, device)?;
+        let weights = required(dir, WEIGHTS_FILE)?;
+        crate::model::clip::params::check_safetensors(&weights, &config)?;
+        Ok(Self { config, tokenizer, tokenizer_json, processor, weights })
+    }
+}
+
+/// Checks a model folder as [`ClipBundle::load`] would, without reading the weights: the config, tokenizer and
+/// preprocessor files, and the weights file's header (complete, every tensor there with the config's shape).
+/// Returns the model's config.
+pub fn check_model_folder(dir: &Path) -> Result<ClipConfig> {
+    Ok(FolderParts::read(dir)?.config)
+}
+
+impl ClipBundle {
+    /// Loads a Hugging Face `CLIPModel` folder (`openai/clip-vit-base-patch32` layout), checked as
+    /// [`check_model_folder`] checks it before any weight is read.
+    pub fn load(dir: &Path, device: &Device, freeze: &FreezeSpec) -> Result<Self> {
+        let FolderParts { config, tokenizer, tokenizer_json, processor, weights } = FolderParts::read(dir)?;
+        let (model, params) = build_model(&config, WeightSource::File(weights), freeze, device)?;
         Ok(Self {
             config,
             model,
@@ -119,42 +182,28 @@ impl ClipBundle {
 
     /// Writes a model folder that CLIP Lab and `transformers.CLIPModel.from_pretrained` both load:
     /// `model.safetensors` (every tensor, Hugging Face names), `config.json`, `tokenizer.json`,
-    /// `preprocessor_config.json`, and `cliplab.json` with `provenance`. Files are written to a temporary
-    /// folder beside `out` first and moved into place, so a failure leaves no half-written checkpoint.
+    /// `preprocessor_config.json`, and `cliplab.json` with `provenance` plus the tokenizer's SHA-256 (checked on
+    /// load). Files are written to a temporary folder beside `out`, flushed and moved into place (see
+    /// [`crate::fsio`]), so a failure leaves no half-written checkpoint; `out` must not exist or be empty.
     pub fn export(&self, out: &Path, provenance: &serde_json::Value) -> Result<()> {
-        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
-        let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let result = (|| -> Result<()> {
-            self.params.save_safetensors(&tmp.join(WEIGHTS_FILE))?;
-            let write_json = |file: &str, v: &serde_json::Value| -> Result<()> {
-                let p = tmp.join(file);
-                let s = serde_json::to_string_pretty(v)?;
-                std::fs::write(&p, s).map_err(|e| Error::io(&p, e))
-            };
-            write_json(CONFIG_FILE, &self.config.to_hf_json())?;
-            write_json(PREPROCESSOR_FILE, &self.processor.config().to_json())?;
-            let tp = tmp.join(TOKENIZER_FILE);
-            std::fs::write(&tp, self.tokenizer_json.as_slice()).map_err(|e| Error::io(&tp, e))?;
-            write_json(PROVENANCE_FILE, provenance)?;
-            Ok(())
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
+        if out.exists() && !crate::fsio::is_empty_dir(out) {
+            return Err(Error::Invalid(format!("{}: already exists and is not empty", out.display())));
         }
-        if out.exists() {
-            let is_empty = std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
-            if !is_empty {
-                let _ = std::fs::remove_dir_all(&tmp);
-                return Err(Error::Invalid(format!("{}: already exists and is not empty", out.display())));
-            }
-            std::fs::remove_dir(out).map_err(|e| Error::io(out, e))?;
+        let tmp = crate::fsio::temp_dir_for(out)?;
+        self.params.save_safetensors(&tmp.path().join(WEIGHTS_FILE))?;
+        let write_json = |file: &str, v: &serde_json::Value| -> Result<()> {
+            crate::fsio::write_file(&tmp.path().join(file), serde_json::to_string_pretty(v)?.as_bytes())
+        };
+        write_json(CONFIG_FILE, &self.config.to_hf_json())?;
+        write_json(PREPROCESSOR_FILE, &self.processor.config().to_json())?;
+        crate::fsio::write_file(&tmp.path().join(TOKENIZER_FILE), self.tokenizer_json.as_slice())?;
+        let mut provenance = provenance.clone();
+        if let Some(o) = provenance.as_object_mut() {
+            o.insert(TOKENIZER_HASH_KEY.into(), sha256_hex(&self.tokenizer_json).into());
         }
-        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))
+        write_json(PROVENANCE_FILE, &provenance)?;
+        crate::fsio::publish_dir(tmp, out)?;
+        Ok(())
     }
 
     /// Writes a fresh random model folder (tiny test models, the demo).
@@ -250,7 +299,7 @@ impl ClipBundle {
         let mut opt = FusedAdam::new(vars, cfg.optimizer)?;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
-        let mut clock = PhaseClock::start(Phase::Train, steps_per_epoch * cfg.epochs, obs);
+        let mut clock = PhaseClock::start(Phase::Train, steps_per_epoch.saturating_mul(cfg.epochs), obs);
         let mut report = TrainReport::default();
         let mut order: Vec<usize> = (0..train.len()).collect();
         for epoch in 1..=cfg.epochs {

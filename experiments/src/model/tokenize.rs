@@ -42,6 +42,38 @@ impl std::fmt::Debug for CaptionTokenizer {
 }
 
 const EOT: &str = "<|endoftext|>";
+const SOT: &str = "<|startoftext|>";
+
+/// The special tokens' ids must be the ones the model was trained with (`text_config`'s bos/eos/pad ids): a
+/// tokenizer with the model's vocabulary size but other ids would feed the model the wrong tokens. Configs whose
+/// `eos_token_id` is 2 are the legacy ones `transformers` itself does not trust for this (their bos/eos/pad ids
+/// are placeholders); for them only the pad id's range is checked.
+fn check_special_ids(tokenizer: &Tokenizer, eos_id: u32, config: &ClipTextConfig) -> Result<()> {
+    let legacy = config.eos_token_id == 2;
+    let mismatch = |token: &str, id: Option<u32>, key: &str, want: u32| {
+        let has = id.map_or_else(|| "no such token".to_string(), |i| format!("id {i}"));
+        Error::Tokenizer(format!(
+            "`{token}` has {has} but the model's config.json says {key} = {want}: this tokenizer does not belong \
+             to this model"
+        ))
+    };
+    if !legacy {
+        if eos_id != config.eos_token_id {
+            return Err(mismatch(EOT, Some(eos_id), "text_config.eos_token_id", config.eos_token_id));
+        }
+        let sot = tokenizer.token_to_id(SOT);
+        if sot != Some(config.bos_token_id) {
+            return Err(mismatch(SOT, sot, "text_config.bos_token_id", config.bos_token_id));
+        }
+    }
+    if tokenizer.id_to_token(config.pad_token_id).is_none() {
+        return Err(Error::Tokenizer(format!(
+            "it has no token with id {} (text_config.pad_token_id in the model's config.json)",
+            config.pad_token_id
+        )));
+    }
+    Ok(())
+}
 
 impl CaptionTokenizer {
     /// Loads `tokenizer.json` and checks that it fits the text tower of `config`.
@@ -68,6 +100,7 @@ impl CaptionTokenizer {
         let eos_id = tokenizer.token_to_id(EOT).ok_or_else(|| {
             Error::Tokenizer(format!("it has no `{EOT}` token, so it is not a CLIP tokenizer"))
         })?;
+        check_special_ids(&tokenizer, eos_id, config)?;
         // We truncate and pad ourselves (see the module docs).
         tokenizer
             .with_truncation(None)

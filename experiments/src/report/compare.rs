@@ -81,20 +81,26 @@ pub struct CompareReport {
 }
 
 /// Renders the charts (SVG + PNG) and the per-sample CSV of `ids` into `out_dir`, and the text summaries.
+/// `out_dir` must be new, empty or an earlier export (replaced whole); a folder holding other files is refused.
 /// One run: its own charts; several: the comparison charts (each run one colour everywhere).
 pub fn compare_runs(store: &Store, ids: &[i64], out_dir: &Path) -> Result<CompareReport> {
     if ids.is_empty() {
         return Err(Error::Invalid("name at least one run".into()));
     }
     let runs = load_runs(store, ids)?;
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-    let mut files = match runs.as_slice() {
-        [one] => plots::render_run_charts(one, 0, out_dir)?,
-        _ => plots::render_comparison(&runs, out_dir)?,
+    // Written into a fresh temporary folder, then published as `out_dir` (see `fsio::publish_export`): a folder
+    // with files CLIP Lab did not write is refused, never overwritten.
+    let tmp = crate::fsio::temp_dir_for(out_dir)?;
+    let mut written = match runs.as_slice() {
+        [one] => plots::render_run_charts(one, 0, tmp.path())?,
+        _ => plots::render_comparison(&runs, tmp.path())?,
     };
-    let csv = out_dir.join("samples.csv");
+    let csv = tmp.path().join("samples.csv");
     analysis::write_samples_csv(&csv, &runs)?;
-    files.push(csv);
+    written.push(csv);
+    crate::fsio::publish_export(tmp, out_dir)?;
+    // Where they are now, in the order they were written (each chart's SVG then PNG, then the CSV).
+    let files = written.iter().filter_map(|p| p.file_name()).map(|n| out_dir.join(n)).collect();
     let flips = match runs.as_slice() {
         [one] => flips_text(
             &format!("flips before → after ({}):", one.label),

@@ -16,7 +16,7 @@ use crate::run::runner::{self, RunOutcome};
 use crate::run::spec::{ExperimentSpec, SampleSpec, TrainSpec};
 use crate::run::store::Store;
 use crate::data::synth;
-use crate::Result;
+use crate::{fsio, Result};
 
 /// Sizes of the demo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,9 +65,23 @@ pub struct DemoFiles {
     pub model: PathBuf,
 }
 
+/// The most images the demo draws: they are drawn in memory (64×64 RGB, 12 KiB each) before they are written,
+/// so this bounds the demo's memory to about 250 MB whatever count is asked for.
+pub const MAX_IMAGES: usize = 20_000;
+
+/// Written last into the demo's data folder: the number of images and the SHA-256 of `metadata.jsonl`. A folder
+/// without it, or whose metadata does not match it, is not the demo's finished work and is drawn again.
+const MANIFEST_FILE: &str = "demo.json";
+
 /// Writes the demo dataset and tiny model under `home/demo` (once per size and seed; later calls reuse them) and
 /// returns where they are. Nothing goes into the store: the desktop app imports them like any user data.
+///
+/// Both are written into a temporary folder, flushed and renamed into place, and checked before they are reused,
+/// so a demo killed while it writes leaves nothing that a later demo trusts.
 pub fn prepare(home: &Path, opts: &DemoOptions, obs: &mut dyn Observer) -> Result<DemoFiles> {
+    if opts.images > MAX_IMAGES {
+        return Err(crate::Error::Invalid(format!("demo: {} images, at most {MAX_IMAGES}", opts.images)));
+    }
     if opts.images < 2 || opts.heldout >= opts.images {
         return Err(crate::Error::Invalid(format!(
             "demo: {} images with {} held out leaves nothing to train on",
@@ -78,18 +92,40 @@ pub fn prepare(home: &Path, opts: &DemoOptions, obs: &mut dyn Observer) -> Resul
     let root = home.join("demo");
     let data_dir = root.join(format!("data-{tag}"));
     let metadata = data_dir.join(synth::METADATA_FILE);
-    if !metadata.is_file() {
+    if !data_is_complete(&data_dir, opts.images) {
         obs.on_event(&Event::Info { message: format!("demo: drawing {} caption-contest images", opts.images) });
+        remove_leftover(&data_dir)?;
+        let tmp = fsio::temp_dir_for(&data_dir)?;
         let generated = synth::caption_contest(opts.images, 5, 1, 64, opts.seed);
-        let written = synth::write_dataset(&data_dir, &generated)?;
-        debug_assert_eq!(written, metadata);
+        let written = synth::write_dataset(tmp.path(), &generated)?;
+        let (sha256, _) = data::sha256_file(&written)?;
+        let manifest = serde_json::json!({ "images": opts.images, "metadata_sha256": sha256 });
+        fsio::write_file(&tmp.path().join(MANIFEST_FILE), manifest.to_string().as_bytes())?;
+        fsio::publish_dir(tmp, &data_dir)?;
     }
     let model = root.join(format!("tiny-clip-w{}-l{}-s{}", opts.width, opts.layers, opts.seed));
-    if !model.join(crate::model::engine::WEIGHTS_FILE).is_file() {
+    if crate::model::engine::check_model_folder(&model).is_err() {
+        remove_leftover(&model)?;
         let tokenizer = serde_json::to_vec(&synth::tiny_tokenizer_json())?;
         ClipBundle::write_random(&model, &opts.model_config(), tokenizer, ImageProcessorConfig::with_size(opts.image_size), opts.seed)?;
     }
     Ok(DemoFiles { dataset_name: format!("demo-{tag}"), metadata, images_dir: data_dir.join(synth::IMAGES_DIR), model })
+}
+
+/// Whether `dir` holds a finished demo dataset of `images` images (its manifest matches its metadata).
+fn data_is_complete(dir: &Path, images: usize) -> bool {
+    let Ok(bytes) = std::fs::read(dir.join(MANIFEST_FILE)) else { return false };
+    let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return false };
+    let hash = data::sha256_file(&dir.join(synth::METADATA_FILE)).map(|(h, _)| h).ok();
+    manifest["images"].as_u64() == Some(images as u64) && manifest["metadata_sha256"].as_str() == hash.as_deref()
+}
+
+/// Removes what an interrupted demo left at `path` (the demo's own folder under `home/demo`).
+fn remove_leftover(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::Error::io(path, e)),
+        _ => Ok(()),
+    }
 }
 
 /// Generates the demo dataset and tiny model in `home/demo` (once per size and seed), imports the dataset,

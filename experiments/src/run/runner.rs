@@ -32,6 +32,15 @@ pub struct DrawnSplits {
 
 /// Draws `train` + `heldout` samples with `seed`, grouping by image: an image's rows are never on both sides.
 pub fn draw_splits(samples: &[StoredSample], train: usize, heldout: usize, seed: u64) -> Result<DrawnSplits> {
+    // Checked first, and the vectors below sized by the dataset: the counts are a user's (the app checks them on
+    // every keystroke) and must never size an allocation.
+    if train.checked_add(heldout).is_none_or(|wanted| wanted > samples.len()) {
+        return Err(Error::Invalid(format!(
+            "the dataset has {} samples; a split of {train} train + {heldout} held-out samples that share no image \
+             does not fit",
+            samples.len()
+        )));
+    }
     let mut groups: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for s in samples {
         groups.entry(s.image_id).or_default().push(s.id);
@@ -107,14 +116,26 @@ pub struct RunOutcome {
     pub checkpoint: Option<PathBuf>,
 }
 
-/// Validates `spec` against the store (dataset exists, model folder is there) and records the experiment.
+/// Validates `spec` against the store and the disk (see [`check_experiment`]) and records the experiment: a
+/// spec that cannot run records nothing.
 pub fn create_experiment(store: &mut Store, spec: &ExperimentSpec) -> Result<i64> {
+    let ds = check_experiment(store, spec)?;
+    store.create_experiment(spec, ds.id)
+}
+
+/// Everything that can be known before a run starts, checked without loading the weights: the spec's values,
+/// the dataset exists and the split fits it (drawn as the run will draw it), this build supports the device,
+/// and the model folder is complete (config, tokenizer, preprocessor, the weights' header and shapes).
+/// Returns the dataset.
+pub fn check_experiment(store: &Store, spec: &ExperimentSpec) -> Result<DatasetInfo> {
     spec.validate()?;
     let ds = store.dataset(&spec.dataset)?;
-    if !spec.model.is_dir() {
-        return Err(Error::MissingFile { path: spec.model.clone(), hint: " (the spec's model folder)".into() });
-    }
-    store.create_experiment(spec, ds.id)
+    crate::model::device::check_supported(spec.device)?;
+    crate::model::engine::check_model_folder(&spec.model)?;
+    let samples = store.dataset_samples(ds.id)?;
+    draw_splits(&samples, spec.sample.train, spec.sample.heldout, spec.sample.seed)
+        .map_err(|e| Error::Invalid(format!("dataset `{}`: {e}", ds.name)))?;
+    Ok(ds)
 }
 
 /// Runs experiment `experiment_id`: creates a run row and fills it. `cancel` stops it between steps.
@@ -180,36 +201,53 @@ pub fn export_checkpoint(store: &Store, run_id: i64, out: &Path) -> Result<PathB
 }
 
 fn copy_dir_atomically(from: &Path, out: &Path) -> Result<()> {
-    let non_empty = |p: &Path| std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(true);
-    if out.exists() && non_empty(out) {
+    if out.exists() && !crate::fsio::is_empty_dir(out) {
         return Err(Error::Invalid(format!("{}: already exists and is not empty", out.display())));
     }
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = parent.join(format!(".cliplab-export-{}", std::process::id()));
-    // A leftover of an earlier export by a process with our pid; usually absent, and if it cannot be removed
-    // the `create_dir_all` and the copy below fail with the reason.
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let copy = || -> Result<()> {
-        for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
-            let entry = entry.map_err(|e| Error::io(from, e))?;
-            let path = entry.path();
-            if entry.file_type().map_err(|e| Error::io(&path, e))?.is_file() {
-                std::fs::copy(&path, tmp.join(entry.file_name())).map_err(|e| Error::io(&path, e))?;
-            }
+    let tmp = crate::fsio::temp_dir_for(out)?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let entry = entry.map_err(|e| Error::io(from, e))?;
+        let path = entry.path();
+        if entry.file_type().map_err(|e| Error::io(&path, e))?.is_file() {
+            // Copied as content (not `fs::copy`, which keeps the source's mode): exports get the user's mode.
+            let mut src = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+            crate::fsio::write_file_with(&tmp.path().join(entry.file_name()), |f| {
+                std::io::copy(&mut src, f).map(drop).map_err(|e| Error::io(&path, e))
+            })?;
         }
-        Ok(())
-    };
-    if let Err(e) = copy() {
-        // Best effort: the copy's error is what the user needs; a hidden leftover is removed by the next export.
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
     }
-    if out.exists() {
-        std::fs::remove_dir(out).map_err(|e| Error::io(out, e))?;
+    crate::fsio::publish_dir(tmp, out).map(drop)
+}
+
+/// Claims the folder run `run_id` writes its files to: `<home>/runs/<id>`, created now, before any work. A run's
+/// id is new to its store, so a folder of that name that is already there belongs to no run of this store (it
+/// was left by a store deleted with its `runs/` kept): it is never reused or written into. Rather than fail
+/// (every later run would meet the next leftover), the run takes the first free `<id>-2`, `<id>-3`, ... and says
+/// so; its store records where its checkpoint is.
+fn claim_run_dir(home: &Path, run_id: i64, obs: &mut dyn Observer) -> Result<PathBuf> {
+    let runs = home.join("runs");
+    std::fs::create_dir_all(&runs).map_err(|e| Error::io(&runs, e))?;
+    for n in 1..=1000 {
+        let dir = if n == 1 { runs.join(run_id.to_string()) } else { runs.join(format!("{run_id}-{n}")) };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                if n > 1 {
+                    obs.on_event(&Event::Info {
+                        message: format!(
+                            "{} exists but is no run of this store (left by an earlier store?): left as it is; \
+                             run {run_id} writes to {}",
+                            runs.join(run_id.to_string()).display(),
+                            dir.display()
+                        ),
+                    });
+                }
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
     }
-    std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))
+    Err(Error::Invalid(format!("{}: no free folder for run {run_id} (1000 tried)", runs.display())))
 }
 
 /// What a run reads from the store before it starts.
@@ -315,13 +353,13 @@ fn save_checkpoint(
     ids: (i64, i64),
     device_name: &str,
     metrics: &RunMetrics,
-    home: &Path,
+    run_dir: &Path,
     p: &mut Persist<'_>,
 ) -> Result<PathBuf> {
     let (experiment_id, run_id) = ids;
     let (spec, ds, splits) = (&inputs.spec, &inputs.dataset, &inputs.splits);
     let mut clock = PhaseClock::start(Phase::Export, 1, p);
-    let dir = home.join("runs").join(run_id.to_string()).join("checkpoint");
+    let dir = run_dir.join("checkpoint");
     let provenance = serde_json::json!({
         "cliplab_version": env!("CARGO_PKG_VERSION"),
         "run_id": run_id,
@@ -344,6 +382,7 @@ fn save_checkpoint(
 fn execute(p: &mut Persist<'_>, home: &Path, experiment_id: i64, run_id: i64) -> Result<RunOutcome> {
     let inputs = prepare(p, experiment_id, run_id)?;
     let spec = &inputs.spec;
+    let run_dir = if spec.save_checkpoint { Some(claim_run_dir(home, run_id, p)?) } else { None };
 
     let device = crate::model::device::select(spec.device)?;
     let device_name = crate::model::device::device_name(&device);
@@ -371,10 +410,9 @@ fn execute(p: &mut Persist<'_>, home: &Path, experiment_id: i64, run_id: i64) ->
     metrics.heldout_after = ha;
     p.store.record_summary(run_id, &metrics)?;
 
-    let checkpoint = if spec.save_checkpoint {
-        Some(save_checkpoint(&bundle, &inputs, (experiment_id, run_id), &device_name, &metrics, home, p)?)
-    } else {
-        None
+    let checkpoint = match &run_dir {
+        Some(dir) => Some(save_checkpoint(&bundle, &inputs, (experiment_id, run_id), &device_name, &metrics, dir, p)?),
+        None => None,
     };
     Ok(RunOutcome { run_id, device: device_name, metrics, checkpoint })
 }

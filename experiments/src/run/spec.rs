@@ -172,8 +172,9 @@ impl ExperimentSpec {
     }
 
     /// Every problem with the spec's own values, by field (empty: it is valid). Needs neither the store nor
-    /// the disk: whether the dataset exists, the split fits it or the model folder holds weights is checked where
-    /// those are at hand ([`ExperimentSpec::model_problems`], the runner).
+    /// the disk, and allocates nothing by a count the user typed (the app calls it on every keystroke): whether
+    /// the dataset exists, the split fits it or the model folder is complete is checked where those are at hand
+    /// ([`ExperimentSpec::model_problems`], `runner::draw_splits`, `runner::check_experiment`).
     pub fn problems(&self) -> Vec<FieldProblem> {
         let mut out = Vec::new();
         let mut check = |ok: bool, field: &str, message: &str| {

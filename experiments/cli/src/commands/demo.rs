@@ -27,7 +27,7 @@ pub fn run(opts: &DemoOptions, ctx: &Ctx, json: bool) -> Result<()> {
     let start = std::time::Instant::now();
     let mut progress = ctx.progress(json);
     let mut store = ctx.open()?;
-    let out = demo::run_demo(&mut store, &ctx.home, opts, ctx.device, &mut progress, ctx.cancel.clone())?;
+    let out = demo::run_demo(&mut store, &ctx.home, opts, ctx.device(), &mut progress, ctx.cancel.clone())?;
     drop(progress); // the last bar ends before the summary prints
     print_outcome(&out, json)?;
     if !json {

@@ -12,7 +12,7 @@ use crate::output::print_outcome;
 /// `experiment create`: records the experiment a spec describes.
 pub fn create(spec: &Path, ctx: &Ctx, json: bool) -> Result<()> {
     let mut store = ctx.open()?;
-    let spec = ExperimentSpec::from_file(spec)?;
+    let spec = ctx.apply_device(ExperimentSpec::from_file(spec)?);
     let id = runner::create_experiment(&mut store, &spec)?;
     tracing::info!(id, name = %spec.name, "experiment created");
     if json {
@@ -40,7 +40,7 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
 /// `run`: records the experiment a spec describes and runs it, showing progress; Ctrl-C stops it between steps.
 pub fn run(spec: &Path, ctx: &Ctx, json: bool) -> Result<()> {
     let mut store = ctx.open()?;
-    let spec = ExperimentSpec::from_file(spec)?;
+    let spec = ctx.apply_device(ExperimentSpec::from_file(spec)?);
     let id = runner::create_experiment(&mut store, &spec)?;
     tracing::info!(experiment = id, name = %spec.name, "running experiment");
     let out = runner::run_experiment(&mut store, &ctx.home, id, &mut ctx.progress(json), ctx.cancel.clone())?;

@@ -13,13 +13,15 @@ use std::path::PathBuf;
 use anyhow::Result;
 use experiments::events::{CancelToken, ProgressRenderer};
 use experiments::model::device::DeviceChoice;
+use experiments::run::spec::ExperimentSpec;
 use experiments::run::store::Store;
 
 /// What the global flags and the process give every command.
 pub struct Ctx {
     /// The CLIP Lab home: the store and the run folders.
     pub home: PathBuf,
-    pub device: DeviceChoice,
+    /// `--device` when given: it wins over a spec's device.
+    pub device: Option<DeviceChoice>,
     /// Set by the first Ctrl-C: long jobs stop between steps.
     pub cancel: CancelToken,
 }
@@ -36,6 +38,19 @@ impl Ctx {
         }
         tracing::info!(path = %store.path().display(), "store opened");
         Ok(store)
+    }
+
+    /// The device for commands without a spec: `--device`, else auto.
+    pub fn device(&self) -> DeviceChoice {
+        self.device.unwrap_or_default()
+    }
+
+    /// `spec` with `--device` applied when it was given (the command line wins over the spec's `device`).
+    pub fn apply_device(&self, mut spec: ExperimentSpec) -> ExperimentSpec {
+        if let Some(d) = self.device {
+            spec.device = d;
+        }
+        spec
     }
 
     /// The progress display for a long job: silent with `--json` (stdout is the result, stderr stays clean).

@@ -14,7 +14,7 @@ use super::Ctx;
 
 /// `score`: the softmax over `captions` for one image.
 pub fn score(model: &Path, image: &Path, captions: &[String], ctx: &Ctx, json: bool) -> Result<()> {
-    let device = device::select(ctx.device)?;
+    let device = device::select(ctx.device())?;
     if captions.len() < 2 {
         bail!("give at least two --caption choices");
     }
@@ -46,7 +46,7 @@ pub struct BenchArgs {
 
 /// `bench`: scoring throughput and training-step time on this machine.
 pub fn bench(args: BenchArgs, ctx: &Ctx, json: bool) -> Result<()> {
-    let device = device::select(ctx.device)?;
+    let device = device::select(ctx.device())?;
     let mut opts = match &args.model {
         Some(dir) => {
             let cfg = ClipConfig::from_file(&dir.join(engine::CONFIG_FILE))?;

@@ -198,11 +198,108 @@ impl ParamStore {
     }
 }
 
-/// Writes tensors to `path` through a temporary file in the same folder, so a crash never leaves half a file.
+/// Writes tensors to `path` through a temporary file in the same folder (flushed, then renamed), so a crash never
+/// leaves half a file; the file gets the user's normal mode (see [`crate::fsio`]).
 pub fn save_tensors_atomically(map: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("safetensors.partial");
-    candle_core::safetensors::save(map, &tmp).map_err(|e| Error::bad_file(&tmp, format!("cannot write: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::fsio::write_file_at(path, |tmp| {
+        candle_core::safetensors::save(map, tmp).map_err(|e| Error::bad_file(path, format!("cannot write: {e}")))
+    })
+}
+
+/// The name and shape of every tensor a model of `config` is built from, in the order the model asks for them,
+/// computed without allocating any weights (each is a broadcast view of one zero).
+pub fn expected_shapes(config: &ClipConfig) -> Result<Shapes> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let backend = ShapeBackend { seen: seen.clone() };
+    let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, Device::Cpu);
+    ClipModel::new(vb, config)?;
+    let out = std::mem::take(&mut *seen.lock().unwrap_or_else(PoisonError::into_inner));
+    Ok(out)
+}
+
+/// Tensor names with their shapes, in the order the model asked for them.
+pub type Shapes = Vec<(String, Vec<usize>)>;
+
+/// A `VarBuilder` backend that records what is asked for and hands out zero-cost views.
+struct ShapeBackend {
+    seen: Arc<Mutex<Shapes>>,
+}
+
+impl candle_nn::var_builder::SimpleBackend for ShapeBackend {
+    fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if !seen.iter().any(|(n, _)| n == name) {
+            seen.push((name.to_string(), s.dims().to_vec()));
+        }
+        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
+    }
+
+    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("{name}: unchecked access is not supported")
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        true
+    }
+}
+
+/// The largest safetensors header we read (the format's own limit is 100 MB; CLIP's is a few tens of KB).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// Checks a safetensors file against `config` from its header alone, without reading the weights: the header
+/// parses, the file is as long as the header says (not truncated), and every tensor the model needs is there with
+/// the shape `config` gives it and a float type.
+pub fn check_safetensors(path: &Path, config: &ClipConfig) -> Result<()> {
+    use std::io::Read;
+    let bad = |m: String| Error::bad_file(path, m);
+    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::MissingFile { path: path.to_path_buf(), hint: String::new() },
+        _ => Error::io(path, e),
+    })?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n).map_err(|_| bad(format!("not a safetensors file: only {len} bytes")))?;
+    let n = u64::from_le_bytes(n);
+    if n > MAX_HEADER_BYTES || n > len - 8 {
+        return Err(bad(format!("not a valid safetensors file: its header claims {n} bytes of a {len}-byte file")));
+    }
+    let mut header = Vec::new();
+    file.take(n).read_to_end(&mut header).map_err(|e| Error::io(path, e))?;
+    let meta: safetensors::tensor::Metadata = serde_json::from_slice(&header)
+        .map_err(|e| bad(format!("not a valid safetensors file: its header does not parse: {e}")))?;
+    let tensors = meta.tensors();
+    let data_end = tensors.values().map(|t| t.data_offsets.1 as u64).max().unwrap_or(0);
+    if 8 + n + data_end != len {
+        return Err(bad(format!(
+            "not a valid safetensors file: its header describes {} bytes but the file has {len} (truncated?)",
+            8 + n + data_end
+        )));
+    }
+    for (name, shape) in expected_shapes(config)? {
+        let Some(info) = tensors.get(&name) else {
+            return Err(Error::BadTensor {
+                path: path.to_path_buf(),
+                name,
+                message: format!("missing (expected shape {shape:?}); is this a CLIP checkpoint of this config?"),
+            });
+        };
+        if info.shape != shape {
+            return Err(Error::BadTensor {
+                path: path.to_path_buf(),
+                name,
+                message: format!("shape {:?} does not match config.json (expected {shape:?})", info.shape),
+            });
+        }
+        use safetensors::Dtype;
+        if !matches!(info.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64) {
+            return Err(Error::BadTensor {
+                path: path.to_path_buf(),
+                name,
+                message: format!("type {:?} is not a float type", info.dtype),
+            });
+        }
+    }
+    Ok(())
 }
 
 enum Source {

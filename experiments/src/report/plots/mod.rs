@@ -135,9 +135,9 @@ pub fn render_charts(charts: &[Chart], runs: &[(usize, &RunData)], out_dir: &Pat
     for &chart in charts {
         let fig = charts::build(chart, runs);
         let svg_path = out_dir.join(format!("{}.svg", chart.name()));
-        std::fs::write(&svg_path, svg_of(&fig)?).map_err(|e| Error::io(&svg_path, e))?;
+        crate::fsio::write_file(&svg_path, svg_of(&fig)?.as_bytes())?;
         let png_path = out_dir.join(format!("{}.png", chart.name()));
-        std::fs::write(&png_path, png_of(&fig)?).map_err(|e| Error::io(&png_path, e))?;
+        crate::fsio::write_file(&png_path, &png_of(&fig)?)?;
         out.push(svg_path);
         out.push(png_path);
     }
