@@ -100,6 +100,7 @@ fn a_new_store_is_announced_on_stderr_once() {
     let again = dir.cliplab(&["--home", typo, "runs", "list", "--json"]);
     again.ok();
     assert!(!again.stderr().contains("created"), "only when it is created: {}", again.stderr());
+}
 
 /// A store with the dataset `shapes` (10 generated images) and a tiny model; returns a spec file for it whose
 /// `device` is `spec_device`.
