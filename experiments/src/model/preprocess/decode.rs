@@ -3,11 +3,13 @@
 //! a pixel limit (Pillow's decompression-bomb limit by default) refused from their header, before any pixel
 //! buffer is allocated; truncated JPEGs refused as Pillow refuses them ("image file is truncated").
 
-use std::io::Cursor;
+use std::cell::Cell;
+use std::io::{BufRead, Cursor, Read};
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use image::{DynamicImage, ImageFormat};
-use turbojpeg::{Colorspace, Decompressor, PixelFormat};
+use mozjpeg::ColorSpace;
 
 use crate::{Error, Result};
 
@@ -91,64 +93,82 @@ fn decode_with_image_crate(bytes: &[u8], format: ImageFormat, limits: &DecodeLim
     image::ImageReader::with_format(Cursor::new(bytes), format).decode().map_err(|e| e.to_string())
 }
 
-/// libjpeg's warnings (`JWRN_*` in jerror.h). libjpeg-turbo finishes the decode after a warning, but TurboJPEG
-/// then reports the first warning's message as an error; Pillow ignores warnings, so these are accepted, except
-/// the end of the data coming early, which is where Pillow stops with "image file is truncated".
-const LIBJPEG_WARNINGS: [&str; 7] = [
-    "Corrupt JPEG data",
-    "Inconsistent progression sequence",
-    "Unknown Adobe color transform",
-    "Warning: ",
-    "Invalid SOS parameters for sequential JPEG",
-    "Application transferred too many scanlines",
-    "Premature end of JPEG file",
-];
-const LIBJPEG_EOF: &str = "Premature end of JPEG file";
-
-/// Whether the data after the first start-of-scan has an end-of-image marker (in entropy-coded data 0xFF is
-/// always followed by 0x00 or a restart marker, so `FF D9` there is the real EOI).
-fn has_eoi_after_scan(bytes: &[u8]) -> bool {
-    let Some(sos) = bytes.windows(2).position(|w| w == [0xff, 0xda]) else {
-        return false;
-    };
-    bytes[sos..].windows(2).any(|w| w == [0xff, 0xd9])
+/// The JPEG bytes as libjpeg's data source, noting when libjpeg asks for more than there is. With the whole file
+/// in memory, that is exactly where Pillow's decoder runs out of data and refuses the file ("image file is
+/// truncated"): a file cut in its scan data or without its end-of-image marker. (libjpeg itself only warns, inserts
+/// an end marker and returns grey for the rest; its other warnings, such as stray bytes before a marker, are
+/// ignored, as Pillow ignores them.)
+struct WatchedEnd<'a> {
+    rest: &'a [u8],
+    ran_out: &'a Cell<bool>,
 }
 
-fn decode_jpeg(bytes: &[u8], limits: &DecodeLimits) -> Decoded {
-    let mut decompressor = Decompressor::new().map_err(|e| e.to_string())?;
-    let header = decompressor.read_header(bytes).map_err(|e| e.to_string())?;
-    check_size(header.width as u64, header.height as u64, limits)?;
-    let (format, channels) = match header.colorspace {
-        Colorspace::Gray => (PixelFormat::GRAY, 1),
-        Colorspace::CMYK | Colorspace::YCCK => (PixelFormat::CMYK, 4),
-        Colorspace::RGB | Colorspace::YCbCr => (PixelFormat::RGB, 3),
-    };
-    let (width, height) = (header.width, header.height);
-    let pitch = width * channels;
-    let mut pixels = vec![0u8; pitch * height];
-    let output = turbojpeg::Image {
-        pixels: &mut pixels[..],
-        width,
-        pitch,
-        height,
-        format,
-    };
-    match decompressor.decompress(bytes, output) {
-        Ok(()) => {}
-        // The data ends before the image does: libjpeg-turbo warns (or fails on what follows) where Pillow stops.
-        Err(e) if !has_eoi_after_scan(bytes) => return Err(format!("image file is truncated (libjpeg-turbo: {e})")),
-        Err(turbojpeg::Error::TurboJpegError(message)) if LIBJPEG_WARNINGS.iter().any(|w| message.starts_with(w)) => {
-            if message.starts_with(LIBJPEG_EOF) {
-                return Err(format!("image file is truncated (libjpeg-turbo: {message})"));
-            }
-            tracing::debug!("JPEG decoded with a libjpeg-turbo warning, accepted as Pillow does: {message}");
-        }
-        Err(e) => return Err(e.to_string()),
+impl Read for WatchedEnd<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.fill_buf()?.read(buf)?;
+        self.consume(n);
+        Ok(n)
     }
-    let (w, h) = (width as u32, height as u32);
-    let image = match format {
-        PixelFormat::GRAY => image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8),
-        PixelFormat::CMYK => image::RgbImage::from_raw(w, h, inverted_cmyk_to_rgb(&pixels)).map(DynamicImage::ImageRgb8),
+}
+
+impl BufRead for WatchedEnd<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.rest.is_empty() {
+            self.ran_out.set(true);
+        }
+        Ok(self.rest)
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.rest = &self.rest[amount.min(self.rest.len())..];
+    }
+}
+
+/// JPEG through libjpeg-turbo (as mozjpeg builds it) with libjpeg's defaults, which are Pillow's: ISLOW IDCT,
+/// fancy upsampling. The `mozjpeg` crate reports libjpeg's fatal errors by unwinding; they are caught here.
+fn decode_jpeg(bytes: &[u8], limits: &DecodeLimits) -> Decoded {
+    let ran_out = Cell::new(false);
+    let source = WatchedEnd {
+        rest: bytes,
+        ran_out: &ran_out,
+    };
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| decode_jpeg_from(source, limits)));
+    if ran_out.get() {
+        return Err("image file is truncated (the JPEG data ends before the image does)".into());
+    }
+    match result {
+        Ok(decoded) => decoded,
+        Err(payload) => Err(match payload.downcast::<String>() {
+            Ok(message) => *message,
+            Err(_) => "libjpeg failed on this file".into(),
+        }),
+    }
+}
+
+fn decode_jpeg_from(source: WatchedEnd<'_>, limits: &DecodeLimits) -> Decoded {
+    let io = |e: std::io::Error| e.to_string();
+    let jpeg = mozjpeg::Decompress::new_reader(source).map_err(io)?;
+    let (width, height) = jpeg.size();
+    check_size(width as u64, height as u64, limits)?;
+    let (w, h) = match (u32::try_from(width), u32::try_from(height)) {
+        (Ok(w), Ok(h)) => (w, h),
+        _ => return Err(format!("image is {width} x {height}, too large")),
+    };
+    // Pillow's modes: L for grayscale, CMYK for 4 channels (converted below), RGB for the rest.
+    let out_space = match jpeg.color_space() {
+        ColorSpace::JCS_GRAYSCALE => ColorSpace::JCS_GRAYSCALE,
+        ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => ColorSpace::JCS_CMYK,
+        _ => ColorSpace::JCS_RGB,
+    };
+    let mut started = jpeg.to_colorspace(out_space).map_err(io)?;
+    let pixels: Vec<u8> = started.read_scanlines().map_err(io)?;
+    // Reads up to the end-of-image marker (a missing one shows as running out of data).
+    started.finish().map_err(io)?;
+    let image = match out_space {
+        ColorSpace::JCS_GRAYSCALE => image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8),
+        ColorSpace::JCS_CMYK => {
+            image::RgbImage::from_raw(w, h, inverted_cmyk_to_rgb(&pixels)).map(DynamicImage::ImageRgb8)
+        }
         _ => image::RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8),
     };
     image.ok_or_else(|| format!("decoded pixel buffer does not match {w} x {h}"))
