@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::common::{display_name, io_or_missing};
 use super::types::ImageRecord;
 use crate::error::{Error, Result};
+use crate::model::preprocess::{decode_image, DecodeLimits};
 use crate::validation::{kind, Problem};
 
 /// SHA-256 (hex) and length of a file, read in a streaming way.
@@ -118,10 +119,14 @@ fn inspect_bytes(bytes: &[u8], name_hint: &str) -> std::result::Result<ImageInfo
         ));
     };
     let decoded = std::panic::catch_unwind(|| {
-        image::ImageReader::with_format(std::io::Cursor::new(bytes), format).decode()
+        // Pillow's pixels and limits (JPEG through libjpeg-turbo, truncated or too large images refused).
+        decode_image(bytes, Path::new(name_hint), &DecodeLimits::default())
     });
     let img = match decoded {
         Ok(Ok(img)) => img,
+        Ok(Err(Error::BadImage { message, .. })) => {
+            return Err(ImageFailure::Unreadable(format!("cannot decode {format:?} image: {message}")))
+        }
         Ok(Err(e)) => return Err(ImageFailure::Unreadable(format!("cannot decode {format:?} image: {e}"))),
         Err(_) => return Err(ImageFailure::Unreadable(format!("the {format:?} decoder crashed on this file"))),
     };

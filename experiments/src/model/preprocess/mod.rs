@@ -3,6 +3,11 @@
 //!
 //! The steps, each switched by its `do_*` flag like in transformers:
 //!
+//! 0. **Decoding** ([`decode_image`], also what dataset import uses) gives Pillow's `Image.open` pixels: JPEG
+//!    through libjpeg-turbo with Pillow's settings (ISLOW IDCT, fancy upsampling; grayscale as `L`, CMYK/YCCK
+//!    converted to RGB with Pillow's `cmyk2rgb` from its Adobe-inverted `CMYK;I`), other formats through the
+//!    `image` crate. Truncated JPEGs are refused as Pillow refuses them, and images above a pixel limit
+//!    ([`DecodeLimits`], Pillow's decompression-bomb limit by default) are refused from their header.
 //! 1. **RGB conversion** as transformers does it with PIL: grayscale is repeated into three channels; an image
 //!    with an alpha channel is composited onto white with PIL's `alpha_composite` integer arithmetic (what
 //!    transformers 5 does; [`AlphaMode::Drop`] gives PIL's plain `convert("RGB")`, which drops alpha, as older
@@ -27,16 +32,21 @@
 //! one PIL would produce.
 //!
 //! Checked against transformers 5.24 / Pillow 13.0 / numpy 2.4 by `tests/preprocess.rs` (reference values from
-//! `tests/reference/preprocess_ref.py`).
+//! `tests/reference/preprocess_ref.py`), and JPEG decoding against Pillow 13.0 / libjpeg-turbo 3.2 bit for bit by
+//! `tests/jpeg.rs` (baseline and progressive, 4:4:4 / 4:2:2 / 4:2:0, grayscale, CMYK; from
+//! `tests/reference/jpeg_ref.py`).
 //!
-//! EXIF orientation is ignored, as transformers ignores it. Not bit-equal to the Python side: JPEG decoding (the
-//! `image` crate's decoder is not libjpeg-turbo, so decoded pixels can differ by a few levels) and float images.
+//! EXIF orientation is ignored, as transformers (and Pillow's `Image.open`) ignore it. Not bit-equal to the
+//! Python side: float images, and formats other than PNG / JPEG where the `image` crate's decoder and Pillow's may
+//! disagree (untested).
 //!
-//! The files follow the steps: [`config`](ImageProcessorConfig) reads the settings, `convert` does step 1,
-//! `resize` step 2 (Pillow's resampler), `processor` runs the whole pipeline ([`ImageProcessor`]).
+//! The files follow the steps: `decode` is step 0 ([`decode_image`]), [`config`](ImageProcessorConfig) reads the
+//! settings, `convert` does step 1, `resize` step 2 (Pillow's resampler), `processor` runs the whole pipeline
+//! ([`ImageProcessor`]).
 
 mod config;
 mod convert;
+mod decode;
 mod processor;
 mod resize;
 
@@ -45,5 +55,6 @@ pub use config::{
     OPENAI_CLIP_STD,
 };
 pub use convert::{convert_rgb, AlphaMode};
+pub use decode::{decode_image, DecodeLimits, PILLOW_MAX_IMAGE_PIXELS};
 pub use processor::ImageProcessor;
 pub use resize::{pillow_vertical_first, resize_rgb8, PassOrder};

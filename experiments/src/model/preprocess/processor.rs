@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::config::ImageProcessorConfig;
 use super::convert::{convert_rgb, rgb8_pixels, AlphaMode};
+use super::decode::{decode_image, DecodeLimits};
 use super::resize::{resize_region, resize_rgb8, PassOrder};
 use crate::error::read_file;
 use crate::{Error, Result};
@@ -138,22 +139,10 @@ impl ImageProcessor {
         })
     }
 
-    /// Decodes image bytes (format from the content, else from `name`'s extension); errors name `name`.
+    /// Decodes image bytes (format from the content, else from `name`'s extension) with Pillow's results and
+    /// Pillow's size limit: [`decode_image`] with [`DecodeLimits::default`]. Errors name `name`.
     pub fn decode(bytes: &[u8], name: &Path) -> Result<image::DynamicImage> {
-        let bad = |message: String| Error::BadImage {
-            path: name.to_path_buf(),
-            message,
-        };
-        let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| bad(e.to_string()))?;
-        if reader.format().is_none() {
-            match image::ImageFormat::from_path(name) {
-                Ok(format) => reader.set_format(format),
-                Err(_) => return Err(bad("unrecognised image format".into())),
-            }
-        }
-        reader.decode().map_err(|e| bad(e.to_string()))
+        decode_image(bytes, name, &DecodeLimits::default())
     }
 
     /// Stacks preprocessed images into a `[B, 3, H, W]` `f32` tensor, `(H, W)` being `config.output_size()`.
