@@ -102,6 +102,7 @@ fn dataset(name: &str, n_images: usize, per_image: usize) -> ImportedDataset {
         rows,
         images,
         content_hash: "ab".repeat(32),
+        extracted: Vec::new(),
     }
 }
 

@@ -116,6 +116,7 @@ pub fn run_demo(
                 extract_dir: None,
             },
             obs,
+            cancel.clone(),
         )?;
         store.insert_dataset(&imported)?;
     }
