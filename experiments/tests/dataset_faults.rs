@@ -128,3 +128,38 @@ fn discarding_an_import_removes_only_the_files_it_created() -> TestResult {
     assert!(!out.exists() && !out.parent().ok_or("parent")?.exists(), "{:?}", files_in(&out));
     Ok(())
 }
+
+#[test]
+fn streamed_formats_read_the_same_rows_and_name_the_place_of_an_error() -> TestResult {
+    let s = Synth::new(4, 3);
+    write_jsonl(&s.path("plain.jsonl"), &s.rows);
+    let reference = run(&options(&s.path("plain.jsonl"), Some(&s.images())))?;
+    let objects: Vec<String> = s.rows.iter().map(|r| serde_json::Value::Object(r.clone()).to_string()).collect();
+    // A JSON array (after a byte-order mark and blank space), and JSON lines with CRLF and blank lines.
+    let array = s.path("array.json");
+    std::fs::write(&array, format!("\u{feff}\n  [{}]\n", objects.join(",\n")))?;
+    let lines = s.path("crlf.jsonl");
+    std::fs::write(&lines, format!("\u{feff}{}\r\n\r\n", objects.join("\r\n")))?;
+    for path in [&array, &lines] {
+        let ds = run(&options(path, Some(&s.images())))?;
+        assert_eq!((ds.rows.len(), &ds.images), (reference.rows.len(), &reference.images), "{}", path.display());
+        for (a, b) in ds.rows.iter().zip(&reference.rows) {
+            assert_eq!((a.row, &a.filename, &a.choices, a.label), (b.row, &b.filename, &b.choices, b.label));
+            assert_eq!(a.extra, b.extra);
+        }
+    }
+
+    let bad = s.path("bad.json");
+    let cases: [(&[u8], &str); 4] = [
+        (b"[{\"filename\": \"a.png\"}, 3]", "item 2: expected a JSON object, found a number"),
+        (b"[{\"filename\": \"a.png\"},", "invalid JSON"),
+        (b"[{\"filename\": \"a.png\"}] []", "invalid JSON"),
+        (b"{\"filename\": \"a.png\"}\n{\"filename\": \"\xff\"}\n", "line 2: not UTF-8"),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&bad, text)?;
+        let err = run(&options(&bad, Some(&s.images()))).expect_err("malformed");
+        assert!(err.to_string().contains(expected) && err.to_string().contains("bad.json"), "{err}");
+    }
+    Ok(())
+}

@@ -338,3 +338,34 @@ pub fn verify_images(images: &[ImageRecord]) -> Vec<Problem> {
     );
     results.unwrap_or_default().into_iter().flatten().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memory_budget_bounds_what_threads_hold_at_once_and_lets_a_big_request_through_alone() {
+        let budget = MemoryBudget::new(100);
+        let held = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let (budget, held, most) = (&budget, &held, &most);
+                scope.spawn(move || {
+                    for _ in 0..20 {
+                        // 40 bytes each, and now and then more than the whole budget.
+                        let want = if i == 0 { 500 } else { 40 };
+                        let _lease = budget.take(want);
+                        let now = held.fetch_add(want.min(100) as usize, Ordering::SeqCst) + want.min(100) as usize;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        held.fetch_sub(want.min(100) as usize, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= 100 && most >= 40, "at most the budget at once: {most}");
+        assert_eq!(*budget.free.lock().unwrap_or_else(PoisonError::into_inner), 100, "everything given back");
+    }
+}

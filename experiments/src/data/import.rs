@@ -339,7 +339,7 @@ fn keep_or_reject(
     obs: &mut dyn Observer,
 ) -> Result<Kept> {
     let mut report = ValidationReport { total_rows: checked.len(), ..Default::default() };
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(checked.len());
     let mut used: BTreeMap<String, Source> = BTreeMap::new();
     for mut c in checked {
         add_image_problem(&mut c, index, outcome);
