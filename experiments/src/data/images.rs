@@ -365,7 +365,7 @@ mod tests {
             }
         });
         let most = most.load(Ordering::SeqCst);
-        assert!(most <= 100 && most >= 40, "at most the budget at once: {most}");
+        assert!((40..=100).contains(&most), "at most the budget at once: {most}");
         assert_eq!(*budget.free.lock().unwrap_or_else(PoisonError::into_inner), 100, "everything given back");
     }
 }
