@@ -23,7 +23,7 @@ use experiments::data::{
     import, sha256_file,
 };
 use experiments::validation::kind;
-use experiments::events::{Event, Recorder};
+use experiments::events::{CancelToken, Event, Recorder};
 use image::{Rgb, RgbImage};
 use serde_json::{json, Value};
 
@@ -183,7 +183,7 @@ fn pyarrow_new_yorker_fixture_imports() -> TestResult {
     std::fs::write(dir.path().join("images/sub/612.png"), solid_png(4, 4, [9, 9, 9]))?;
     std::fs::write(dir.path().join("images/703.png"), solid_png(5, 7, [0, 200, 0]))?;
     let mut rec = Recorder::default();
-    let ds = import(&options(&fixture("new_yorker_meta_mini.parquet"), Some(&dir.path().join("images"))), &mut rec)?;
+    let ds = import(&options(&fixture("new_yorker_meta_mini.parquet"), Some(&dir.path().join("images"))), &mut rec, CancelToken::new())?;
     assert_eq!(ds.rows.len(), 4);
     let labels: Vec<usize> = ds.rows.iter().map(|r| r.label).collect();
     assert_eq!(labels, [2, 4, 0, 3]);

@@ -6,7 +6,7 @@ use experiments::data::{
     import, verify_images, ColumnMap,
 };
 use experiments::validation::kind;
-use experiments::events::{Event, Phase, Recorder};
+use experiments::events::{CancelToken, Event, Phase, Recorder};
 use experiments::data::synth::{caption_contest, write_dataset};
 use experiments::vocab::{letter, letter_to_index};
 use experiments::Error;
@@ -195,7 +195,7 @@ fn progress_is_reported_about_every_percent() -> TestResult {
     let samples = caption_contest(250, 2, 1, 8, 3);
     let meta = write_dataset(dir.path(), &samples)?;
     let mut rec = Recorder::default();
-    let ds = import(&options(&meta, None), &mut rec)?;
+    let ds = import(&options(&meta, None), &mut rec, CancelToken::new())?;
     assert_eq!(ds.images.len(), 250);
     let progress: Vec<(usize, usize)> = rec
         .events

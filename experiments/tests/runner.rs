@@ -44,6 +44,7 @@ fn setup(home: &std::path::Path) -> (Store, ExperimentSpec) {
             extract_dir: None,
         },
         &mut experiments::events::NullObserver,
+        CancelToken::new(),
     )
     .expect("import");
     let mut store = Store::open(home).expect("store");

@@ -39,8 +39,13 @@ impl<R: tauri::Runtime> EventSink for WindowSink<R> {
     }
 }
 
-/// `cliplab://localhost/image/<image id>?size=<px>` → a JPEG thumbnail of an image in the store.
-fn serve_image<R: tauri::Runtime>(app: &tauri::AppHandle<R>, uri: &tauri::http::Uri) -> tauri::http::Response<Vec<u8>> {
+/// `cliplab://localhost/image/<image id>?size=<px>` → a JPEG thumbnail of an image in the store, made on the
+/// app's thumbnail pool (a few worker threads, not one per request); `respond` gets the response there.
+fn serve_image<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    uri: &tauri::http::Uri,
+    respond: impl FnOnce(tauri::http::Response<Vec<u8>>) + Send + 'static,
+) {
     use tauri::http::{header, Response, StatusCode};
     let reply = |status: StatusCode, ctype: &str, body: Vec<u8>| {
         Response::builder()
@@ -57,11 +62,16 @@ fn serve_image<R: tauri::Runtime>(app: &tauri::AppHandle<R>, uri: &tauri::http::
         .and_then(|s| s.parse::<u32>().ok())
         .unwrap_or(256);
     let Some(id) = id else {
-        return reply(StatusCode::NOT_FOUND, "text/plain", b"no such image".to_vec());
+        return respond(reply(StatusCode::NOT_FOUND, "text/plain", b"no such image".to_vec()));
     };
-    match app.state::<Shared>().0.as_ref().map_err(|e| e.clone()).and_then(|a| a.thumbnail(id, size).map_err(|e| e.to_string())) {
-        Ok(bytes) => reply(StatusCode::OK, "image/jpeg", bytes),
-        Err(e) => reply(StatusCode::NOT_FOUND, "text/plain", e.into_bytes()),
+    match &app.state::<Shared>().0 {
+        Ok(a) => a.thumbnail_later(id, size, move |made| {
+            respond(match made {
+                Ok(bytes) => reply(StatusCode::OK, "image/jpeg", bytes),
+                Err(e) => reply(StatusCode::NOT_FOUND, "text/plain", e.to_string().into_bytes()),
+            })
+        }),
+        Err(e) => respond(reply(StatusCode::NOT_FOUND, "text/plain", e.clone().into_bytes())),
     }
 }
 
@@ -88,10 +98,8 @@ pub fn run() -> anyhow::Result<()> {
     tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .register_asynchronous_uri_scheme_protocol("cliplab", |ctx, request, responder| {
-            let app = ctx.app_handle().clone();
-            let uri = request.uri().clone();
-            // Decoding and resizing take a while: keep them off the main thread.
-            std::thread::spawn(move || responder.respond(serve_image(&app, &uri)));
+            // Decoding and resizing take a while: serve_image keeps them off the main thread.
+            serve_image(ctx.app_handle(), request.uri(), move |response| responder.respond(response));
         })
         .setup(move |app| {
             let handle = app.handle().clone();

@@ -369,6 +369,57 @@ fn bad_rows_are_reported_before_anything_is_stored() {
 }
 
 #[test]
+fn a_taken_or_empty_name_is_refused_before_the_import_is_read() {
+    let f = fixture();
+    let (_, name) = import_demo(&f, 12);
+    let draft = f.app.demo_import(12).expect("demo files");
+    let before = f.sink.events.lock().expect("events").len();
+    let err = f.app.preview_import(draft.token, &format!(" {name} "), ColumnMap::default()).expect_err("name taken");
+    assert!(err.to_string().contains("already exists"), "{err}");
+    let err = f.app.preview_import(draft.token, "  ", ColumnMap::default()).expect_err("no name");
+    assert!(err.to_string().contains("name"), "{err}");
+    let events = f.sink.events.lock().expect("events");
+    assert!(
+        !events[before..].iter().any(|e| matches!(e, AppEvent::Import { .. })),
+        "nothing was read: {:?}",
+        &events[before..]
+    );
+    drop(events);
+    assert!(f.app.confirm_import(draft.token, false).is_err(), "nothing to store");
+    assert_eq!(f.app.datasets().expect("datasets").len(), 1);
+}
+
+#[test]
+fn many_thumbnail_requests_at_once_all_answer_from_a_few_workers() {
+    let f = fixture();
+    let (ds_id, _) = import_demo(&f, 12);
+    let page = f.app.samples(ds_id, &SampleQuery { limit: 500, ..Default::default() }).expect("samples");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let requests = 64;
+    for i in 0..requests {
+        let tx = tx.clone();
+        let image_id = page.items[i % page.items.len()].image_id;
+        // Several sizes, so that most requests decode (the cache holds one file per image and size).
+        let size = 40 + u32::try_from(i).expect("small");
+        f.app.thumbnail_later(image_id, size, move |made| {
+            let worker = std::thread::current().name().unwrap_or("unnamed").to_string();
+            tx.send((worker, made.map(|b| b.len()).map_err(|e| e.to_string()))).expect("reply");
+        });
+    }
+    drop(tx);
+    let mut workers = std::collections::BTreeSet::new();
+    for _ in 0..requests {
+        let (worker, made) = rx.recv_timeout(Duration::from_secs(120)).expect("every request is answered");
+        assert!(made.as_ref().is_ok_and(|n| *n > 0), "{made:?}");
+        workers.insert(worker);
+    }
+    assert!(
+        workers.len() <= cliplab_app::app::THUMBNAIL_WORKERS && workers.iter().all(|w| w.starts_with("thumbnail-")),
+        "made on the pool's threads only: {workers:?}"
+    );
+}
+
+#[test]
 fn a_failed_or_cancelled_run_keeps_its_record_and_the_app_goes_on() {
     let f = fixture();
     import_demo(&f, 60);

@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
 use super::common::{display_name, io_or_missing};
 use super::types::ImageRecord;
 use crate::error::{Error, Result};
+use crate::events::CancelToken;
 use crate::model::preprocess::{decode_image, DecodeLimits};
 use crate::validation::{kind, Problem};
 
@@ -139,29 +141,98 @@ fn inspect_bytes(bytes: &[u8], name_hint: &str) -> std::result::Result<ImageInfo
     })
 }
 
-/// Reads (or takes the embedded bytes of) one image and inspects it.
-pub(super) fn inspect(source: &Source, blobs: &HashMap<String, Vec<u8>>) -> std::result::Result<ImageInfo, ImageFailure> {
+/// How many bytes of pixels (and file bytes) the import's decoding threads may hold at once: with big images,
+/// fewer are decoded side by side. One image bigger than this is decoded alone.
+pub(super) const DECODE_BUDGET: u64 = 256 << 20;
+
+/// A counted amount of memory that threads take a part of before a big allocation and give back after: a
+/// weighted semaphore (a request larger than the whole waits until everything is free, then takes it all).
+#[derive(Debug)]
+pub(super) struct MemoryBudget {
+    total: u64,
+    free: Mutex<u64>,
+    freed: Condvar,
+}
+
+/// A part of a [`MemoryBudget`], given back when dropped.
+pub(super) struct Lease<'a> {
+    budget: &'a MemoryBudget,
+    bytes: u64,
+}
+
+impl MemoryBudget {
+    pub(super) fn new(total: u64) -> Self {
+        Self { total, free: Mutex::new(total), freed: Condvar::new() }
+    }
+
+    /// Waits until `bytes` (at most the whole budget) are free and takes them until the lease drops.
+    pub(super) fn take(&self, bytes: u64) -> Lease<'_> {
+        let bytes = bytes.min(self.total);
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free < bytes {
+            free = self.freed.wait(free).unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= bytes;
+        Lease { budget: self, bytes }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let mut free = self.budget.free.lock().unwrap_or_else(PoisonError::into_inner);
+        *free += self.bytes;
+        self.budget.freed.notify_all();
+    }
+}
+
+/// The size of an image's decoded pixels, from its header only (`None` when the header cannot be read: then the
+/// decode fails at once and costs little).
+fn decoded_size(reader: impl std::io::BufRead + std::io::Seek) -> Option<u64> {
+    use image::ImageDecoder as _;
+    let reader = image::ImageReader::new(reader).with_guessed_format().ok()?;
+    reader.into_decoder().ok().map(|d| d.total_bytes())
+}
+
+/// Reads (or takes the embedded bytes of) one image and inspects it, holding a part of `budget` the size of the
+/// file and its decoded pixels while it does.
+pub(super) fn inspect(
+    source: &Source,
+    blobs: &HashMap<String, Vec<u8>>,
+    budget: &MemoryBudget,
+) -> std::result::Result<ImageInfo, ImageFailure> {
     match source {
-        Source::File(path) => match std::fs::read(path) {
-            Ok(bytes) => inspect_bytes(&bytes, &path.to_string_lossy()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(ImageFailure::Missing(format!("image file {} disappeared", path.display())))
+        Source::File(path) => {
+            let header = std::fs::File::open(path).ok().and_then(|f| {
+                let len = f.metadata().ok()?.len();
+                Some(len.saturating_add(decoded_size(std::io::BufReader::new(f)).unwrap_or(0)))
+            });
+            let _lease = budget.take(header.unwrap_or(0));
+            match std::fs::read(path) {
+                Ok(bytes) => inspect_bytes(&bytes, &path.to_string_lossy()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(ImageFailure::Missing(format!("image file {} disappeared", path.display())))
+                }
+                Err(e) => Err(ImageFailure::Unreadable(format!("cannot read {}: {e}", path.display()))),
             }
-            Err(e) => Err(ImageFailure::Unreadable(format!("cannot read {}: {e}", path.display()))),
-        },
+        }
         Source::Embedded(sha) => match blobs.get(sha) {
-            Some(bytes) => inspect_bytes(bytes, ""),
+            Some(bytes) => {
+                let _lease = budget.take(decoded_size(std::io::Cursor::new(bytes)).unwrap_or(0));
+                inspect_bytes(bytes, "")
+            }
             None => Err(ImageFailure::Missing("embedded image bytes lost".to_string())),
         },
     }
 }
 
 /// Runs `work` over `items` on a few threads; `tick(done)` runs on this thread after each item and may stop
-/// the work by returning `false` (then `None`).
+/// the work by returning `false` (then `None`). The threads also stop, between items, once `cancel` is
+/// cancelled (then `None`).
 pub(super) fn par_map<T: Sync, R: Send>(
     items: &[T],
     work: impl Fn(&T) -> R + Sync,
     mut tick: impl FnMut(usize) -> bool,
+    cancel: &CancelToken,
 ) -> Option<Vec<R>> {
     let n = items.len();
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 8).min(n.max(1));
@@ -175,7 +246,7 @@ pub(super) fn par_map<T: Sync, R: Send>(
             let tx = tx.clone();
             let (next, stop, work) = (&next, &stop, &work);
             scope.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) && !cancel.is_cancelled() {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
                     if tx.send((i, work(item))).is_err() {
@@ -189,7 +260,7 @@ pub(super) fn par_map<T: Sync, R: Send>(
         for (i, r) in rx.iter() {
             out[i] = Some(r);
             done += 1;
-            if !tick(done) {
+            if !tick(done) || cancel.is_cancelled() {
                 finished = false;
                 stop.store(true, Ordering::Relaxed);
                 break;
@@ -197,7 +268,7 @@ pub(super) fn par_map<T: Sync, R: Send>(
         }
         drop(rx);
     });
-    if finished {
+    if finished && !cancel.is_cancelled() {
         out.into_iter().collect()
     } else {
         None
@@ -206,12 +277,14 @@ pub(super) fn par_map<T: Sync, R: Send>(
 
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a reader never sees a
-/// half-written file. An existing file with the same content is left alone.
-pub(super) fn write_atomic(path: &Path, bytes: &[u8], sha256: &str) -> Result<()> {
-    if std::fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64)
+/// half-written file. An existing file with the same content is left alone. Returns whether `path` is new (did
+/// not exist before).
+pub(super) fn write_atomic(path: &Path, bytes: &[u8], sha256: &str) -> Result<bool> {
+    let existing = std::fs::metadata(path).ok();
+    if existing.as_ref().is_some_and(|m| m.len() == bytes.len() as u64)
         && sha256_file(path).is_ok_and(|(h, _)| h == sha256)
     {
-        return Ok(());
+        return Ok(false);
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -228,7 +301,7 @@ pub(super) fn write_atomic(path: &Path, bytes: &[u8], sha256: &str) -> Result<()
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
-    result.map_err(|e| {
+    result.map(|()| existing.is_none()).map_err(|e| {
         // Best effort: the write already failed and that error is the one to report; a leftover hidden temporary
         // file is harmless.
         let _ = std::fs::remove_file(&tmp);
@@ -266,6 +339,38 @@ pub fn verify_images(images: &[ImageRecord]) -> Vec<Problem> {
             Err(e) => Some(Problem::new(None, Some(img.filename.clone()), kind::UNREADABLE_IMAGE, e.to_string())),
         },
         |_| true,
+        &CancelToken::new(),
     );
     results.unwrap_or_default().into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memory_budget_bounds_what_threads_hold_at_once_and_lets_a_big_request_through_alone() {
+        let budget = MemoryBudget::new(100);
+        let held = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let (budget, held, most) = (&budget, &held, &most);
+                scope.spawn(move || {
+                    for _ in 0..20 {
+                        // 40 bytes each, and now and then more than the whole budget.
+                        let want = if i == 0 { 500 } else { 40 };
+                        let _lease = budget.take(want);
+                        let now = held.fetch_add(want.min(100) as usize, Ordering::SeqCst) + want.min(100) as usize;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        held.fetch_sub(want.min(100) as usize, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        let most = most.load(Ordering::SeqCst);
+        assert!((40..=100).contains(&most), "at most the budget at once: {most}");
+        assert_eq!(*budget.free.lock().unwrap_or_else(PoisonError::into_inner), 100, "everything given back");
+    }
 }

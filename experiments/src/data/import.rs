@@ -2,39 +2,47 @@
 //!
 //! How an import goes:
 //!
-//! 1. The metadata file is read into a raw table ([`super::read`]): one JSON object per row (every column but the
-//!    image column), plus the image column's file path and/or embedded bytes (deduplicated by content hash).
-//! 2. Each row's join key, caption choices and label are checked ([`super::parse`]: `bad_value`,
-//!    `too_few_choices`, `empty_caption`, `label_not_in_choices`; here: `duplicate_row`).
+//! 1. The name is checked (not empty), before anything is read.
+//! 2. The metadata file is read as a stream ([`super::read`]): each row (every column but the image column, plus
+//!    the image column's file path and/or embedded bytes, deduplicated by content hash) is checked as soon as it
+//!    is read ([`super::parse`]: `bad_value`, `too_few_choices`, `empty_caption`, `label_not_in_choices`; here:
+//!    `duplicate_row`), so only the checked rows are kept, never the file or its raw rows.
 //! 3. The image folder is indexed once (file name → path) and each row's image found there (`missing_image`,
 //!    `ambiguous_image`), unless the row carries the image itself.
 //! 4. Each distinct image is read once, hashed (SHA-256) and fully decoded (`unreadable_image`), on a few threads
-//!    ([`super::images`]).
+//!    that together hold at most [`DECODE_BUDGET`] bytes of images ([`super::images`]).
 //! 5. Bad rows reject the import or are left out; embedded images used by kept rows are written to `extract_dir`.
+//!
+//! The [`CancelToken`] is checked between the steps, for every row read and for every image; a cancelled import
+//! returns [`Error::Cancelled`]. Whatever the error, files that the import extracted are removed again.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::common::{absolute, display_name, io_or_missing, rejected};
-use super::images::{inspect, par_map, write_atomic, ImageFailure, ImageIndex, ImageInfo, Source};
+use super::images::{inspect, par_map, write_atomic, ImageFailure, ImageIndex, ImageInfo, MemoryBudget, Source, DECODE_BUDGET};
 use super::parse::{parse_row, Parsed};
-use super::read::{read_metadata, Format, RawTable};
-use super::types::{DatasetRow, ImageRecord, ImportOptions, ImportedDataset, OnError};
+use super::read::{read_metadata, Blobs, Format, RawRow, RawTable};
+use super::types::{remove_created, DatasetRow, ImageRecord, ImportOptions, ImportedDataset, OnError};
 use crate::error::{Error, Result};
-use crate::events::{Event, Observer, Phase};
+use crate::events::{CancelToken, Event, Observer, Phase};
 use crate::validation::{kind, Problem, ValidationReport};
 
 /// Reads, joins and validates a dataset (see the module docs and [`ImportOptions`]).
 ///
-/// Errors: the metadata file is missing, unreadable or malformed (naming the file and row / line); a required
-/// column is missing ([`Error::Rejected`] with one `missing_column` problem, listing the columns found); any bad
-/// row under [`OnError::Reject`], or no valid row at all under [`OnError::Skip`] ([`Error::Rejected`] carrying
-/// the full [`ValidationReport`]); embedded images but no `extract_dir`; cancellation through `obs`.
-pub fn import(opts: &ImportOptions, obs: &mut dyn Observer) -> Result<ImportedDataset> {
-    let (meta_path, table) = read_table(opts, obs)?;
-    let mut checked = check_rows(&table, opts);
+/// Errors: an empty name; the metadata file is missing, unreadable or malformed (naming the file and row /
+/// line); a required column is missing ([`Error::Rejected`] with one `missing_column` problem, listing the
+/// columns found); any bad row under [`OnError::Reject`], or no valid row at all under [`OnError::Skip`]
+/// ([`Error::Rejected`] carrying the full [`ValidationReport`]); embedded images but no `extract_dir`;
+/// [`Error::Cancelled`] once `cancel` is cancelled. On any error nothing extracted is left behind.
+pub fn import(opts: &ImportOptions, obs: &mut dyn Observer, cancel: CancelToken) -> Result<ImportedDataset> {
+    if opts.name.trim().is_empty() {
+        return Err(Error::Invalid("a dataset needs a name".into()));
+    }
+    let (meta_path, table, mut checked) = read_rows(opts, obs, &cancel)?;
     let (root, index) = find_files(opts, &meta_path, &mut checked, obs)?;
     let sources = one_source_per_name(&mut checked);
     if sources.iter().any(|s| matches!(s, Source::Embedded(_))) && opts.extract_dir.is_none() {
@@ -43,11 +51,16 @@ pub fn import(opts: &ImportOptions, obs: &mut dyn Observer) -> Result<ImportedDa
             meta_path.display()
         )));
     }
-    let outcomes = inspect_all(&sources, &table, obs)?;
+    stop_if(&cancel)?;
+    let outcomes = inspect_all(&sources, &table.blobs, obs, &cancel)?;
     let outcome: Outcomes<'_> = sources.iter().zip(outcomes.iter()).collect();
     let Kept { rows, used, report } = keep_or_reject(opts, &meta_path, checked, index.as_ref(), &outcome, obs)?;
-    let written = image_records(opts, &used, &outcome, &table)?;
+    stop_if(&cancel)?;
+    let mut created = Created::default();
+    let written = image_records(opts, &used, &outcome, &table.blobs, &mut created, &cancel)?;
+    drop(table);
     let content_hash = content_hash(&meta_path, &written.images)?;
+    stop_if(&cancel)?;
 
     info(
         obs,
@@ -69,10 +82,37 @@ pub fn import(opts: &ImportOptions, obs: &mut dyn Observer) -> Result<ImportedDa
         images: written.images,
         report,
         content_hash,
+        extracted: created.keep(),
     })
 }
 
-/// One row after step 1 (and, as the steps go on, with its image found and its image problems added).
+/// [`Error::Cancelled`] once `cancel` is cancelled.
+fn stop_if(cancel: &CancelToken) -> Result<()> {
+    if cancel.is_cancelled() {
+        Err(Error::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+/// The files and folders an import created, removed again when dropped before [`Created::keep`] (an error, a
+/// cancellation or a panic on the way).
+#[derive(Default)]
+struct Created(Vec<PathBuf>);
+
+impl Created {
+    fn keep(mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        remove_created(std::mem::take(&mut self.0));
+    }
+}
+
+/// One row after step 2 (and, as the steps go on, with its image found and its image problems added).
 struct Checked {
     /// 1-based data row.
     row: usize,
@@ -84,8 +124,9 @@ struct Checked {
 /// Each distinct image's outcome of [`inspect`].
 type Outcomes<'a> = HashMap<&'a Source, &'a std::result::Result<ImageInfo, ImageFailure>>;
 
-/// Checks the options, reads the metadata file and its required columns; returns its absolute path and table.
-fn read_table(opts: &ImportOptions, obs: &mut dyn Observer) -> Result<(PathBuf, RawTable)> {
+/// Steps 1–2: checks the options, reads the metadata file row by row, checking each row as it comes, and its
+/// required columns; returns its absolute path, what the reading kept (columns, embedded images) and the rows.
+fn read_rows(opts: &ImportOptions, obs: &mut dyn Observer, cancel: &CancelToken) -> Result<(PathBuf, RawTable, Vec<Checked>)> {
     let meta_path = absolute(&opts.metadata)?;
     let cols = &opts.columns;
     let format = Format::of(&meta_path)?;
@@ -93,43 +134,78 @@ fn read_table(opts: &ImportOptions, obs: &mut dyn Observer) -> Result<(PathBuf, 
         return Err(Error::MissingFile { path: meta_path, hint: " (the metadata file)".to_string() });
     }
     info(obs, format!("reading {} metadata from {}", format.name(), meta_path.display()));
-    let table = read_metadata(&meta_path, format, cols)?;
+    let mut rows = RowChecker::new(opts);
+    let table = read_metadata(&meta_path, format, cols, &mut |raw, blobs| {
+        stop_if(cancel)?;
+        rows.push(raw, blobs);
+        Ok(())
+    })?;
     table.check_columns(&meta_path, cols)?;
-    if table.rows.is_empty() {
+    if table.rows == 0 {
         return Err(Error::bad_file(&meta_path, "no data rows"));
     }
-    info(obs, format!("read {} rows from {}", count(table.rows.len()), display_name(&meta_path)));
-    if obs.cancelled() {
-        return Err(Error::Cancelled);
-    }
-    Ok((meta_path, table))
+    info(obs, format!("read {} rows from {}", count(table.rows), display_name(&meta_path)));
+    stop_if(cancel)?;
+    Ok((meta_path, table, rows.checked))
 }
 
-/// Step 1: the values of each row, and rows that repeat an earlier one (`duplicate_row`).
-fn check_rows(table: &RawTable, opts: &ImportOptions) -> Vec<Checked> {
-    let mut checked = Vec::with_capacity(table.rows.len());
-    let mut seen_rows: HashMap<(String, Vec<String>, usize), usize> = HashMap::new();
-    for raw in &table.rows {
-        let (parsed, mut problems) = parse_row(raw, &opts.columns, &table.blobs);
+/// Step 2: the values of each row, and rows that repeat an earlier one (`duplicate_row`). Rows are compared by
+/// a hash of their file name, choices and label (then by value, on the rows kept): no second copy of the rows.
+struct RowChecker<'a> {
+    opts: &'a ImportOptions,
+    checked: Vec<Checked>,
+    /// Row hash → index in `checked` of the first row with that hash.
+    first: HashMap<u64, usize>,
+    /// Further distinct rows whose hash was already taken (practically never).
+    collided: HashMap<u64, Vec<usize>>,
+}
+
+impl<'a> RowChecker<'a> {
+    fn new(opts: &'a ImportOptions) -> Self {
+        Self { opts, checked: Vec::new(), first: HashMap::new(), collided: HashMap::new() }
+    }
+
+    fn push(&mut self, raw: RawRow, blobs: &Blobs) {
+        let row = raw.row;
+        let (parsed, mut problems) = parse_row(raw, &self.opts.columns, blobs);
         if let Some(p) = &parsed {
-            let key = (p.filename.clone(), p.choices.clone(), p.label);
-            if let Some(first) = seen_rows.get(&key) {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&p.filename, &p.choices, p.label).hash(&mut h);
+            let hash = h.finish();
+            let same = |i: &usize| {
+                self.checked[*i].parsed.as_ref().is_some_and(|q| {
+                    q.label == p.label && q.filename == p.filename && q.choices == p.choices
+                })
+            };
+            let earlier = match self.first.get(&hash) {
+                None => {
+                    self.first.insert(hash, self.checked.len());
+                    None
+                }
+                Some(i) if same(i) => Some(*i),
+                Some(_) => {
+                    let others = self.collided.entry(hash).or_default();
+                    let found = others.iter().find(|i| same(i)).copied();
+                    if found.is_none() {
+                        others.push(self.checked.len());
+                    }
+                    found
+                }
+            };
+            if let Some(i) = earlier {
                 problems.push(Problem::new(
-                    Some(raw.row),
+                    Some(row),
                     Some(p.filename.clone()),
                     kind::DUPLICATE_ROW,
-                    format!("same image, choices and label as row {first}"),
+                    format!("same image, choices and label as row {}", self.checked[i].row),
                 ));
-            } else {
-                seen_rows.insert(key, raw.row);
             }
         }
-        checked.push(Checked { row: raw.row, parsed, problems });
+        self.checked.push(Checked { row, parsed, problems });
     }
-    checked
 }
 
-/// Step 2: finds the files of rows that don't carry their image. Returns the image folder (the given one, else
+/// Step 3: finds the files of rows that don't carry their image. Returns the image folder (the given one, else
 /// the metadata file's folder when files are needed) and its index (when files are needed).
 fn find_files(
     opts: &ImportOptions,
@@ -223,21 +299,24 @@ fn one_source_per_name(checked: &mut [Checked]) -> Vec<Source> {
     sources
 }
 
-/// Step 4: reads, hashes and decodes each distinct image once, reporting progress; [`Error::Cancelled`] when
-/// `obs` asks to stop.
+/// Step 4: reads, hashes and decodes each distinct image once, reporting progress, with at most
+/// [`DECODE_BUDGET`] bytes of images in memory at once; [`Error::Cancelled`] once `cancel` is cancelled.
 fn inspect_all(
     sources: &[Source],
-    table: &RawTable,
+    blobs: &Blobs,
     obs: &mut dyn Observer,
+    cancel: &CancelToken,
 ) -> Result<Vec<std::result::Result<ImageInfo, ImageFailure>>> {
     let mut ticker = Ticker::new(sources.len());
+    let budget = MemoryBudget::new(DECODE_BUDGET);
     par_map(
         sources,
-        |s| inspect(s, &table.blobs),
+        |s| inspect(s, blobs, &budget),
         |done| {
             ticker.tick(done, obs);
-            !obs.cancelled()
+            true
         },
+        cancel,
     )
     .ok_or(Error::Cancelled)
 }
@@ -260,7 +339,7 @@ fn keep_or_reject(
     obs: &mut dyn Observer,
 ) -> Result<Kept> {
     let mut report = ValidationReport { total_rows: checked.len(), ..Default::default() };
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(checked.len());
     let mut used: BTreeMap<String, Source> = BTreeMap::new();
     for mut c in checked {
         add_image_problem(&mut c, index, outcome);
@@ -312,17 +391,21 @@ struct Written {
     extracted: usize,
 }
 
-/// Step 6: one record per used image (in file-name order); embedded images are written to `extract_dir`.
+/// Step 6: one record per used image (in file-name order); embedded images are written to `extract_dir`, and
+/// what is new there is noted in `created`. [`Error::Cancelled`] once `cancel` is cancelled.
 fn image_records(
     opts: &ImportOptions,
     used: &BTreeMap<String, Source>,
     outcome: &Outcomes<'_>,
-    table: &RawTable,
+    blobs: &Blobs,
+    created: &mut Created,
+    cancel: &CancelToken,
 ) -> Result<Written> {
     let extract_dir = match &opts.extract_dir {
         Some(dir) if used.values().any(|s| matches!(s, Source::Embedded(_))) => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            Some(absolute(dir)?)
+            let dir = absolute(dir)?;
+            create_dirs(&dir, created)?;
+            Some(dir)
         }
         _ => None,
     };
@@ -332,9 +415,12 @@ fn image_records(
         let path = match (source, &extract_dir) {
             (Source::File(path), _) => path.clone(),
             (Source::Embedded(sha), Some(dir)) => {
+                stop_if(cancel)?;
                 let path = dir.join(format!("{}.{}", info.sha256, info.ext));
-                if let Some(bytes) = table.blobs.get(sha) {
-                    write_atomic(&path, bytes, &info.sha256)?;
+                if let Some(bytes) = blobs.get(sha) {
+                    if write_atomic(&path, bytes, &info.sha256)? {
+                        created.0.push(path.clone());
+                    }
                     written.extracted += 1;
                 }
                 path
@@ -352,6 +438,23 @@ fn image_records(
         });
     }
     Ok(written)
+}
+
+/// Creates `dir` and its missing parents, noting each one created in `created`.
+fn create_dirs(dir: &Path, created: &mut Created) -> Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => created.0.push(d.to_path_buf()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(d, e)),
+        }
+    }
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("{}: not a folder (the extract folder)", dir.display())))
+    }
 }
 
 /// Step 7: SHA-256 over the metadata file's bytes and every image's hash (in file-name order), hex.

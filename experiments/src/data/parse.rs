@@ -1,13 +1,11 @@
 //! Checking one row's values: the join key (file name), the caption choices and the label, turned into a
 //! [`Parsed`] row or into problems (`bad_value`, `too_few_choices`, `empty_caption`, `label_not_in_choices`).
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use super::common::{short, type_name};
 use super::images::Source;
-use super::read::{RawImage, RawRow};
+use super::read::{Blobs, RawImage, RawRow};
 use super::types::ColumnMap;
 use crate::validation::{kind, Problem};
 use crate::vocab::{letter, letter_to_index};
@@ -182,8 +180,9 @@ fn file_name_of(s: &str) -> &str {
     s.rsplit(['/', '\\']).next().unwrap_or(s)
 }
 
-/// Checks one row's values; `None` when the file name, choices or label are unusable.
-pub(super) fn parse_row(raw: &RawRow, cols: &ColumnMap, blobs: &HashMap<String, Vec<u8>>) -> (Option<Parsed>, Vec<Problem>) {
+/// Checks one row's values; `None` when the file name, choices or label are unusable. The row's other columns
+/// move into [`Parsed::extra`] (in their order).
+pub(super) fn parse_row(raw: RawRow, cols: &ColumnMap, blobs: &Blobs) -> (Option<Parsed>, Vec<Problem>) {
     let mut probs = Vec::new();
     if let Some((k, reason)) = &raw.problem {
         probs.push(Problem::new(Some(raw.row), None, k, reason.clone()));
@@ -245,13 +244,12 @@ pub(super) fn parse_row(raw: &RawRow, cols: &ColumnMap, blobs: &HashMap<String, 
     });
     let parsed = match (filename, choices, label) {
         (Some(filename), Some(choices), Some(label)) => {
+            let source = raw.image.and_then(|i| i.sha256).map(Source::Embedded);
             let extra = raw
                 .values
-                .iter()
-                .filter(|(k, _)| **k != cols.filename && **k != cols.choices && **k != cols.label)
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .into_iter()
+                .filter(|(k, _)| *k != cols.filename && *k != cols.choices && *k != cols.label)
                 .collect();
-            let source = raw.image.as_ref().and_then(|i| i.sha256.clone()).map(Source::Embedded);
             Some(Parsed { filename, choices, label, extra, source })
         }
         _ => None,

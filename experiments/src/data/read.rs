@@ -1,8 +1,11 @@
-//! Reading a metadata file (parquet, CSV / TSV, JSON lines or a JSON array) into a [`RawTable`]: one JSON object
-//! per row with every column but the image column, plus that column's file path and/or embedded bytes
-//! (deduplicated by content hash). Nothing is checked here beyond the file's own syntax and the required columns.
+//! Reading a metadata file (parquet, CSV / TSV, JSON lines or a JSON array) as a stream of [`RawRow`]s: one JSON
+//! object per row with every column but the image column, plus that column's file path and/or embedded bytes
+//! (deduplicated by content hash, kept in the [`RawTable`]). Rows go to the caller one by one as they are read, so
+//! the file is never held whole in memory. Nothing is checked here beyond the file's own syntax and the required
+//! columns.
 
 use std::collections::{HashMap, HashSet};
+use std::io::BufRead;
 use std::path::Path;
 
 use serde_json::Value;
@@ -72,15 +75,24 @@ pub(super) struct RawRow {
     pub(super) problem: Option<(&'static str, String)>,
 }
 
-/// A metadata file as read.
+/// Embedded image bytes by SHA-256.
+pub(super) type Blobs = HashMap<String, Vec<u8>>;
+
+/// What reading a metadata file gives besides its rows (which go one by one to the caller, see
+/// [`read_metadata`]).
 #[derive(Debug, Default)]
 pub(super) struct RawTable {
-    /// Column names in file order.
+    /// Column names in file order (JSON: in order of first appearance).
     pub(super) columns: Vec<String>,
-    pub(super) rows: Vec<RawRow>,
+    /// Number of data rows read.
+    pub(super) rows: usize,
     /// Embedded image bytes by SHA-256.
-    pub(super) blobs: HashMap<String, Vec<u8>>,
+    pub(super) blobs: Blobs,
 }
+
+/// Receives each row as it is read, with the embedded images read so far (this row's included); an error stops
+/// the reading and is returned as is (a cancellation, say).
+pub(super) type OnRow<'a> = dyn FnMut(RawRow, &Blobs) -> Result<()> + 'a;
 
 impl RawTable {
     /// Error naming the first required column that is missing, with the columns found.
@@ -129,9 +141,14 @@ impl RawTable {
         }
     }
 
-    /// Adds a row of JSON values (CSV, JSONL), moving the image column out.
-    fn push_json_row(&mut self, mut values: serde_json::Map<String, Value>, cols: &ColumnMap) {
-        let row = self.rows.len() + 1;
+    /// Hands a row of JSON values (CSV, JSON) to `on_row`, moving the image column out.
+    fn push_json_row(
+        &mut self,
+        mut values: serde_json::Map<String, Value>,
+        cols: &ColumnMap,
+        on_row: &mut OnRow<'_>,
+    ) -> Result<()> {
+        self.rows += 1;
         let mut problem = None;
         let image = match values.remove(&cols.image) {
             None => None,
@@ -143,35 +160,48 @@ impl RawTable {
                 }
             },
         };
-        self.rows.push(RawRow { row, values, image, problem });
+        on_row(RawRow { row: self.rows, values, image, problem }, &self.blobs)
     }
 }
 
-/// Reads `path` in `format`; `cols` names the image column to set apart.
-pub(super) fn read_metadata(path: &Path, format: Format, cols: &ColumnMap) -> Result<RawTable> {
+/// Reads `path` in `format` as a stream, handing each row to `on_row` as soon as it is read (JSON lines and CSV
+/// line by line, a JSON array element by element, parquet row group by row group), so that the whole file is
+/// never held in memory; `cols` names the image column to set apart.
+pub(super) fn read_metadata(path: &Path, format: Format, cols: &ColumnMap, on_row: &mut OnRow<'_>) -> Result<RawTable> {
     match format {
-        Format::Parquet => read_parquet(path, cols),
-        Format::Csv(delimiter) => read_csv(path, delimiter, cols),
-        Format::Jsonl => read_json_lines(path, &read_text(path)?, cols),
+        Format::Parquet => read_parquet(path, cols, on_row),
+        Format::Csv(delimiter) => read_csv(path, delimiter, cols, on_row),
+        Format::Jsonl => read_json_lines(path, open_text(path)?, cols, on_row),
         Format::Json => {
-            let text = read_text(path)?;
-            if text.trim_start().starts_with('[') {
-                read_json_array(path, &text, cols)
+            let mut reader = open_text(path)?;
+            let first = loop {
+                let buf = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+                match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+                    Some(i) => break Some(buf[i]),
+                    None if buf.is_empty() => break None,
+                    None => {
+                        let n = buf.len();
+                        reader.consume(n);
+                    }
+                }
+            };
+            if first == Some(b'[') {
+                read_json_array(path, reader, cols, on_row)
             } else {
-                read_json_lines(path, &text, cols)
+                read_json_lines(path, reader, cols, on_row)
             }
         }
     }
 }
 
-fn read_text(path: &Path) -> Result<String> {
-    let bytes = crate::error::read_file(path)?;
-    let mut text =
-        String::from_utf8(bytes).map_err(|e| Error::bad_file(path, format!("not UTF-8 text: {}", e.utf8_error())))?;
-    if text.starts_with('\u{feff}') {
-        text.drain(..'\u{feff}'.len_utf8());
+/// Opens a text file for buffered reading, past a UTF-8 byte-order mark.
+fn open_text(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
+    let file = std::fs::File::open(path).map_err(|e| io_or_missing(path, e))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    if reader.fill_buf().map_err(|e| Error::io(path, e))?.starts_with(b"\xef\xbb\xbf") {
+        reader.consume(3);
     }
-    Ok(text)
+    Ok(reader)
 }
 
 fn add_columns(columns: &mut Vec<String>, seen: &mut HashSet<String>, obj: &serde_json::Map<String, Value>) {
@@ -183,15 +213,21 @@ fn add_columns(columns: &mut Vec<String>, seen: &mut HashSet<String>, obj: &serd
     }
 }
 
-fn read_json_lines(path: &Path, text: &str, cols: &ColumnMap) -> Result<RawTable> {
+fn read_json_lines(path: &Path, mut reader: impl BufRead, cols: &ColumnMap, on_row: &mut OnRow<'_>) -> Result<RawTable> {
     let mut table = RawTable::default();
     let mut seen = HashSet::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
+    let mut buf = Vec::new();
+    for lineno in 1.. {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(|e| Error::io(path, e))? == 0 {
+            break;
+        }
+        let line = std::str::from_utf8(&buf)
+            .map_err(|e| Error::bad_file(path, format!("line {lineno}: not UTF-8 text: {e}")))?
+            .trim();
         if line.is_empty() {
             continue;
         }
-        let lineno = i + 1;
         let value: Value = serde_json::from_str(line)
             .map_err(|e| Error::bad_file(path, format!("line {lineno}: invalid JSON: {e}")))?;
         let Value::Object(obj) = value else {
@@ -201,29 +237,61 @@ fn read_json_lines(path: &Path, text: &str, cols: &ColumnMap) -> Result<RawTable
             ));
         };
         add_columns(&mut table.columns, &mut seen, &obj);
-        table.push_json_row(obj, cols);
+        table.push_json_row(obj, cols, on_row)?;
     }
     Ok(table)
 }
 
-fn read_json_array(path: &Path, text: &str, cols: &ColumnMap) -> Result<RawTable> {
-    let value: Value = serde_json::from_str(text).map_err(|e| Error::bad_file(path, format!("invalid JSON: {e}")))?;
-    let Value::Array(items) = value else {
-        return Err(Error::bad_file(path, "expected a JSON array of objects"));
-    };
-    let mut table = RawTable::default();
-    let mut seen = HashSet::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let Value::Object(obj) = item else {
-            return Err(Error::bad_file(
-                path,
-                format!("item {}: expected a JSON object, found {}", i + 1, type_name(&item)),
-            ));
-        };
-        add_columns(&mut table.columns, &mut seen, &obj);
-        table.push_json_row(obj, cols);
+/// A JSON array of objects, element by element (serde's sequence visitor): one element in memory at a time.
+fn read_json_array(path: &Path, reader: impl std::io::Read, cols: &ColumnMap, on_row: &mut OnRow<'_>) -> Result<RawTable> {
+    use serde::de::{Deserializer as _, Error as _, SeqAccess, Visitor};
+
+    struct Elements<'a, 'b> {
+        path: &'a Path,
+        cols: &'a ColumnMap,
+        on_row: &'a mut OnRow<'b>,
+        table: RawTable,
+        seen: HashSet<String>,
+        /// The error that stopped the reading (not a JSON syntax error).
+        stopped: Option<Error>,
     }
-    Ok(table)
+    impl<'de> Visitor<'de> for &mut Elements<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON array of objects")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+            let mut i = 0;
+            while let Some(item) = seq.next_element::<Value>()? {
+                i += 1;
+                let result = match item {
+                    Value::Object(obj) => {
+                        add_columns(&mut self.table.columns, &mut self.seen, &obj);
+                        self.table.push_json_row(obj, self.cols, self.on_row)
+                    }
+                    other => Err(Error::bad_file(
+                        self.path,
+                        format!("item {i}: expected a JSON object, found {}", type_name(&other)),
+                    )),
+                };
+                if let Err(e) = result {
+                    self.stopped = Some(e);
+                    return Err(A::Error::custom("stopped"));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut elements =
+        Elements { path, cols, on_row, table: RawTable::default(), seen: HashSet::new(), stopped: None };
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let read = de.deserialize_seq(&mut elements).and_then(|()| de.end());
+    if let Some(e) = elements.stopped.take() {
+        return Err(e);
+    }
+    read.map_err(|e| Error::bad_file(path, format!("invalid JSON: {e}")))?;
+    Ok(elements.table)
 }
 
 /// A CSV cell of an extra column: JSON numbers and booleans become numbers and booleans (only when the cell is
@@ -242,13 +310,9 @@ fn csv_cell(s: &str) -> Value {
     Value::String(s.to_string())
 }
 
-fn read_csv(path: &Path, delimiter: u8, cols: &ColumnMap) -> Result<RawTable> {
-    let bytes = crate::error::read_file(path)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(bytes.as_slice());
+fn read_csv(path: &Path, delimiter: u8, cols: &ColumnMap, on_row: &mut OnRow<'_>) -> Result<RawTable> {
+    let file = std::fs::File::open(path).map_err(|e| io_or_missing(path, e))?;
+    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).flexible(false).from_reader(file);
     let headers = reader.headers().map_err(|e| Error::bad_file(path, format!("header: {e}")))?.clone();
     let mut table = RawTable::default();
     for (i, h) in headers.iter().enumerate() {
@@ -264,7 +328,7 @@ fn read_csv(path: &Path, delimiter: u8, cols: &ColumnMap) -> Result<RawTable> {
     let mut record = csv::StringRecord::new();
     loop {
         let more = reader.read_record(&mut record).map_err(|e| {
-            let row = table.rows.len() + 1;
+            let row = table.rows + 1;
             match e.position() {
                 Some(p) => Error::bad_file(path, format!("row {row} (line {}): {e}", p.line())),
                 None => Error::bad_file(path, format!("row {row}: {e}")),
@@ -286,14 +350,14 @@ fn read_csv(path: &Path, delimiter: u8, cols: &ColumnMap) -> Result<RawTable> {
             };
             values.insert(name.clone(), v);
         }
-        table.push_json_row(values, cols);
+        table.push_json_row(values, cols, on_row)?;
     }
     Ok(table)
 }
 
-fn read_parquet(path: &Path, cols: &ColumnMap) -> Result<RawTable> {
+fn read_parquet(path: &Path, cols: &ColumnMap, on_row: &mut OnRow<'_>) -> Result<RawTable> {
     // The parquet reader panics on some corrupt files; a broken file must give an error, not a crash.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_parquet_inner(path, cols))) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_parquet_inner(path, cols, on_row))) {
         Ok(result) => result,
         Err(panic) => {
             let msg = panic
@@ -306,7 +370,8 @@ fn read_parquet(path: &Path, cols: &ColumnMap) -> Result<RawTable> {
     }
 }
 
-fn read_parquet_inner(path: &Path, cols: &ColumnMap) -> Result<RawTable> {
+/// Reads one row group at a time (a row group's column chunks are what the reader holds in memory).
+fn read_parquet_inner(path: &Path, cols: &ColumnMap, on_row: &mut OnRow<'_>) -> Result<RawTable> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     let file = std::fs::File::open(path).map_err(|e| io_or_missing(path, e))?;
@@ -324,24 +389,29 @@ fn read_parquet_inner(path: &Path, cols: &ColumnMap) -> Result<RawTable> {
         ..Default::default()
     };
     table.check_columns(path, cols)?;
-    let rows = reader.get_row_iter(None).map_err(|e| Error::bad_file(path, format!("cannot read rows: {e}")))?;
-    for (i, row) in rows.enumerate() {
-        let rownum = i + 1;
-        let row = row.map_err(|e| Error::bad_file(path, format!("row {rownum}: {e}")))?;
-        let mut values = serde_json::Map::new();
-        let mut image = None;
-        let mut problem = None;
-        for (name, field) in row.into_columns() {
-            if name == cols.image {
-                match parquet_image(field, &mut table.blobs) {
-                    Ok(img) => image = img,
-                    Err(reason) => problem = Some((kind::BAD_VALUE, reason)),
+    for group in 0..reader.num_row_groups() {
+        let cannot = |e| Error::bad_file(path, format!("cannot read rows (row group {}): {e}", group + 1));
+        let group_reader = reader.get_row_group(group).map_err(cannot)?;
+        let rows = group_reader.get_row_iter(None).map_err(cannot)?;
+        for row in rows {
+            let rownum = table.rows + 1;
+            let row = row.map_err(|e| Error::bad_file(path, format!("row {rownum}: {e}")))?;
+            let mut values = serde_json::Map::new();
+            let mut image = None;
+            let mut problem = None;
+            for (name, field) in row.into_columns() {
+                if name == cols.image {
+                    match parquet_image(field, &mut table.blobs) {
+                        Ok(img) => image = img,
+                        Err(reason) => problem = Some((kind::BAD_VALUE, reason)),
+                    }
+                } else {
+                    values.insert(name, field_to_json(&field));
                 }
-            } else {
-                values.insert(name, field_to_json(&field));
             }
+            table.rows = rownum;
+            on_row(RawRow { row: rownum, values, image, problem }, &table.blobs)?;
         }
-        table.rows.push(RawRow { row: rownum, values, image, problem });
     }
     Ok(table)
 }
@@ -350,7 +420,7 @@ fn read_parquet_inner(path: &Path, cols: &ColumnMap) -> Result<RawTable> {
 /// or plain bytes.
 fn parquet_image(
     field: parquet::record::Field,
-    blobs: &mut HashMap<String, Vec<u8>>,
+    blobs: &mut Blobs,
 ) -> std::result::Result<Option<RawImage>, String> {
     use parquet::record::Field;
     let mut store = |bytes: Vec<u8>| {

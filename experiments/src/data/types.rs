@@ -97,4 +97,28 @@ pub struct ImportedDataset {
     pub report: ValidationReport,
     /// SHA-256 over the metadata file's bytes and every image's hash (in file-name order), hex.
     pub content_hash: String,
+    /// The files (and a folder) this import created under [`ImportOptions::extract_dir`]; a caller that does not
+    /// store the dataset removes them with [`ImportedDataset::discard_extracted`]. Not serialised.
+    #[serde(skip)]
+    pub extracted: Vec<PathBuf>,
+}
+
+impl ImportedDataset {
+    /// Removes what this import extracted (see [`Self::extracted`]): for a dataset that will not be stored (its
+    /// insert failed, the user dropped it). Best effort: what cannot be removed is logged.
+    pub fn discard_extracted(&mut self) {
+        remove_created(std::mem::take(&mut self.extracted));
+    }
+}
+
+/// Removes files and (empty) folders, the later ones first (files before the folder they were made in).
+pub(crate) fn remove_created(paths: Vec<PathBuf>) {
+    for path in paths.into_iter().rev() {
+        let removed = if path.is_dir() { std::fs::remove_dir(&path) } else { std::fs::remove_file(&path) };
+        if let Err(e) = removed {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), "leaving an extracted file of an import that was not stored: {e}");
+            }
+        }
+    }
 }

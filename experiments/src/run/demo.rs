@@ -152,6 +152,7 @@ pub fn run_demo(
                 extract_dir: None,
             },
             obs,
+            cancel.clone(),
         )?;
         store.insert_dataset(&imported)?;
     }

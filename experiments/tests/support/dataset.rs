@@ -10,7 +10,7 @@ use experiments::data::{
     ImportedDataset, OnError,
 };
 use experiments::validation::Problem;
-use experiments::events::NullObserver;
+use experiments::events::{CancelToken, NullObserver};
 use experiments::data::synth::{caption_contest, write_dataset, SynthSample};
 use experiments::Error;
 use image::{Rgb, RgbImage};
@@ -47,7 +47,7 @@ pub fn skip(mut o: ImportOptions) -> ImportOptions {
 }
 
 pub fn run(o: &ImportOptions) -> experiments::Result<ImportedDataset> {
-    import(o, &mut NullObserver)
+    import(o, &mut NullObserver, CancelToken::new())
 }
 
 pub fn sha_hex(bytes: &[u8]) -> String {

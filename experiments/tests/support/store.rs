@@ -85,6 +85,7 @@ pub fn dataset(name: &str, n_images: usize, per_image: usize) -> ImportedDataset
         rows,
         images,
         content_hash: "ab".repeat(32),
+        extracted: Vec::new(),
     }
 }
 

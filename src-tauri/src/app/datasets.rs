@@ -1,15 +1,16 @@
 //! Datasets: listing and paging their samples, the import drafts (pick or demo → preview → confirm), and image
-//! thumbnails.
+//! thumbnails (made on a small fixed pool of worker threads).
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use experiments::data::{self, ColumnMap, ImportOptions, ImportedDataset, OnError};
 use experiments::run::demo::{self, DemoOptions};
 use experiments::run::store::{DatasetInfo, StoredSample};
 
-use experiments::events::{Callback, Event, Throttle};
+use experiments::events::{Callback, CancelToken, Event, Throttle};
 use super::{lock, App, MAX_PAGE};
 use crate::views::*;
 use crate::{Error, Result};
@@ -21,6 +22,18 @@ pub(super) struct Draft {
     images_dir: Option<PathBuf>,
     columns: ColumnMap,
     validated: Option<ImportedDataset>,
+    /// Stops the draft's preview when the user drops it.
+    cancel: CancelToken,
+}
+
+impl Drop for Draft {
+    /// A draft that goes away unstored (dropped, previewed again) takes the files its preview extracted with it;
+    /// a stored one has handed its data to the store first.
+    fn drop(&mut self) {
+        if let Some(d) = &mut self.validated {
+            d.discard_extracted();
+        }
+    }
 }
 
 impl App {
@@ -66,7 +79,14 @@ impl App {
         let columns = ColumnMap::default();
         lock(&self.drafts).insert(
             token,
-            Draft { name: name.clone(), metadata: metadata.clone(), images_dir: images_dir.clone(), columns: columns.clone(), validated: None },
+            Draft {
+                name: name.clone(),
+                metadata: metadata.clone(),
+                images_dir: images_dir.clone(),
+                columns: columns.clone(),
+                validated: None,
+                cancel: CancelToken::new(),
+            },
         );
         ImportDraft { token, name, metadata, images_dir, columns }
     }
@@ -93,13 +113,22 @@ impl App {
     }
 
     /// Reads and validates a draft (every row; bad rows are reported, not stored) and keeps the result until
-    /// the user confirms or drops it.
+    /// the user confirms or drops it. A name that the store has already is refused before anything is read;
+    /// [`Self::cancel_import`] stops a preview under way.
     pub fn preview_import(&self, token: u64, name: &str, columns: ColumnMap) -> Result<ImportPreview> {
-        let (metadata, images_dir) = {
-            let drafts = lock(&self.drafts);
-            let d = drafts.get(&token).ok_or_else(|| Error::Invalid(format!("no import in progress with token {token}")))?;
-            (d.metadata.clone(), d.images_dir.clone())
+        let wanted = name.trim();
+        if self.store().datasets()?.iter().any(|d| d.name == wanted) {
+            return Err(Error::Invalid(format!("a dataset named `{wanted}` already exists; choose another name")));
+        }
+        let (metadata, images_dir, cancel, earlier) = {
+            let mut drafts = lock(&self.drafts);
+            let d = drafts.get_mut(&token).ok_or_else(|| Error::Invalid(format!("no import in progress with token {token}")))?;
+            (d.metadata.clone(), d.images_dir.clone(), d.cancel.clone(), d.validated.take())
         };
+        // An earlier preview of this draft is replaced: its extracted files go (this one writes its own).
+        if let Some(mut earlier) = earlier {
+            earlier.discard_extracted();
+        }
         let opts = ImportOptions {
             name: name.trim().to_string(),
             metadata: metadata.clone(),
@@ -110,7 +139,7 @@ impl App {
         };
         let sink = self.sink.as_ref();
         let mut obs = Throttle::new(Callback::new(|e: &Event| sink.emit(AppEvent::Import { token, event: e.clone() })));
-        let (report, validated) = match data::import(&opts, &mut obs) {
+        let (report, mut validated) = match data::import(&opts, &mut obs, cancel) {
             Ok(d) => (d.report.clone(), Some(d)),
             Err(experiments::Error::Rejected { report, .. }) => (*report, None),
             Err(e) => return Err(e.into()),
@@ -145,10 +174,18 @@ impl App {
             problem_kinds: kinds,
             examples,
         };
-        if let Some(d) = lock(&self.drafts).get_mut(&token) {
-            d.name = opts.name;
-            d.columns = columns;
-            d.validated = validated;
+        match lock(&self.drafts).get_mut(&token) {
+            Some(d) => {
+                d.name = opts.name;
+                d.columns = columns;
+                d.validated = validated;
+            }
+            // Dropped while it was being read: nothing of it stays.
+            None => {
+                if let Some(d) = &mut validated {
+                    d.discard_extracted();
+                }
+            }
         }
         Ok(preview)
     }
@@ -170,16 +207,44 @@ impl App {
             )));
         }
         let id = self.store().insert_dataset(data)?;
-        drafts.remove(&token);
+        // Stored: its extracted files now belong to the dataset.
+        if let Some(mut d) = drafts.remove(&token) {
+            if let Some(data) = &mut d.validated {
+                data.extracted.clear();
+            }
+        }
         drop(drafts);
         Ok(self.store().dataset(&id.to_string())?)
     }
 
-    /// Forgets a draft the user dropped.
+    /// Forgets a draft the user dropped: stops its preview if one is under way, and removes what it extracted.
     pub fn cancel_import(&self, token: u64) {
-        lock(&self.drafts).remove(&token);
+        let draft = lock(&self.drafts).remove(&token);
+        if let Some(d) = draft {
+            d.cancel.cancel();
+        }
     }
 
+
+    /// Makes the thumbnail of [`Self::thumbnail`] on the thumbnail pool and hands it to `reply` there: at most
+    /// [`THUMBNAIL_WORKERS`] images are decoded at once, however many the page asks for. If the pool cannot be
+    /// started, `reply` gets the error at once.
+    pub fn thumbnail_later(
+        self: &Arc<Self>,
+        image_id: i64,
+        size: u32,
+        reply: impl FnOnce(Result<Vec<u8>>) + Send + 'static,
+    ) {
+        let app = Arc::clone(self);
+        let job: Job = Box::new(move |worker| match worker {
+            Ok(()) => reply(app.thumbnail(image_id, size)),
+            Err(e) => reply(Err(Error::Invalid(e))),
+        });
+        match pool() {
+            Ok(pool) => pool.submit(job),
+            Err(e) => job(Err(e.clone())),
+        }
+    }
 
     /// A JPEG thumbnail (longest side `size`) of a stored image, cached under `home/thumbs` by content hash.
     pub fn thumbnail(&self, image_id: i64, size: u32) -> Result<Vec<u8>> {
@@ -207,4 +272,48 @@ impl App {
         }
         Ok(bytes)
     }
+}
+
+/// How many thumbnails are made at once (each decodes one image in full).
+pub const THUMBNAIL_WORKERS: usize = 4;
+
+/// Work for the pool; called with `Err` (why) instead when no worker can take it.
+type Job = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+
+/// A fixed set of worker threads taking jobs from one queue.
+struct Pool {
+    queue: Mutex<Sender<Job>>,
+}
+
+impl Pool {
+    fn start(workers: usize) -> std::io::Result<Pool> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..workers {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new().name(format!("thumbnail-{i}")).spawn(move || loop {
+                let job = lock(&rx).recv();
+                let Ok(job) = job else { break };
+                // A job that panics (a decoder bug) must not take its worker with it.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(())))).is_err() {
+                    tracing::error!("a thumbnail job panicked");
+                }
+            })?;
+        }
+        Ok(Pool { queue: Mutex::new(tx) })
+    }
+
+    fn submit(&self, job: Job) {
+        let sent = lock(&self.queue).send(job);
+        if let Err(mpsc::SendError(job)) = sent {
+            job(Err("the thumbnail workers are gone".to_string()));
+        }
+    }
+}
+
+/// The process's thumbnail pool, started on first use.
+fn pool() -> std::result::Result<&'static Pool, &'static String> {
+    static POOL: OnceLock<std::result::Result<Pool, String>> = OnceLock::new();
+    POOL.get_or_init(|| Pool::start(THUMBNAIL_WORKERS).map_err(|e| format!("cannot start the thumbnail workers: {e}")))
+        .as_ref()
 }

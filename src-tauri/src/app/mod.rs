@@ -23,6 +23,7 @@ use ::experiments::run::demo::DemoOptions;
 use ::experiments::run::store::{Store, StoredSample};
 
 use self::datasets::Draft;
+pub use self::datasets::THUMBNAIL_WORKERS;
 use crate::picker::Picker;
 use crate::views::*;
 use crate::Result;

@@ -1,6 +1,6 @@
 //! `cliplab dataset import|list|show`.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use experiments::data::{self, ColumnMap, ImportOptions, OnError};
 use experiments::run::store::Store;
 
@@ -28,9 +28,26 @@ pub fn run(cmd: DatasetCmd, ctx: &Ctx) -> Result<()> {
     }
 }
 
+/// Imports and stores a dataset. The name is checked against the store before the metadata is read; Ctrl-C
+/// (`ctx.cancel`) stops the import with nothing stored; what the import extracted is removed if the dataset cannot
+/// be stored.
 fn import(opts: &ImportOptions, store: &mut Store, ctx: &Ctx, json: bool) -> Result<()> {
-    let imported = data::import(opts, &mut ctx.progress(json))?;
-    let id = store.insert_dataset(&imported)?;
+    let wanted = opts.name.trim();
+    if store.datasets()?.iter().any(|d| d.name == wanted) {
+        bail!("a dataset named `{wanted}` already exists; choose another name");
+    }
+    let mut imported = match data::import(opts, &mut ctx.progress(json), ctx.cancel.clone()) {
+        Ok(d) => d,
+        Err(experiments::Error::Cancelled) => bail!("import cancelled: nothing was stored"),
+        Err(e) => return Err(e.into()),
+    };
+    let id = match store.insert_dataset(&imported) {
+        Ok(id) => id,
+        Err(e) => {
+            imported.discard_extracted();
+            return Err(e.into());
+        }
+    };
     let name = &opts.name;
     tracing::info!(id, name = %name, samples = imported.report.valid_rows, "dataset imported");
     if json {

@@ -157,6 +157,7 @@ fn tiny_dataset() -> ImportedDataset {
         }],
         report: ValidationReport { total_rows: 1, valid_rows: 1, problems: vec![] },
         content_hash: "1".repeat(64),
+        extracted: Vec::new(),
     }
 }
 
