@@ -28,7 +28,7 @@ use experiments::run::store::{RunStatus, Store, DB_FILE};
 /// Kills per kind of job.
 const MOMENTS: usize = 20;
 /// The dataset every import imports: images x rows per image.
-const IMAGES: usize = 150;
+const IMAGES: usize = 600;
 const ROWS_PER_IMAGE: usize = 2;
 
 /// splitmix64: a few lines instead of a dependency for 40 numbers.
@@ -58,7 +58,7 @@ impl Lab {
         let home = dir.path().join("home");
         let data = dir.path().join("data");
         let metadata =
-            synth::write_dataset(&data, &synth::caption_contest(IMAGES, 5, ROWS_PER_IMAGE, 64, 11)).expect("dataset");
+            synth::write_dataset(&data, &synth::caption_contest(IMAGES, 5, ROWS_PER_IMAGE, 128, 11)).expect("dataset");
         let model = dir.path().join("model");
         let cfg = experiments::model::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
         let tok = serde_json::to_vec(&synth::tiny_tokenizer_json()).expect("tokenizer");

@@ -13,6 +13,7 @@
 //! The faces (the `cliplab` CLI, the desktop app, the tests) call these modules and nothing else.
 
 // Bottom layer.
+pub mod decode;
 pub mod error;
 pub mod events;
 pub mod fsio;

@@ -26,7 +26,7 @@ fn setup(home: &Path) -> (Store, ExperimentSpec) {
         on_error: OnError::Reject,
         extract_dir: None,
     };
-    let imported = data::import(&opts, &mut NullObserver).expect("import");
+    let imported = data::import(&opts, &mut NullObserver, experiments::events::CancelToken::new()).expect("import");
     let mut store = Store::open(home).expect("store");
     store.insert_dataset(&imported).expect("insert");
     let model = home.join("model");

@@ -12,7 +12,7 @@ use super::common::{display_name, io_or_missing};
 use super::types::ImageRecord;
 use crate::error::{Error, Result};
 use crate::events::CancelToken;
-use crate::model::preprocess::{decode_image, DecodeLimits};
+use crate::decode::{decode_image, DecodeLimits};
 use crate::validation::{kind, Problem};
 
 /// SHA-256 (hex) and length of a file, read in a streaming way.

@@ -254,8 +254,10 @@ impl App {
         if let Ok(bytes) = std::fs::read(&cache) {
             return Ok(bytes);
         }
-        let decoded = image::open(&img.path)
-            .map_err(|e| experiments::Error::BadImage { path: img.path.clone(), message: e.to_string() })?;
+        // The core's decoder: Pillow's pixels, and its size limit checked from the header before any buffer.
+        let bytes = std::fs::read(&img.path).map_err(|e| experiments::Error::io(&img.path, e))?;
+        let decoded = experiments::decode::decode_image(&bytes, &img.path, &experiments::decode::DecodeLimits::default())?;
+        drop(bytes);
         let thumb = decoded.thumbnail(size, size).to_rgb8();
         let mut bytes = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)

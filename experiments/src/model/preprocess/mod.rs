@@ -40,13 +40,13 @@
 //! Python side: float images, and formats other than PNG / JPEG where the `image` crate's decoder and Pillow's may
 //! disagree (untested).
 //!
-//! The files follow the steps: `decode` is step 0 ([`decode_image`]), [`config`](ImageProcessorConfig) reads the
+//! The files follow the steps: step 0 is the bottom layer's [`crate::decode`] (dataset import decodes with it
+//! too), [`config`](ImageProcessorConfig) reads the
 //! settings, `convert` does step 1, `resize` step 2 (Pillow's resampler), `processor` runs the whole pipeline
 //! ([`ImageProcessor`]).
 
 mod config;
 mod convert;
-mod decode;
 mod processor;
 mod resize;
 
@@ -55,6 +55,6 @@ pub use config::{
     OPENAI_CLIP_STD,
 };
 pub use convert::{convert_rgb, AlphaMode};
-pub use decode::{decode_image, DecodeLimits, PILLOW_MAX_IMAGE_PIXELS};
+pub use crate::decode::{decode_image, DecodeLimits, PILLOW_MAX_IMAGE_PIXELS};
 pub use processor::ImageProcessor;
 pub use resize::{pillow_vertical_first, resize_rgb8, PassOrder};

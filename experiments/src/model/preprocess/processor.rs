@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::config::ImageProcessorConfig;
 use super::convert::{convert_rgb, rgb8_pixels, AlphaMode};
-use super::decode::{decode_image, DecodeLimits};
+use crate::decode::{decode_image, DecodeLimits};
 use super::resize::{resize_region, resize_rgb8, PassOrder};
 use crate::error::read_file;
 use crate::{Error, Result};
