@@ -25,7 +25,7 @@ fn reference() -> Value {
 
 fn px_rgb(x: u32, y: u32, c: u32) -> u8 {
     let base = (x * 7 + y * 13 + c * 50) % 256;
-    (if (x / 4 + y / 3 + c) % 2 == 0 {
+    (if (x / 4 + y / 3 + c).is_multiple_of(2) {
         255 - base
     } else {
         base
@@ -47,7 +47,7 @@ fn px_gray(x: u32, y: u32) -> u8 {
 }
 
 fn px_gray16(x: u32, y: u32) -> u16 {
-    if (x + y) % 3 == 0 {
+    if (x + y).is_multiple_of(3) {
         ((x * 13 + y * 7) % 256) as u16
     } else {
         ((x * 997 + y * 1999) % 65536) as u16

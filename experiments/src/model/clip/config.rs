@@ -263,7 +263,7 @@ impl ClipConfig {
                 return Err(format!("{tower} hidden_size {hidden} is not divisible by num_attention_heads {heads}"));
             }
         }
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+        if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return Err(format!(
                 "vision image_size {} is not a multiple of patch_size {}",
                 v.image_size, v.patch_size
