@@ -157,3 +157,38 @@ fn a_closed_output_pipe_ends_the_command_quietly() {
     let quiet = out.status.success() || out.status.signal() == Some(13);
     assert!(quiet, "must end as a Unix tool does on a closed pipe (exit 0 or SIGPIPE), got {}", out.status);
 }
+
+/// Ctrl-C (SIGINT) while `dataset import` checks its images: the import stops, stores nothing, exits non-zero.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_an_import_stores_nothing() {
+    use std::io::{BufRead, BufReader};
+    let dir = Dir::new();
+    let data = dir.path().join("data");
+    // Big enough that checking the images takes a while after the first progress line.
+    let metadata = synth::write_dataset(&data, &synth::caption_contest(3000, 5, 1, 160, 9)).expect("dataset");
+    let images = data.join(synth::IMAGES_DIR);
+    let mut child = std::process::Command::new(cliplab_e2e::cliplab_bin())
+        .args(["dataset", "import", "--name", "big", "--metadata"])
+        .arg(&metadata)
+        .arg("--images")
+        .arg(&images)
+        .current_dir(dir.path())
+        .env("CLIPLAB_HOME", dir.path().join("home"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cliplab");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    // "found N files under ...": the metadata is read and the images are about to be checked.
+    while err.read_line(&mut seen).expect("stderr") > 0 && !seen.contains("found") {}
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let mut rest = String::new();
+    while err.read_line(&mut rest).expect("stderr") > 0 {}
+    let exit = child.wait().expect("wait");
+    assert!(!exit.success(), "a cancelled import must not exit 0\n{seen}{rest}");
+    assert!(rest.contains("cancel"), "says it was cancelled: {rest}");
+    assert_eq!(dir.cliplab(&["dataset", "list", "--json"]).json(), serde_json::json!([]), "nothing stored");
+}
