@@ -10,4 +10,6 @@ source scripts/setup.sh
 # WebDriver, the desktop app.
 # Lints first (fast, and a warning fails the run), then the tests.
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The end-to-end tests run target/<profile>/cliplab: build it first, as `cargo test` alone may leave an older one.
+cargo build -p cliplab --locked
 cargo test --workspace --locked "$@"
