@@ -146,9 +146,8 @@ fn a_closed_output_pipe_ends_the_command_quietly() {
     let dir = Dir::new();
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader); // `| head` that has already read its lines
-    let out = std::process::Command::new(cliplab_e2e::cliplab_bin())
-        .args(["runs", "list"])
-        .env("CLIPLAB_HOME", dir.path().join("home"))
+    let out = dir
+        .command(&["runs", "list"])
         .stdout(writer)
         .output()
         .expect("run cliplab");
@@ -168,13 +167,11 @@ fn ctrl_c_during_an_import_stores_nothing() {
     // Big enough that checking the images takes a while after the first progress line.
     let metadata = synth::write_dataset(&data, &synth::caption_contest(3000, 5, 1, 160, 9)).expect("dataset");
     let images = data.join(synth::IMAGES_DIR);
-    let mut child = std::process::Command::new(cliplab_e2e::cliplab_bin())
-        .args(["dataset", "import", "--name", "big", "--metadata"])
+    let mut child = dir
+        .command(&["dataset", "import", "--name", "big", "--metadata"])
         .arg(&metadata)
         .arg("--images")
         .arg(&images)
-        .current_dir(dir.path())
-        .env("CLIPLAB_HOME", dir.path().join("home"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

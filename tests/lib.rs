@@ -81,12 +81,15 @@ impl Dir {
     pub fn path(&self) -> &Path {
         self.tmp.path()
     }
+    /// `cliplab ARGS` in this directory with `CLIPLAB_HOME` inside it, to spawn with other pipes.
+    pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
+        let mut cmd = Command::new(cliplab_bin());
+        cmd.args(args).current_dir(self.path()).env("CLIPLAB_HOME", self.path().join("home"));
+        cmd
+    }
     /// Runs `cliplab ARGS` in this directory with `CLIPLAB_HOME` inside it.
     pub fn cliplab(&self, args: &[&str]) -> Run {
-        let bin = cliplab_bin();
-        let mut cmd = Command::new(&bin);
-        cmd.args(args).current_dir(self.path()).env("CLIPLAB_HOME", self.path().join("home"));
-        let output = cmd.output().expect("run cliplab");
+        let output = self.command(args).output().expect("run cliplab");
         Run { cmd: format!("cliplab {}", args.join(" ")), output, dir: self.path().to_path_buf() }
     }
 }

@@ -9,8 +9,8 @@ use experiments::model::engine::ClipBundle;
 use experiments::model::preprocess::ImageProcessorConfig;
 use experiments::data::synth;
 
-/// Generated caption-contest data (2 rows per image) and a tiny random model.
-fn setup(dir: &Dir, images: usize) -> (PathBuf, PathBuf) {
+/// Generated caption-contest data (2 rows per image) and a tiny random model: (metadata, images folder, model).
+fn setup(dir: &Dir, images: usize) -> (PathBuf, PathBuf, PathBuf) {
     let data = dir.path().join("data");
     let samples = synth::caption_contest(images, 5, 2, 48, 11);
     let metadata = synth::write_dataset(&data, &samples).expect("dataset");
@@ -18,7 +18,7 @@ fn setup(dir: &Dir, images: usize) -> (PathBuf, PathBuf) {
     let cfg = experiments::model::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
     let tok = serde_json::to_vec(&synth::tiny_tokenizer_json()).expect("tokenizer");
     ClipBundle::write_random(&model, &cfg, tok, ImageProcessorConfig::with_size(32), 5).expect("model");
-    (metadata, model)
+    (metadata, data.join(synth::IMAGES_DIR), model)
 }
 
 fn spec(dir: &Dir, name: &str, model: &Path, train: usize, heldout: usize, epochs: usize) -> PathBuf {
@@ -38,8 +38,7 @@ fn s(p: &Path) -> &str {
 #[test]
 fn import_run_show_export() {
     let dir = Dir::new();
-    let (metadata, model) = setup(&dir, 40);
-    let images = metadata.parent().expect("dir").join("images");
+    let (metadata, images, model) = setup(&dir, 40);
     let v = dir.cliplab(&["dataset", "import", "--name", "shapes", "--metadata", s(&metadata), "--images", s(&images), "--json"]).json();
     assert!(v["dataset_id"].as_i64().is_some(), "{v}");
     let list = dir.cliplab(&["dataset", "list", "--json"]).json();
@@ -107,8 +106,7 @@ fn import_run_show_export() {
 #[test]
 fn bad_rows_are_rejected_or_skipped_and_nothing_half_imported() {
     let dir = Dir::new();
-    let (metadata, _) = setup(&dir, 10);
-    let images = metadata.parent().expect("dir").join("images");
+    let (metadata, images, _) = setup(&dir, 10);
     // Break row 3: a label that is not among the choices.
     let text = std::fs::read_to_string(&metadata).expect("read");
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
@@ -144,8 +142,7 @@ fn bad_rows_are_rejected_or_skipped_and_nothing_half_imported() {
 #[test]
 fn a_changed_image_fails_the_run_clearly() {
     let dir = Dir::new();
-    let (metadata, model) = setup(&dir, 12);
-    let images = metadata.parent().expect("dir").join("images");
+    let (metadata, images, model) = setup(&dir, 12);
     dir.cliplab(&["dataset", "import", "--name", "shapes", "--metadata", s(&metadata), "--images", s(&images)]).ok();
     // Overwrite every image with another valid PNG.
     for e in std::fs::read_dir(&images).expect("images") {
@@ -163,14 +160,11 @@ fn a_changed_image_fails_the_run_clearly() {
 #[test]
 fn a_killed_run_is_marked_interrupted_and_keeps_what_it_recorded() {
     let dir = Dir::new();
-    let (metadata, model) = setup(&dir, 40);
-    let images = metadata.parent().expect("dir").join("images");
+    let (metadata, images, model) = setup(&dir, 40);
     dir.cliplab(&["dataset", "import", "--name", "shapes", "--metadata", s(&metadata), "--images", s(&images)]).ok();
     let spec_path = spec(&dir, "long", &model, 60, 10, 500);
-    let mut child = std::process::Command::new(cliplab_e2e::cliplab_bin())
-        .args(["run", "--spec", s(&spec_path)])
-        .current_dir(dir.path())
-        .env("CLIPLAB_HOME", dir.path().join("home"))
+    let mut child = dir
+        .command(&["run", "--spec", s(&spec_path)])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -203,8 +197,7 @@ fn a_killed_run_is_marked_interrupted_and_keeps_what_it_recorded() {
 #[test]
 fn compare_two_runs_writes_charts_csv_and_diff() {
     let dir = Dir::new();
-    let (metadata, model) = setup(&dir, 20);
-    let images = metadata.parent().expect("dir").join("images");
+    let (metadata, images, model) = setup(&dir, 20);
     dir.cliplab(&["dataset", "import", "--name", "shapes", "--metadata", s(&metadata), "--images", s(&images)]).ok();
     let a = spec(&dir, "two-epochs", &model, 16, 8, 2);
     let b = spec(&dir, "one-epoch", &model, 16, 8, 1);

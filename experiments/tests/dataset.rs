@@ -219,22 +219,13 @@ fn embedded_images_are_extracted_by_content_hash() -> TestResult {
     let red = solid_png(6, 4, [255, 0, 0]);
     let green = solid_png(3, 3, [0, 255, 0]);
     let pq = dir.path().join("hf.parquet");
-    let choices = || Some(vec![Some("a red box".to_string()), Some("a green box".to_string())]);
+    let choices = || str_list(&["a red box", "a green box"]);
+    let red_cell = || Some((Some(red.clone()), Some("train/red.png".into())));
     write_parquet(
         &pq,
         &[
-            Col::Image(
-                "image",
-                vec![
-                    Some((Some(red.clone()), Some("train/red.png".into()))),
-                    Some((Some(red.clone()), Some("train/red.png".into()))),
-                    Some((Some(green.clone()), None)),
-                ],
-            ),
-            Col::StrList(
-                "caption_choices",
-                vec![choices(), Some(vec![Some("red".into()), Some("green".into()), Some("blue".into())]), choices()],
-            ),
+            Col::Image("image", vec![red_cell(), red_cell(), Some((Some(green.clone()), None))]),
+            Col::StrList("caption_choices", vec![choices(), str_list(&["red", "green", "blue"]), choices()]),
             Col::I64("label", vec![Some(0), Some(0), Some(1)]),
         ],
     )?;
@@ -294,18 +285,12 @@ fn pyarrow_hf_fixture_imports_and_extracts() -> TestResult {
 fn two_different_embedded_images_with_one_name_are_ambiguous() -> TestResult {
     let dir = tempfile::tempdir()?;
     let pq = dir.path().join("hf.parquet");
-    let choices = || Some(vec![Some("a".to_string()), Some("b".to_string())]);
+    let cell = |grey| Some((Some(solid_png(2, 2, [grey; 3])), Some("x.png".into())));
     write_parquet(
         &pq,
         &[
-            Col::Image(
-                "image",
-                vec![
-                    Some((Some(solid_png(2, 2, [1, 1, 1])), Some("x.png".into()))),
-                    Some((Some(solid_png(2, 2, [2, 2, 2])), Some("x.png".into()))),
-                ],
-            ),
-            Col::StrList("caption_choices", vec![choices(), choices()]),
+            Col::Image("image", vec![cell(1), cell(2)]),
+            Col::StrList("caption_choices", vec![str_list(&["a", "b"]), str_list(&["a", "b"])]),
             Col::Str("label", vec![Some("A".into()), Some("B".into())]),
         ],
     )?;

@@ -227,12 +227,6 @@ fn letters_and_indices() {
     for bad in ["", " ", "-1", "A1", "1.5", "ABCD", "é"] {
         assert_eq!(letter_to_index(bad), None, "{bad:?}");
     }
-    assert_eq!(letter(0), "A");
+    // letter(i) and its round trip past Z: vocab.rs's own test.
     assert_eq!(letter(4), "E");
-    assert_eq!(letter(25), "Z");
-    assert_eq!(letter(26), "AA");
-    assert_eq!(letter(27), "AB");
-    for i in 0..18_278 {
-        assert_eq!(letter_to_index(&letter(i)), Some(i));
-    }
 }

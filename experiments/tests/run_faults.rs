@@ -5,39 +5,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use experiments::data::{self, synth, ColumnMap, ImportOptions, OnError};
 use experiments::events::{CancelToken, Event, NullObserver, Recorder};
 use experiments::model::engine::ClipBundle;
-use experiments::model::preprocess::ImageProcessorConfig;
 use experiments::run::demo::{self, DemoOptions};
 use experiments::run::runner::{self, RunOutcome};
 use experiments::run::spec::ExperimentSpec;
 use experiments::run::store::Store;
 
+#[path = "support/tiny.rs"]
+mod tiny;
+
 /// A store with the dataset `shapes` (30 images, 2 rows each) and a tiny model folder, under `home`.
 fn setup(home: &Path) -> (Store, ExperimentSpec) {
-    let data = home.join("data");
-    let metadata = synth::write_dataset(&data, &synth::caption_contest(30, 5, 2, 32, 4)).expect("dataset");
-    let opts = ImportOptions {
-        name: "shapes".into(),
-        metadata,
-        images_dir: Some(data.join(synth::IMAGES_DIR)),
-        columns: ColumnMap::default(),
-        on_error: OnError::Reject,
-        extract_dir: None,
-    };
-    let imported = data::import(&opts, &mut NullObserver, experiments::events::CancelToken::new()).expect("import");
-    let mut store = Store::open(home).expect("store");
-    store.insert_dataset(&imported).expect("insert");
-    let model = home.join("model");
-    let cfg = experiments::model::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
-    let tok = serde_json::to_vec(&synth::tiny_tokenizer_json()).expect("tok");
-    ClipBundle::write_random(&model, &cfg, tok, ImageProcessorConfig::with_size(32), 1).expect("model");
-    let text = format!(
-        "name = \"faults\"\ndataset = \"shapes\"\nmodel = {model:?}\ndevice = \"cpu\"\n[sample]\ntrain = 20\nheldout = 10\n\
-         [train]\nepochs = 1\nbatch_size = 8\n"
-    );
-    (store, ExperimentSpec::from_toml(&text, None).expect("spec"))
+    tiny::shapes_home(home, "faults", "train = 20\nheldout = 10", "epochs = 1\nbatch_size = 8")
 }
 
 /// Nothing recorded: no experiment, no run.

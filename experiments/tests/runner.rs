@@ -2,15 +2,14 @@
 //! what it recorded; splits are seeded and never share an image.
 
 
-use experiments::data::{self, ColumnMap, ImportOptions, OnError};
-use experiments::model::engine::ClipBundle;
 use experiments::events::{CancelToken, Event, Observer};
-use experiments::model::preprocess::ImageProcessorConfig;
 use experiments::run::runner;
 use experiments::run::spec::ExperimentSpec;
 use experiments::run::store::{RunStatus, Store};
-use experiments::data::synth;
 use experiments::Error;
+
+#[path = "support/tiny.rs"]
+mod tiny;
 
 /// Cancels after `after` step events, as the GUI's cancel button or Ctrl-C would.
 struct CancelAfter {
@@ -31,36 +30,7 @@ impl Observer for CancelAfter {
 }
 
 fn setup(home: &std::path::Path) -> (Store, ExperimentSpec) {
-    let data = home.join("data");
-    let samples = synth::caption_contest(30, 5, 2, 32, 4);
-    let metadata = synth::write_dataset(&data, &samples).expect("dataset");
-    let imported = data::import(
-        &ImportOptions {
-            name: "shapes".into(),
-            metadata,
-            images_dir: Some(data.join(synth::IMAGES_DIR)),
-            columns: ColumnMap::default(),
-            on_error: OnError::Reject,
-            extract_dir: None,
-        },
-        &mut experiments::events::NullObserver,
-        CancelToken::new(),
-    )
-    .expect("import");
-    let mut store = Store::open(home).expect("store");
-    store.insert_dataset(&imported).expect("insert");
-    let model = home.join("model");
-    let cfg = experiments::model::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
-    let tok = serde_json::to_vec(&synth::tiny_tokenizer_json()).expect("tok");
-    ClipBundle::write_random(&model, &cfg, tok, ImageProcessorConfig::with_size(32), 1).expect("model");
-    let spec = ExperimentSpec::from_toml(
-        &format!(
-            "name = \"cancel\"\ndataset = \"shapes\"\nmodel = {model:?}\ndevice = \"cpu\"\n[sample]\ntrain = 20\nheldout = 10\nseed = 5\n[train]\nepochs = 50\nbatch_size = 4\n"
-        ),
-        None,
-    )
-    .expect("spec");
-    (store, spec)
+    tiny::shapes_home(home, "cancel", "train = 20\nheldout = 10\nseed = 5", "epochs = 50\nbatch_size = 4")
 }
 
 #[test]

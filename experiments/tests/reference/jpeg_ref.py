@@ -21,6 +21,7 @@ import json
 import os
 
 import numpy as np
+from refhash import fnv1a64
 import PIL
 from PIL import Image, ImageFile, features
 
@@ -30,14 +31,6 @@ OUT = os.path.join(HERE, "jpeg_ref.json")
 
 # Odd sizes, not multiples of the 8/16-pixel MCU, so partial blocks and edge upsampling are exercised.
 W, H = 45, 37
-
-
-def fnv1a(data: bytes) -> str:
-    h = 0xCBF29CE484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
 
 
 def noisy(channels):
@@ -121,7 +114,7 @@ def main():
                 "mode": opened_mode,
                 "width": rgb.width,
                 "height": rgb.height,
-                "rgb_fnv1a": fnv1a(arr.tobytes()),
+                "rgb_fnv1a": fnv1a64(arr.tobytes()),
                 "samples": [arr[y, x].tolist() for (x, y) in [(0, 0), (W - 1, 0), (22, 18), (W - 1, H - 1)]],
                 "truncated_error": truncated,
             }

@@ -22,6 +22,7 @@ import struct
 import zlib
 
 import numpy as np
+from refhash import fnv1a64
 import PIL
 from PIL import Image
 import transformers
@@ -142,14 +143,6 @@ CASES = [
 
 
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def fnv1a64(data: bytes) -> str:
-    h = 0xCBF29CE484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
 
 
 def u8_entry(arr, full):

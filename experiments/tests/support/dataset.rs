@@ -14,9 +14,9 @@ use experiments::events::{CancelToken, NullObserver};
 use experiments::data::synth::{caption_contest, write_dataset, SynthSample};
 use experiments::Error;
 use image::{Rgb, RgbImage};
-use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DataType, DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -209,42 +209,30 @@ pub fn write_parquet(path: &Path, cols: &[Col]) -> TestResult {
             Col::Str(_, v) => {
                 let (vals, defs) = opt_levels(v);
                 let vals: Vec<ByteArray> = vals.iter().map(|s| bytes(s)).collect();
-                let mut c = rg.next_column()?.ok_or("column")?;
-                c.typed::<ByteArrayType>().write_batch(&vals, Some(&defs), None)?;
-                c.close()?;
+                write_leaf::<ByteArrayType>(&mut rg, &vals, &defs, None)?;
             }
             Col::I64(_, v) => {
                 let (vals, defs) = opt_levels(v);
-                let mut c = rg.next_column()?.ok_or("column")?;
-                c.typed::<Int64Type>().write_batch(&vals, Some(&defs), None)?;
-                c.close()?;
+                write_leaf::<Int64Type>(&mut rg, &vals, &defs, None)?;
             }
             Col::F64(_, v) => {
                 let (vals, defs) = opt_levels(v);
-                let mut c = rg.next_column()?.ok_or("column")?;
-                c.typed::<DoubleType>().write_batch(&vals, Some(&defs), None)?;
-                c.close()?;
+                write_leaf::<DoubleType>(&mut rg, &vals, &defs, None)?;
             }
             Col::Bool(_, v) => {
                 let (vals, defs) = opt_levels(v);
-                let mut c = rg.next_column()?.ok_or("column")?;
-                c.typed::<BoolType>().write_batch(&vals, Some(&defs), None)?;
-                c.close()?;
+                write_leaf::<BoolType>(&mut rg, &vals, &defs, None)?;
             }
             Col::StrList(_, v) => {
                 let (vals, defs, reps) = list_levels(v);
                 let vals: Vec<ByteArray> = vals.iter().map(|s| bytes(s)).collect();
-                let mut c = rg.next_column()?.ok_or("column")?;
-                c.typed::<ByteArrayType>().write_batch(&vals, Some(&defs), Some(&reps))?;
-                c.close()?;
+                write_leaf::<ByteArrayType>(&mut rg, &vals, &defs, Some(&reps))?;
             }
             Col::I64List(_, v) => {
                 let v: Vec<Option<Vec<Option<i64>>>> =
                     v.iter().map(|l| l.as_ref().map(|l| l.iter().copied().map(Some).collect())).collect();
                 let (vals, defs, reps) = list_levels(&v);
-                let mut c = rg.next_column()?.ok_or("column")?;
-                c.typed::<Int64Type>().write_batch(&vals, Some(&defs), Some(&reps))?;
-                c.close()?;
+                write_leaf::<Int64Type>(&mut rg, &vals, &defs, Some(&reps))?;
             }
             Col::Image(_, v) => {
                 // Leaf `bytes`, then leaf `path`: level 0 = no struct, 1 = struct with a null leaf, 2 = value.
@@ -266,9 +254,7 @@ pub fn write_parquet(path: &Path, cols: &[Col]) -> TestResult {
                     (vals, defs)
                 };
                 for (vals, defs) in [leaf(&|s| s.0.clone()), leaf(&|s| s.1.clone().map(String::into_bytes))] {
-                    let mut c = rg.next_column()?.ok_or("column")?;
-                    c.typed::<ByteArrayType>().write_batch(&vals, Some(&defs), None)?;
-                    c.close()?;
+                    write_leaf::<ByteArrayType>(&mut rg, &vals, &defs, None)?;
                 }
             }
         }
@@ -276,6 +262,24 @@ pub fn write_parquet(path: &Path, cols: &[Col]) -> TestResult {
     rg.close()?;
     writer.close()?;
     Ok(())
+}
+
+/// Writes the row group's next leaf column: its values with their definition (and, in a list, repetition) levels.
+fn write_leaf<T: DataType>(
+    rg: &mut SerializedRowGroupWriter<'_, std::fs::File>,
+    vals: &[T::T],
+    defs: &[i16],
+    reps: Option<&[i16]>,
+) -> TestResult {
+    let mut c = rg.next_column()?.ok_or("column")?;
+    c.typed::<T>().write_batch(vals, Some(defs), reps)?;
+    c.close()?;
+    Ok(())
+}
+
+/// A present list of present strings, as a parquet list cell.
+pub fn str_list(items: &[&str]) -> Option<Vec<Option<String>>> {
+    Some(items.iter().map(|s| Some(s.to_string())).collect())
 }
 
 pub fn str_col(rows: &[serde_json::Map<String, Value>], name: &'static str) -> Col {
