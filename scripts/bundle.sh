@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Debian package of CLIP Lab (release) with both faces, the desktop app `cliplab-app` and the `cliplab`
-# CLI, and checks its file list. Usage: scripts/bundle.sh [--check-only]  (--check-only: check the last .deb).
+# CLI, and checks its file list. Usage: scripts/bundle.sh [--debug] [--check-only]
+#   --debug       the dev profile (what the tests already built: minutes instead of a release build's half hour on
+#                 2 cores); the package is the same but for the binaries' optimisation;
+#   --check-only  check the last .deb without building.
 #
 # The CLI is another workspace package, so the Tauri bundler does not build it: it is built here first and staged
 # at src-tauri/target/cli/cliplab, where `bundle.linux.deb.files` in src-tauri/tauri.conf.json maps it to
@@ -8,17 +11,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+profile=release; cargo_profile=(--release); tauri_profile=(); check_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --debug) profile=debug; cargo_profile=(); tauri_profile=(--debug) ;;
+    --check-only) check_only=1 ;;
+    *) echo "bundle: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 target_dir=$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-deb_dir="$target_dir/release/bundle/deb"
+deb_dir="$target_dir/$profile/bundle/deb"
 
-if [ "${1:-}" != "--check-only" ]; then
+if [ "$check_only" -eq 0 ]; then
   [ -x ui/node_modules/.bin/tauri ] || npm ci --prefix ui --no-audit --no-fund
-  cargo build --release --locked -p cliplab --bin cliplab
+  cargo build "${cargo_profile[@]}" --locked -p cliplab --bin cliplab
   mkdir -p src-tauri/target/cli
-  cp "$target_dir/release/cliplab" src-tauri/target/cli/cliplab
+  cp "$target_dir/$profile/cliplab" src-tauri/target/cli/cliplab
   rm -f "$deb_dir"/*.deb
   # `tauri build` runs `npm run build` in ui/ first (beforeBuildCommand), then cargo, then the bundler.
-  (cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb -- --locked)
+  (cd src-tauri && ../ui/node_modules/.bin/tauri build "${tauri_profile[@]}" --bundles deb -- --locked)
 fi
 
 shopt -s nullglob

@@ -104,6 +104,16 @@ pub fn letter_to_index(s: &str) -> Option<usize> {
     None
 }
 
+/// The one check that `label` names one of `n_choices` choices: "label 5 is not among the 5 choices", after
+/// `place` (the row or record at fault) when it is not empty. The import names the letter too (see `data::parse`).
+pub fn check_label(label: usize, n_choices: usize, place: &str) -> crate::Result<()> {
+    if label < n_choices {
+        return Ok(());
+    }
+    let what = format!("label {label} is not among the {n_choices} choices");
+    Err(crate::Error::Invalid(if place.is_empty() { what } else { format!("{place}: {what}") }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -370,9 +370,7 @@ impl McqSample {
         if choices.len() < 2 {
             return Err(Error::Invalid(format!("a sample needs at least 2 caption choices, got {}", choices.len())));
         }
-        if label >= choices.len() {
-            return Err(Error::Invalid(format!("label {label} is not among the {} choices", choices.len())));
-        }
+        crate::vocab::check_label(label, choices.len(), "")?;
         Ok(Self { pixels, choices, label })
     }
 }

@@ -143,14 +143,7 @@ pub fn write_dataset(dir: &Path, samples: &[SynthSample]) -> Result<PathBuf> {
     let mut lines = Vec::new();
     for (row, s) in samples.iter().enumerate() {
         check_filename(&s.filename, row)?;
-        if s.label >= s.caption_choices.len() {
-            return Err(Error::Invalid(format!(
-                "row {row} ({}): label {} but only {} caption choices",
-                s.filename,
-                s.label,
-                s.caption_choices.len()
-            )));
-        }
+        crate::vocab::check_label(s.label, s.caption_choices.len(), &format!("row {row} ({})", s.filename))?;
         if s.caption_choices.len() > 26 {
             return Err(Error::Invalid(format!(
                 "row {row} ({}): {} caption choices, at most 26 (A..Z) can be labelled",

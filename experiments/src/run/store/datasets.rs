@@ -240,14 +240,7 @@ fn insert_rows(tx: &rusqlite::Connection, path: &Path, name: &str, dataset_id: i
                 r.row, r.filename
             ))
         })?;
-        if r.label >= r.choices.len() {
-            return Err(Error::Invalid(format!(
-                "dataset `{name}`, row {}: label {} is not among the {} choices",
-                r.row,
-                r.label,
-                r.choices.len()
-            )));
-        }
+        crate::vocab::check_label(r.label, r.choices.len(), &format!("dataset `{name}`, row {}", r.row))?;
         let choices = serde_json::to_string(&r.choices)?;
         let extra = serde_json::to_string(&r.extra)?;
         ins.execute(params![dataset_id, int(r.row), image_id, choices, int(r.label), extra]).map_err(|e| {
