@@ -262,15 +262,15 @@ fn import_run_view_compare_and_export_through_the_commands() {
     assert_eq!(cards.total, 52);
     for c in &cards.items {
         for p in [c.before.as_ref().expect("before"), c.after.as_ref().expect("after")] {
-            assert_eq!(p.len(), c.choices.len());
+            assert_eq!(p.len(), c.head.choices.len());
             assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
         }
-        assert!(c.image_id > 0);
+        assert!(c.head.image_id > 0);
     }
     let deltas: Vec<f64> = cards.items.iter().map(|c| c.delta.expect("delta")).collect();
     assert!(deltas.windows(2).all(|w| w[0] >= w[1]), "sorted by gain");
     let losses = f.app.run_samples(r1.id, &RunSampleQuery { sort: SampleSort::Loss, limit: 5, ..Default::default() }).expect("loss");
-    assert_eq!(losses.items[0].sample_id, cards.items.last().expect("last").sample_id);
+    assert_eq!(losses.items[0].head.sample_id, cards.items.last().expect("last").head.sample_id);
     let held = f
         .app
         .run_samples(r1.id, &RunSampleQuery { split: Some(experiments::vocab::Split::Heldout), limit: 500, ..Default::default() })
@@ -278,7 +278,7 @@ fn import_run_view_compare_and_export_through_the_commands() {
     assert_eq!(held.total, 12);
     let flipped = f.app.run_samples(r1.id, &RunSampleQuery { flipped_only: true, limit: 500, ..Default::default() }).expect("flipped");
     assert!(flipped.items.iter().all(|c| {
-        let right = |p: &Vec<f32>| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i) == Some(c.label);
+        let right = |p: &Vec<f32>| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i) == Some(c.head.label);
         right(c.before.as_ref().expect("b")) != right(c.after.as_ref().expect("a"))
     }));
 
@@ -308,7 +308,7 @@ fn import_run_view_compare_and_export_through_the_commands() {
     let score = bundle
         .score(&[sample], 1, experiments::events::Phase::ScoreAfter, &mut experiments::events::NullObserver)
         .expect("score");
-    if let Some(card) = cards.items.iter().find(|c| c.sample_id == s.id) {
+    if let Some(card) = cards.items.iter().find(|c| c.head.sample_id == s.id) {
         let after = card.after.as_ref().expect("after");
         for (a, b) in score[0].probs.iter().zip(after) {
             assert!((a - b).abs() < 1e-4, "exported weights reload to the run's scores: {:?} vs {after:?}", score[0].probs);

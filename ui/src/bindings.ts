@@ -442,15 +442,19 @@ export type RunSampleQuery = { split: Split | null, sort: SampleSort,
  */
 flipped_only: boolean, text: string, offset: number, limit: number, };
 
-export type SampleCard = { sample_id: number, image_id: number, split: Split, filename: string, choices: Array<string>, 
-/**
- * The answer letter of each choice.
- */
-letters: Array<string>, label: number, before: Array<number> | null, after: Array<number> | null, 
+export type SampleCard = { before: Array<number> | null, after: Array<number> | null, 
 /**
  * p(right) after − before.
  */
-delta: number | null, };
+delta: number | null, sample_id: number, 
+/**
+ * The image's id for its thumbnail (-1 when the run's dataset no longer lists it).
+ */
+image_id: number, split: Split, filename: string, choices: Array<string>, 
+/**
+ * The answer letter of each choice.
+ */
+letters: Array<string>, label: number, };
 
 export type SampleCardPage = { total: number, offset: number, items: Array<SampleCard>, };
 
@@ -460,11 +464,7 @@ export type CompareRun = { info: RunInfo, summary: RunSummary,
  */
 colour: string, };
 
-export type FlipCard = { sample_id: number, image_id: number, split: Split, filename: string, choices: Array<string>, 
-/**
- * The answer letter of each choice.
- */
-letters: Array<string>, label: number, 
+export type FlipCard = { 
 /**
  * Probabilities in run A and run B (after fine-tuning).
  */
@@ -472,7 +472,15 @@ probs_a: Array<number>, probs_b: Array<number>,
 /**
  * Wrong in A, right in B.
  */
-gained: boolean, };
+gained: boolean, sample_id: number, 
+/**
+ * The image's id for its thumbnail (-1 when the run's dataset no longer lists it).
+ */
+image_id: number, split: Split, filename: string, choices: Array<string>, 
+/**
+ * The answer letter of each choice.
+ */
+letters: Array<string>, label: number, };
 
 export type CompareView = { runs: Array<CompareRun>, charts: Array<ChartSvg>, 
 /**

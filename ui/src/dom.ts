@@ -198,6 +198,43 @@ export function pager(total: number, offset: number, limit: number, go: (offset:
   );
 }
 
+/** A grid of cards over a paged query, with its pager: `fetch` brings the page at an offset (undefined on error),
+ * `render` draws its cards. The newest load wins; nothing is drawn once the screen is left. */
+export function pagedGrid<P extends { total: number; offset: number; items: unknown[] }>(o: {
+  testid: string;
+  pagerTestid?: string;
+  limit: number;
+  left: () => boolean;
+  fetch: (offset: number, limit: number) => Promise<P | undefined>;
+  render: (page: P) => Node[];
+}): { grid: HTMLElement; pagerBox: HTMLElement; load: () => Promise<void>; reset: (ms: number) => () => void } {
+  const grid = h("div", { class: "cards", testid: o.testid });
+  const pagerBox = h("div");
+  let offset = 0;
+  let seq = 0;
+  const load = async () => {
+    const mine = ++seq;
+    const page = await o.fetch(offset, o.limit);
+    if (!page || mine !== seq || o.left()) return;
+    clear(pagerBox, pager(page.total, page.offset, o.limit, (to) => { offset = to; void load(); }, o.pagerTestid));
+    clear(grid, page.items.length ? o.render(page) : h("div", { class: "empty" }, "No sample matches."));
+  };
+  /** A debounced "back to the first page and load" for filter inputs. */
+  const reset = (ms: number) => debounce(() => { offset = 0; void load(); }, ms);
+  return { grid, pagerBox, load, reset };
+}
+
+/** A checkbox that keeps `id`'s membership of `set`, calling `changed` after each click. */
+export function setBox<T>(testid: string, set: Set<T>, id: T, changed: () => void): HTMLInputElement {
+  const box = h("input", { testid, attrs: { type: "checkbox", checked: set.has(id) } });
+  box.addEventListener("change", () => {
+    if (box.checked) set.add(id);
+    else set.delete(id);
+    changed();
+  });
+  return box;
+}
+
 /** The route's query parameters. */
 export function routeParams(): URLSearchParams {
   const hash = location.hash.replace(/^#/, "");

@@ -81,13 +81,7 @@ fn flip_cards(a: &RunData, b: &RunData, flips: &FlipTable, images: &HashMap<i64,
             let Some(s) = a.samples.iter().find(|s| s.sample_id == f.sample_id) else { continue };
             let (Some(pa), Some(pb)) = (find(a, f.sample_id), find(b, f.sample_id)) else { continue };
             cards.push(FlipCard {
-                sample_id: f.sample_id,
-                image_id: images.get(&f.sample_id).copied().unwrap_or(-1),
-                split: f.split,
-                filename: f.filename.clone(),
-                letters: letters(s.choices.len()),
-                choices: s.choices.clone(),
-                label: f.label,
+                head: SampleHead::of(s, images),
                 probs_a: pa,
                 probs_b: pb,
                 gained,

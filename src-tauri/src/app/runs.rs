@@ -162,13 +162,7 @@ impl App {
             .skip(q.offset)
             .take(limit)
             .map(|s| SampleCard {
-                sample_id: s.sample_id,
-                image_id: images.get(&s.sample_id).copied().unwrap_or(-1),
-                split: s.split,
-                filename: s.filename.clone(),
-                choices: s.choices.clone(),
-                letters: letters(s.choices.len()),
-                label: s.label,
+                head: SampleHead::of(s, &images),
                 before: s.before.clone(),
                 after: s.after.clone(),
                 delta: s.delta(),

@@ -2,7 +2,7 @@
 
 import { api, type CompareView, type FlipCard } from "../bindings";
 import type { ViewCtx } from "../main";
-import { attempt, bar, clear, h, navigate, num, pct, routeParams, thumb } from "../dom";
+import { attempt, bar, clear, h, navigate, num, pct, routeParams, setBox, thumb } from "../dom";
 import { chartsGrid } from "./run";
 
 export async function renderCompare(root: HTMLElement, ctx: ViewCtx): Promise<void> {
@@ -53,12 +53,7 @@ async function pickRuns(root: HTMLElement, ctx: ViewCtx, preset: number[]): Prom
           "div",
           { class: "pick-list" },
           runs.map((r) => {
-            const box = h("input", { testid: `pick-run-${r.id}`, attrs: { type: "checkbox", checked: chosen.has(r.id) } });
-            box.addEventListener("change", () => {
-              if (box.checked) chosen.add(r.id);
-              else chosen.delete(r.id);
-              update();
-            });
+            const box = setBox(`pick-run-${r.id}`, chosen, r.id, update);
             return h("label", { class: "check pick" }, box, h("b", null, `#${r.id}`), ` ${r.experiment_name} · ${r.optimizer} lr ${r.lr} · held-out ${pct(r.metrics.heldout_after?.accuracy)}`);
           }),
         ),

@@ -2,7 +2,7 @@
 
 import { api, type ColumnMap, type ImportDraft, type ImportPreview, type StoredSample } from "../bindings";
 import type { ViewCtx } from "../main";
-import { attempt, clear, debounce, h, navigate, onAppEvent, pager, thumb, when } from "../dom";
+import { attempt, clear, h, navigate, onAppEvent, pagedGrid, thumb, when } from "../dom";
 
 export async function renderDatasets(root: HTMLElement, ctx: ViewCtx): Promise<void> {
   const importBox = h("div", { testid: "import-box" });
@@ -221,20 +221,17 @@ export async function renderDataset(root: HTMLElement, ctx: ViewCtx, id: number)
     if (labelSel.options.length > 1) return;
     labelSel.append(...letters.slice(0, 5).map((l, i) => h("option", { attrs: { value: i } }, `answer ${l}`)));
   };
-  const grid = h("div", { class: "cards", testid: "sample-cards" });
-  const pagerBox = h("div");
-  const limit = 48;
-  let offset = 0;
-  let seq = 0;
-  const load = async () => {
-    const mine = ++seq;
-    const page = await attempt(() => api.datasetSamples(id, { text: text.value, label: labelSel.value === "" ? null : Number(labelSel.value), offset, limit }));
-    if (!page || mine !== seq || ctx.left()) return;
-    fillLabels(page.letters);
-    clear(pagerBox, pager(page.total, page.offset, limit, (o) => { offset = o; void load(); }));
-    clear(grid, page.items.length ? page.items.map((s) => sampleCard(s, page.letters)) : h("div", { class: "empty" }, "No sample matches."));
-  };
-  const reload = debounce(() => { offset = 0; void load(); }, 200);
+  const { grid, pagerBox, load, reset } = pagedGrid({
+    testid: "sample-cards",
+    limit: 48,
+    left: ctx.left,
+    fetch: (offset, limit) => attempt(() => api.datasetSamples(id, { text: text.value, label: labelSel.value === "" ? null : Number(labelSel.value), offset, limit })),
+    render: (page) => {
+      fillLabels(page.letters);
+      return page.items.map((s) => sampleCard(s, page.letters));
+    },
+  });
+  const reload = reset(200);
   text.addEventListener("input", reload);
   labelSel.addEventListener("change", reload);
   clear(

@@ -2,7 +2,7 @@
 
 import { api, type ChartSvg, type RunView, type SampleCard, type SampleSort, type Split } from "../bindings";
 import type { ViewCtx } from "../main";
-import { attempt, badge, bar, clear, debounce, duration, h, navigate, onAppEvent, pager, pct, sci, svgNode, thumb, when } from "../dom";
+import { attempt, badge, bar, clear, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, svgNode, thumb, when } from "../dom";
 
 const BEFORE = "#9AA0A6";
 
@@ -236,21 +236,18 @@ async function samplesPanel(id: number, colour: string, ctx: ViewCtx): Promise<H
   );
   const flipped = h("input", { testid: "card-flipped", attrs: { type: "checkbox" } });
   const text = h("input", { testid: "card-filter", attrs: { type: "search", placeholder: "Search captions" } });
-  const grid = h("div", { class: "cards", testid: "run-cards" });
-  const pagerBox = h("div");
-  const limit = 24;
-  let offset = 0;
-  let seq = 0;
-  const load = async () => {
-    const mine = ++seq;
-    const page = await attempt(() =>
-      api.runSamples(id, { split: split.value ? (split.value as Split) : null, sort: sort.value as SampleSort, flipped_only: flipped.checked, text: text.value, offset, limit }),
-    );
-    if (!page || mine !== seq || ctx.left()) return;
-    clear(pagerBox, pager(page.total, page.offset, limit, (o) => { offset = o; void load(); }, "card-pager"));
-    clear(grid, page.items.length ? page.items.map((c) => scoreCard(c, colour)) : h("div", { class: "empty" }, "No sample matches."));
-  };
-  const reload = debounce(() => { offset = 0; void load(); }, 150);
+  const { grid, pagerBox, load, reset } = pagedGrid({
+    testid: "run-cards",
+    pagerTestid: "card-pager",
+    limit: 24,
+    left: ctx.left,
+    fetch: (offset, limit) =>
+      attempt(() =>
+        api.runSamples(id, { split: split.value ? (split.value as Split) : null, sort: sort.value as SampleSort, flipped_only: flipped.checked, text: text.value, offset, limit }),
+      ),
+    render: (page) => page.items.map((c) => scoreCard(c, colour)),
+  });
+  const reload = reset(150);
   for (const el of [split, sort, flipped]) el.addEventListener("change", reload);
   text.addEventListener("input", reload);
   const panel = h(

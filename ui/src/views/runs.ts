@@ -2,7 +2,7 @@
 
 import { api, type RunInfo } from "../bindings";
 import type { ViewCtx } from "../main";
-import { attempt, badge, clear, duration, h, navigate, onAppEvent, pct, sci, throttle, when } from "../dom";
+import { attempt, badge, clear, duration, h, navigate, onAppEvent, pct, sci, setBox, throttle, when } from "../dom";
 
 type Col = { key: string; title: string; value: (r: RunInfo) => number | string | null; show: (r: RunInfo) => Node | string };
 
@@ -107,12 +107,7 @@ export async function renderRuns(root: HTMLElement, ctx: ViewCtx): Promise<void>
           "tbody",
           null,
           shown.map((r) => {
-            const box = h("input", { testid: `select-run-${r.id}`, attrs: { type: "checkbox", checked: selected.has(r.id) } });
-            box.addEventListener("change", () => {
-              if (box.checked) selected.add(r.id);
-              else selected.delete(r.id);
-              draw();
-            });
+            const box = setBox(`select-run-${r.id}`, selected, r.id, draw);
             return h(
               "tr",
               { testid: `run-row-${r.id}`, attrs: { "data-status": r.status } },
