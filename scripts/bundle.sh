@@ -36,7 +36,8 @@ shopt -s nullglob
 debs=("$deb_dir"/*.deb)
 [ ${#debs[@]} -eq 1 ] || { echo "bundle: expected one .deb in $deb_dir, found ${#debs[@]}" >&2; exit 1; }
 deb=${debs[0]}
-files=$(dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./|/|')
+# dpkg-deb lists `usr/bin/x` or `./usr/bin/x` depending on who built the archive: make both `/usr/bin/x`.
+files=$(dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./||; s|^|/|')
 id=$(sed -n 's/^ *"identifier": *"\([^"]*\)".*/\1/p' src-tauri/tauri.conf.json)
 missing=0
 for want in /usr/bin/cliplab /usr/bin/cliplab-app "/usr/share/applications/$id.desktop" \
@@ -48,6 +49,6 @@ done
 desktop=$(grep -c '^/usr/share/applications/.*\.desktop$' <<<"$files" || true)
 [ "$desktop" -eq 1 ] || { echo "bundle: $desktop desktop entries in $deb" >&2; missing=1; }
 [ "$missing" -eq 0 ] || exit 1
-dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/share/applications/$id.desktop" | grep -qx 'Name=CLIP Lab' \
+dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards "*usr/share/applications/$id.desktop" | grep -qx 'Name=CLIP Lab' \
   || { echo "bundle: the desktop entry is not named CLIP Lab" >&2; exit 1; }
 echo "bundle: $deb has usr/bin/cliplab, usr/bin/cliplab-app, usr/share/applications/$id.desktop and the icons"
