@@ -19,7 +19,6 @@ use experiments::run::sweep::{create_sweep, run_sweep, GridAxis};
 use experiments::run::runner;
 
 #[path = "support/store.rs"]
-#[allow(dead_code)]
 mod support;
 use support::{count, raw};
 
@@ -323,7 +322,7 @@ fn deleting_a_run_removes_its_records_and_folder_only_and_refuses_a_running_run(
 
     let plan = store.delete_runs(&[run, other.run_id], false).expect("plan");
     assert!(!plan.applied);
-    assert_eq!(plan.folders, [folder.clone()], "only the folder the store claimed");
+    assert_eq!(plan.folders, std::slice::from_ref(&folder), "only the folder the store claimed");
     assert!(folder.is_dir(), "a plan deletes nothing");
     let gone = store.delete_runs(&[run, other.run_id], true).expect("delete");
     assert!(gone.applied);

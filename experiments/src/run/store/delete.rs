@@ -118,7 +118,7 @@ impl Store {
                 .ctx(&path, format!("reading run {run}"))?;
             if matches!(status.as_str(), "queued" | "running") && !queued {
                 return Err(Error::Invalid(format!(
-                    "run {run} is {status} in another process (it holds {}): cancel it first; nothing was deleted",
+                    "run {run} is {status} (its process holds {}): cancel it first; nothing was deleted",
                     super::owner::lock_path(&path, run).display()
                 )));
             }
