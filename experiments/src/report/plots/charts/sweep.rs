@@ -49,7 +49,7 @@ pub(in super::super) fn sweep_figure(data: &SweepData) -> Figure {
     for (a, axis) in data.axes.iter().enumerate() {
         let cats = categories(data, a);
         let n = cats.len().max(1) as f64;
-        let mut p = Panel::new(axis.clone(), -0.5..n - 0.5, 0.0..1.0).desc(axis, &data.metric_name);
+        let mut p = Panel::new("", -0.5..n - 0.5, 0.0..1.0).desc(axis, &data.metric_name);
         p.y_num = Num::Pct;
         p.x_ticks = Some(cats.iter().enumerate().map(|(k, c)| (k as f64, c.clone())).collect());
         // Runs that share a value sit side by side around it.
@@ -98,7 +98,9 @@ pub(in super::super) fn sweep_figure(data: &SweepData) -> Figure {
     }
     let mut legend = vec![LegendItem::heading("runs")];
     for (k, r) in data.runs.iter().enumerate() {
-        let values: Vec<String> = data.axes.iter().zip(&r.values).map(|(a, v)| format!("{a}={v}")).collect();
+        // The last part of each key (`lr`), so that the values fit the legend.
+        let short = |a: &String| a.rsplit('.').next().unwrap_or(a).to_string();
+        let values: Vec<String> = data.axes.iter().zip(&r.values).map(|(a, v)| format!("{}={v}", short(a))).collect();
         let mut item = LegendItem::new(Mark::Swatch(palette(k)), format!("run {} · {}", r.run_id, values.join(" ")));
         if best == Some(k) {
             item.detail = Some("best".into());
