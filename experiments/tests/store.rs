@@ -16,17 +16,21 @@ use experiments::vocab::{Split, Stage};
 mod support;
 use support::*;
 
-const EXPECTED_TABLES: [&str; 10] = [
+const EXPECTED_TABLES: [&str; 14] = [
     "datasets",
     "epoch_losses",
+    "experiment_tags",
     "experiments",
     "images",
     "run_log",
+    "run_queue",
     "run_splits",
+    "run_tags",
     "runs",
     "samples",
     "scores",
     "step_losses",
+    "sweeps",
 ];
 
 // ------------------------------------------------------------------------------------------ schema and settings

@@ -59,13 +59,22 @@ pub enum Command {
     /// Experiments: create from a spec.
     #[command(subcommand)]
     Experiment(ExperimentCmd),
-    /// Create an experiment from a spec and run it.
+    /// Create an experiment from a spec and run it; with --grid, a sweep: one run per grid point.
     Run {
         #[arg(long)]
         spec: PathBuf,
+        /// Sweep a spec key over values: `train.lr=1e-5,3e-5,1e-4` (repeat for a grid: every combination).
+        #[arg(long = "grid", value_name = "KEY=V1,V2,...")]
+        grid: Vec<String>,
+        /// Only put the run(s) in the queue (`cliplab queue run` runs them).
+        #[arg(long)]
+        queue: bool,
         #[arg(long)]
         json: bool,
     },
+    /// The run queue: run, list, cancel, move.
+    #[command(subcommand)]
+    Queue(QueueCmd),
     /// Runs: list, show.
     #[command(subcommand)]
     Runs(RunsCmd),
@@ -75,10 +84,14 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Compare runs: charts (SVG + PNG), a per-sample CSV, and the summary, hyperparameter diff and flips.
+    /// Compare runs: charts (SVG + PNG), a per-sample CSV, and the summary, hyperparameter diff and flips; or,
+    /// with --sweep, a sweep's chart (held-out metric against each swept key) and its runs' loss curves.
     Compare {
-        #[arg(required = true, num_args = 2..)]
+        #[arg(required_unless_present = "sweep", num_args = 2..)]
         runs: Vec<i64>,
+        /// A sweep id (printed by `run --grid`).
+        #[arg(long, conflicts_with = "runs")]
+        sweep: Option<i64>,
         #[arg(long)]
         out: PathBuf,
         #[arg(long)]
@@ -145,6 +158,17 @@ pub enum DatasetCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Delete a dataset's records (never its files); refused while experiments use it, unless --with-runs.
+    Delete {
+        /// Name or id.
+        dataset: String,
+        /// Also delete the experiments and runs that use it (and their run folders).
+        #[arg(long)]
+        with_runs: bool,
+        /// Without it, only say what would be deleted.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,20 +185,77 @@ pub enum ExperimentCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Delete an experiment with its runs and their run folders.
+    Delete {
+        id: i64,
+        /// Without it, only say what would be deleted.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Tag an experiment (its runs are found by the tag too).
+    Tag { id: i64, tag: String },
+    /// Remove a tag from an experiment.
+    Untag { id: i64, tag: String },
+    /// Set an experiment's note (an empty text removes it).
+    Note { id: i64, text: String },
 }
 
 #[derive(Subcommand)]
 pub enum RunsCmd {
     /// List the runs with their before/after accuracy.
     List {
+        /// Only runs with this tag (on the run or its experiment).
+        #[arg(long)]
+        tag: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Tag a run.
+    Tag { run: i64, tag: String },
+    /// Remove a tag from a run.
+    Untag { run: i64, tag: String },
+    /// Set a run's note (an empty text removes it).
+    Note { run: i64, text: String },
+    /// Delete runs: their records and run folders. Refused for a run that is running.
+    Delete {
+        #[arg(required = true)]
+        runs: Vec<i64>,
+        /// Without it, only say what would be deleted.
+        #[arg(long)]
+        yes: bool,
     },
     /// Show one run: its settings, losses and metrics.
     Show {
         id: i64,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum QueueCmd {
+    /// Run the queued runs, next first, until the queue is empty (Ctrl-C: stop; the rest stays queued).
+    Run {
+        /// Runs at once (for the CPU; keep 1 on a GPU).
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the queued runs in order.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a run out of the queue (it ends `cancelled`).
+    Cancel { run: i64 },
+    /// Move a queued run to place N (1: next), or one place up.
+    Move {
+        run: i64,
+        #[arg(long, required_unless_present = "up")]
+        to: Option<usize>,
+        #[arg(long, conflicts_with = "to")]
+        up: bool,
     },
 }
 
@@ -187,11 +268,22 @@ impl Command {
             Command::Dataset(DatasetCmd::Import { .. }) => "dataset import",
             Command::Dataset(DatasetCmd::List { .. }) => "dataset list",
             Command::Dataset(DatasetCmd::Show { .. }) => "dataset show",
+            Command::Dataset(DatasetCmd::Delete { .. }) => "dataset delete",
             Command::Experiment(ExperimentCmd::Create { .. }) => "experiment create",
             Command::Experiment(ExperimentCmd::List { .. }) => "experiment list",
+            Command::Experiment(ExperimentCmd::Delete { .. }) => "experiment delete",
+            Command::Experiment(ExperimentCmd::Tag { .. } | ExperimentCmd::Untag { .. }) => "experiment tag",
+            Command::Experiment(ExperimentCmd::Note { .. }) => "experiment note",
             Command::Run { .. } => "run",
+            Command::Queue(QueueCmd::Run { .. }) => "queue run",
+            Command::Queue(QueueCmd::List { .. }) => "queue list",
+            Command::Queue(QueueCmd::Cancel { .. }) => "queue cancel",
+            Command::Queue(QueueCmd::Move { .. }) => "queue move",
             Command::Runs(RunsCmd::List { .. }) => "runs list",
             Command::Runs(RunsCmd::Show { .. }) => "runs show",
+            Command::Runs(RunsCmd::Tag { .. } | RunsCmd::Untag { .. }) => "runs tag",
+            Command::Runs(RunsCmd::Note { .. }) => "runs note",
+            Command::Runs(RunsCmd::Delete { .. }) => "runs delete",
             Command::Export { .. } => "export",
             Command::Compare { .. } => "compare",
             Command::Plot { .. } => "plot",

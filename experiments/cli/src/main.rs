@@ -16,7 +16,7 @@ use experiments::run::store::Store;
 use tracing::Level;
 
 use args::{Cli, Command, ExperimentCmd, RunsCmd};
-use commands::{dataset, demo, experiment, model, report, runs, Ctx};
+use commands::{dataset, demo, experiment, manage, model, queue, report, runs, sweep, Ctx};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -56,11 +56,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Dataset(cmd) => dataset::run(cmd, &ctx),
         Command::Experiment(ExperimentCmd::Create { spec, json }) => experiment::create(&spec, &ctx, json),
         Command::Experiment(ExperimentCmd::List { json }) => experiment::list(&ctx, json),
-        Command::Run { spec, json } => experiment::run(&spec, &ctx, json),
-        Command::Runs(RunsCmd::List { json }) => runs::list(&ctx, json),
+        Command::Experiment(cmd) => manage::experiment(cmd, &ctx),
+        Command::Run { spec, grid, queue: false, json } if grid.is_empty() => experiment::run(&spec, &ctx, json),
+        Command::Run { spec, grid, queue, json } => sweep::run(&spec, &grid, queue, &ctx, json),
+        Command::Queue(cmd) => queue::run(cmd, &ctx),
+        Command::Runs(RunsCmd::List { tag, json }) => runs::list(&ctx, tag.as_deref(), json),
         Command::Runs(RunsCmd::Show { id, json }) => runs::show(id, &ctx, json),
+        Command::Runs(cmd) => manage::runs(cmd, &ctx),
         Command::Export { run, out } => runs::export(run, &out, &ctx),
-        Command::Compare { runs, out, json } => report::compare(&runs, &out, &ctx, json),
+        Command::Compare { sweep: Some(id), out, json, .. } => report::compare_sweep(id, &out, &ctx, json),
+        Command::Compare { runs, out, json, .. } => report::compare(&runs, &out, &ctx, json),
         Command::Plot { run, out, json } => report::compare(&[run], &out, &ctx, json),
         Command::Score { model, image, captions, json } => model::score(&model, &image, &captions, &ctx, json),
         Command::Bench { model, preset, iters, batch, json } => {

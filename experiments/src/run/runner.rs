@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::verify_images;
+use crate::model::device::DeviceChoice;
 use crate::model::engine::{ClipBundle, McqSample, Summary};
 use crate::events::{CancelToken, Event, Observer, Phase, PhaseClock};
 use crate::run::spec::ExperimentSpec;
@@ -159,13 +160,25 @@ pub fn execute_run(
     obs: &mut dyn Observer,
     cancel: CancelToken,
 ) -> Result<RunOutcome> {
+    execute_run_on(store, home, run_id, None, obs, cancel)
+}
+
+/// [`execute_run`] on `device` when given (a queue worker's device), else on the spec's.
+pub fn execute_run_on(
+    store: &mut Store,
+    home: &Path,
+    run_id: i64,
+    device: Option<DeviceChoice>,
+    obs: &mut dyn Observer,
+    cancel: CancelToken,
+) -> Result<RunOutcome> {
     let experiment_id = store.run(run_id)?.info.experiment_id;
     obs.on_event(&Event::Info { message: format!("run {run_id} of experiment {experiment_id}") });
     // A run's own writes (splits, scores, its end) wait out another process's write lock as its steps do.
     store.set_busy_timeout(STORE_PATIENCE)?;
     let recorder = RunRecorder::new(run_id);
     let mut persist = Persist { store, recorder, inner: obs, cancel, error: None };
-    let result = execute(&mut persist, home, experiment_id, run_id);
+    let result = execute(&mut persist, home, (experiment_id, run_id), device);
     let flushed = persist.recorder.flush(persist.store);
     let store_error = persist.error.take().or(flushed.err());
     let store = persist.store;
@@ -379,12 +392,21 @@ fn save_checkpoint(
     Ok(dir)
 }
 
-fn execute(p: &mut Persist<'_>, home: &Path, experiment_id: i64, run_id: i64) -> Result<RunOutcome> {
+fn execute(
+    p: &mut Persist<'_>,
+    home: &Path,
+    (experiment_id, run_id): (i64, i64),
+    device: Option<DeviceChoice>,
+) -> Result<RunOutcome> {
     let inputs = prepare(p, experiment_id, run_id)?;
     let spec = &inputs.spec;
     let run_dir = if spec.save_checkpoint { Some(claim_run_dir(home, run_id, p)?) } else { None };
+    if let Some(dir) = &run_dir {
+        // Recorded before anything is written there: deleting the run removes exactly this folder.
+        p.store.set_run_dir(run_id, dir)?;
+    }
 
-    let device = crate::model::device::select(spec.device)?;
+    let device = crate::model::device::select(device.unwrap_or(spec.device))?;
     let device_name = crate::model::device::device_name(&device);
     p.store.start_run(run_id, &device_name)?;
     p.on_event(&Event::Info { message: format!("device: {device_name}") });

@@ -25,6 +25,7 @@ pub fn run(cmd: DatasetCmd, ctx: &Ctx) -> Result<()> {
         }
         DatasetCmd::List { json } => list(&store, json),
         DatasetCmd::Show { dataset, limit, json } => show(&store, &dataset, limit, json),
+        DatasetCmd::Delete { dataset, with_runs, yes } => super::manage::dataset(&dataset, with_runs, yes, ctx),
     }
 }
 

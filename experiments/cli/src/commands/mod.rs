@@ -4,9 +4,12 @@
 pub mod dataset;
 pub mod demo;
 pub mod experiment;
+pub mod manage;
 pub mod model;
+pub mod queue;
 pub mod report;
 pub mod runs;
+pub mod sweep;
 
 use std::path::PathBuf;
 

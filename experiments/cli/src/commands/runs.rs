@@ -9,27 +9,53 @@ use experiments::run::runner;
 use super::Ctx;
 use crate::output::{print_run, truncate};
 
-/// `runs list`: one line per run with its before -> after accuracy.
-pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
-    let runs = ctx.open()?.runs()?;
+/// `runs list`: one line per run with its before -> after accuracy, its place in the queue and its tags; with
+/// `tag`, only the runs tagged so (or whose experiment is).
+pub fn list(ctx: &Ctx, tag: Option<&str>, json: bool) -> Result<()> {
+    let store = ctx.open()?;
+    let mut runs = store.runs()?;
+    if let Some(tag) = tag {
+        let tagged: std::collections::HashSet<i64> = store.runs_tagged(tag)?.into_iter().collect();
+        runs.retain(|r| tagged.contains(&r.id));
+    }
+    let labels = store.run_labels()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        // Each run's record with its sweep, queue place, tags and note beside it.
+        let mut out = Vec::with_capacity(runs.len());
+        for r in &runs {
+            let mut v = serde_json::to_value(r)?;
+            if let (Some(o), Some(l)) = (v.as_object_mut(), labels.get(&r.id)) {
+                o.insert("sweep_id".into(), serde_json::json!(l.sweep_id));
+                o.insert("queue_position".into(), serde_json::json!(l.queue_position));
+                o.insert("tags".into(), serde_json::json!(l.tags));
+                o.insert("note".into(), serde_json::json!(l.note));
+            }
+            out.push(v);
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     println!(
         "{:>4}  {:<11} {:<24} {:<16} {:>8} {:>6} {:>5}  {:>15}  {:>15}",
         "run", "status", "experiment", "dataset", "lr", "epochs", "batch", "held-out acc", "train acc"
     );
+    let no_labels = experiments::run::store::RunLabels::default();
     let acc = |b: Option<Summary>, a: Option<Summary>| match (b, a) {
         (Some(b), Some(a)) => format!("{:.0}% -> {:.0}%", b.accuracy * 100.0, a.accuracy * 100.0),
         (Some(b), None) => format!("{:.0}% -> ?", b.accuracy * 100.0),
         _ => "-".into(),
     };
     for r in runs {
+        let l = labels.get(&r.id).unwrap_or(&no_labels);
+        let status = match l.queue_position {
+            Some(p) => format!("queued #{p}"),
+            None => r.status.to_string(),
+        };
+        let tags = if l.tags.is_empty() { String::new() } else { format!("  [{}]", l.tags.join(", ")) };
         println!(
-            "{:>4}  {:<11} {:<24} {:<16} {:>8.1e} {:>6} {:>5}  {:>15}  {:>15}",
+            "{:>4}  {:<11} {:<24} {:<16} {:>8.1e} {:>6} {:>5}  {:>15}  {:>15}{tags}",
             r.id,
-            r.status.to_string(),
+            status,
             truncate(&r.experiment_name, 24),
             truncate(&r.dataset_name, 16),
             r.lr,

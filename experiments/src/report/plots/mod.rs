@@ -10,7 +10,8 @@
 //!
 //! Charts ([`Chart`]): loss per step, loss per epoch (train solid, held-out dashed), p(label) before → after per
 //! sample (slope chart), its distribution before vs after (histogram), mean p(label) and accuracy before/after ×
-//! train/held-out (grouped bars), reliability diagram with ECE, accuracy per answer letter A–E.
+//! train/held-out (grouped bars), reliability diagram with ECE, accuracy per answer letter A–E; and a sweep's
+//! held-out metric against each swept hyperparameter ([`SweepData`]).
 //!
 //! Each run has ONE colour in every chart: [`palette`]`(run_index)`. The legend sits outside the plot, on the
 //! right, so it never covers data; with many runs it wraps into more columns and the image grows.
@@ -45,6 +46,9 @@ pub enum Chart {
     Calibration,
     /// Accuracy per answer letter A–E, before/after.
     Letters,
+    /// A sweep's held-out metric against each swept hyperparameter (drawn from [`SweepData`], not from runs:
+    /// not in [`Chart::ALL`]).
+    Sweep,
 }
 
 impl Chart {
@@ -70,6 +74,7 @@ impl Chart {
             Chart::Metrics => "metrics",
             Chart::Calibration => "calibration",
             Chart::Letters => "letters",
+            Chart::Sweep => "sweep",
         }
     }
 
@@ -83,6 +88,7 @@ impl Chart {
             Chart::Metrics => "Mean p(right caption) and accuracy, before and after fine-tuning",
             Chart::Calibration => "Calibration (reliability diagram)",
             Chart::Letters => "Accuracy by answer letter",
+            Chart::Sweep => "Sweep: held-out accuracy against each swept hyperparameter",
         }
     }
 
@@ -90,6 +96,43 @@ impl Chart {
     pub fn from_name(name: &str) -> Option<Chart> {
         Chart::ALL.into_iter().find(|c| c.name() == name)
     }
+}
+
+/// A sweep's runs for [`Chart::Sweep`]: each run's value of every swept key and its metric.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SweepData {
+    /// The sweep's name.
+    pub name: String,
+    /// The swept keys (`train.lr`, ...).
+    pub axes: Vec<String>,
+    /// What the y axis shows (`held-out accuracy after`).
+    pub metric_name: String,
+    pub runs: Vec<SweepRunPoint>,
+}
+
+/// One run of a sweep: its values (as typed, in axis order) and its metric (`None`: not measured).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SweepRunPoint {
+    pub run_id: i64,
+    pub values: Vec<String>,
+    pub metric: Option<f64>,
+}
+
+/// [`Chart::Sweep`] as an SVG document (run `i` of the sweep in `palette(i)`).
+pub fn sweep_svg(data: &SweepData) -> Result<String> {
+    svg_of(&charts::sweep_figure(data))
+}
+
+/// Writes `sweep.svg` and `sweep.png` into `out_dir` (created if needed); returns their paths.
+pub fn render_sweep_chart(data: &SweepData, out_dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let fig = charts::sweep_figure(data);
+    let name = Chart::Sweep.name();
+    let svg_path = out_dir.join(format!("{name}.svg"));
+    crate::fsio::write_file(&svg_path, svg_of(&fig)?.as_bytes())?;
+    let png_path = out_dir.join(format!("{name}.png"));
+    crate::fsio::write_file(&png_path, &png_of(&fig)?)?;
+    Ok(vec![svg_path, png_path])
 }
 
 /// One chart of runs as an SVG document. `runs` pairs each run with its colour index ([`palette`]).

@@ -12,15 +12,23 @@
 //!   keep only the path of their checkpoint folder.
 
 mod datasets;
+mod delete;
 mod owner;
+mod queue;
 mod recorder;
 mod runs;
+mod sweeps;
+mod tags;
 #[cfg(test)]
 mod tests;
 mod types;
 
 pub use owner::LOCKS_DIR;
+pub use delete::Deleted;
+pub use queue::QueuedRun;
 pub use recorder::{RunRecorder, STORE_PATIENCE};
+pub use sweeps::{NewRun, SweepInfo};
+pub use tags::RunLabels;
 pub use types::*;
 
 use std::fmt::Display;
@@ -40,7 +48,10 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema migrations, in order: `(file name, SQL)`. Migration `i` (0-based) brings the schema from
 /// `user_version` `i` to `i + 1`.
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init.sql", include_str!("../../../migrations/0001_init.sql")),
+    ("0002_sweeps_queue_tags.sql", include_str!("../../../migrations/0002_sweeps_queue_tags.sql")),
+];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

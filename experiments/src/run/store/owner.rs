@@ -235,7 +235,8 @@ pub(crate) fn owner_gone(rec: &Recorded, lock: LockState, my_host: &str, proc_ro
 }
 
 impl Store {
-    /// Marks `queued`/`running` runs whose process is gone as `interrupted` (keeping everything they recorded);
+    /// Marks `queued`/`running` runs whose process is gone as `interrupted` (keeping everything they recorded;
+    /// runs waiting in the queue have no process and are left alone);
     /// returns their ids and adds them to [`Store::recovered_runs`]. [`Store::open`] calls it; the app may call
     /// it again to refresh.
     pub fn recover_interrupted(&mut self) -> Result<Vec<i64>> {
@@ -251,7 +252,8 @@ impl Store {
                 .prepare(
                     "SELECT id, owner_pid, owner_host, owner_start, \
                             (julianday('now') - julianday(heartbeat_at)) * 86400.0 \
-                     FROM runs WHERE status IN ('queued', 'running') ORDER BY id",
+                     FROM runs WHERE status IN ('queued', 'running') \
+                       AND id NOT IN (SELECT run_id FROM run_queue) ORDER BY id",
                 )
                 .ctx(&path, "looking for interrupted runs")?;
             let rows = st

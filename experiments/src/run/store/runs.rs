@@ -44,18 +44,9 @@ impl Store {
     /// Records an experiment (its spec as JSON and as TOML) on dataset `dataset_id`; returns its id.
     pub fn create_experiment(&mut self, spec: &ExperimentSpec, dataset_id: i64) -> Result<i64> {
         let path = self.path.clone();
-        let json = serde_json::to_string(spec)?;
-        let toml = spec.to_toml()?;
+        let (json, toml) = (serde_json::to_string(spec)?, spec.to_toml()?);
         let tx = self.write_tx()?;
-        check_exists(&tx, &path, "dataset", dataset_id)?;
-        tx.execute(
-            &format!(
-                "INSERT INTO experiments (name, dataset_id, spec_json, spec_toml, created_at) VALUES (?1, ?2, ?3, ?4, {NOW})"
-            ),
-            params![spec.name, dataset_id, json, toml],
-        )
-        .ctx(&path, format!("recording experiment `{}`", spec.name))?;
-        let id = tx.last_insert_rowid();
+        let id = insert_experiment(&tx, &path, spec, dataset_id, (&json, &toml))?;
         tx.commit().ctx(&path, format!("recording experiment `{}`", spec.name))?;
         Ok(id)
     }
@@ -98,16 +89,7 @@ impl Store {
         let path = self.path.clone();
         let me = Owner::current();
         let tx = self.write_tx()?;
-        check_exists(&tx, &path, "experiment", experiment_id)?;
-        tx.execute(
-            &format!(
-                "INSERT INTO runs (experiment_id, status, created_at, owner_pid, owner_host, owner_start, heartbeat_at) \
-                 VALUES (?1, 'queued', {NOW}, ?2, ?3, ?4, {NOW})"
-            ),
-            params![experiment_id, me.pid, me.host, me.start],
-        )
-        .ctx(&path, format!("creating a run of experiment {experiment_id}"))?;
-        let id = tx.last_insert_rowid();
+        let id = insert_run(&tx, &path, experiment_id, me)?;
         // Locked before the row is visible to anyone: a queued or running run whose lock is free is dead.
         let lock = lock_path(&path, id);
         hold_lock(&lock)?;
@@ -440,6 +422,40 @@ impl Store {
     }
 }
 
+/// Inserts an experiment row (its spec as `(json, toml)`) on dataset `dataset_id`, which must exist; returns its id.
+pub(super) fn insert_experiment(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    spec: &ExperimentSpec,
+    dataset_id: i64,
+    (json, toml): (&str, &str),
+) -> Result<i64> {
+    check_exists(conn, path, "dataset", dataset_id)?;
+    conn.execute(
+        &format!(
+            "INSERT INTO experiments (name, dataset_id, spec_json, spec_toml, created_at) VALUES (?1, ?2, ?3, ?4, {NOW})"
+        ),
+        params![spec.name, dataset_id, json, toml],
+    )
+    .ctx(path, format!("recording experiment `{}`", spec.name))?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Inserts a `queued` run of experiment `experiment_id` (which must exist) owned by `owner`; returns its id. The
+/// caller takes its lock, or puts it in the queue, before committing.
+pub(super) fn insert_run(conn: &rusqlite::Connection, path: &Path, experiment_id: i64, owner: &Owner) -> Result<i64> {
+    check_exists(conn, path, "experiment", experiment_id)?;
+    conn.execute(
+        &format!(
+            "INSERT INTO runs (experiment_id, status, created_at, owner_pid, owner_host, owner_start, heartbeat_at) \
+             VALUES (?1, 'queued', {NOW}, ?2, ?3, ?4, {NOW})"
+        ),
+        params![experiment_id, owner.pid, owner.host, owner.start],
+    )
+    .ctx(path, format!("creating a run of experiment {experiment_id}"))?;
+    Ok(conn.last_insert_rowid())
+}
+
 /// Writes one event; returns how many rows of the run it touched (0: no such run).
 fn write_event(conn: &rusqlite::Connection, path: &Path, run: i64, event: &Event) -> Result<usize> {
     let doing = format!("recording an event of run {run}");
@@ -485,11 +501,11 @@ fn write_event(conn: &rusqlite::Connection, path: &Path, run: i64, event: &Event
     Ok(n)
 }
 
-fn no_run(id: i64) -> Error {
+pub(super) fn no_run(id: i64) -> Error {
     Error::not_found_id("run", id)
 }
 
-fn found_run(changed: usize, run: i64) -> Result<()> {
+pub(super) fn found_run(changed: usize, run: i64) -> Result<()> {
     if changed == 0 {
         Err(no_run(run))
     } else {

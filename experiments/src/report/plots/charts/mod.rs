@@ -9,9 +9,11 @@ mod letters;
 mod loss;
 mod metrics;
 mod slope;
+mod sweep;
 
 pub use loss::STEP_POINTS_CAP;
 pub use slope::SLOPE_CAP;
+pub(super) use sweep::sweep_figure;
 
 use crate::report::analysis::RunData;
 
@@ -29,6 +31,13 @@ pub(super) fn build(chart: Chart, runs: &[(usize, &RunData)]) -> Figure {
         Chart::Metrics => metrics::metrics_figure(runs),
         Chart::Calibration => calibration::calibration_figure(runs),
         Chart::Letters => letters::letters_figure(runs),
+        // Drawn from a sweep (`sweep_figure`); from bare runs it has nothing to show.
+        Chart::Sweep => sweep::sweep_figure(&super::SweepData {
+            name: String::new(),
+            axes: Vec::new(),
+            metric_name: String::new(),
+            runs: Vec::new(),
+        }),
     };
     if runs.is_empty() {
         fig.subtitle = "no runs selected".to_string();

@@ -1,0 +1,82 @@
+//! Tags, notes and deletion: `cliplab runs tag|untag|note|delete`, `cliplab experiment tag|untag|note|delete`
+//! and `cliplab dataset delete`.
+
+use anyhow::{bail, Result};
+use experiments::run::store::Deleted;
+
+use super::Ctx;
+use crate::args::{ExperimentCmd, RunsCmd};
+
+/// `runs tag|untag|note|delete` (`list` and `show` are in `runs`).
+pub fn runs(cmd: RunsCmd, ctx: &Ctx) -> Result<()> {
+    let mut store = ctx.open()?;
+    match cmd {
+        RunsCmd::Tag { run, tag } => {
+            store.tag_run(run, &tag)?;
+            println!("run {run} tagged `{}`", tag.trim());
+        }
+        RunsCmd::Untag { run, tag } => {
+            store.untag_run(run, &tag)?;
+            println!("run {run}: tag `{}` removed", tag.trim());
+        }
+        RunsCmd::Note { run, text } => {
+            store.set_run_note(run, &text)?;
+            println!("run {run}: note saved");
+        }
+        RunsCmd::Delete { runs, yes } => {
+            let plan = store.delete_runs(&runs, yes)?;
+            return done(&plan);
+        }
+        RunsCmd::List { .. } | RunsCmd::Show { .. } => bail!("handled by `runs`"),
+    }
+    Ok(())
+}
+
+/// `experiment tag|untag|note|delete`.
+pub fn experiment(cmd: ExperimentCmd, ctx: &Ctx) -> Result<()> {
+    let mut store = ctx.open()?;
+    match cmd {
+        ExperimentCmd::Tag { id, tag } => {
+            store.tag_experiment(id, &tag)?;
+            println!("experiment {id} tagged `{}`", tag.trim());
+        }
+        ExperimentCmd::Untag { id, tag } => {
+            store.untag_experiment(id, &tag)?;
+            println!("experiment {id}: tag `{}` removed", tag.trim());
+        }
+        ExperimentCmd::Note { id, text } => {
+            store.set_experiment_note(id, &text)?;
+            println!("experiment {id}: note saved");
+        }
+        ExperimentCmd::Delete { id, yes } => {
+            let plan = store.delete_experiment(id, yes)?;
+            return done(&plan);
+        }
+        ExperimentCmd::Create { .. } | ExperimentCmd::List { .. } => bail!("handled by `experiment`"),
+    }
+    Ok(())
+}
+
+/// `dataset delete`.
+pub fn dataset(dataset: &str, with_runs: bool, yes: bool, ctx: &Ctx) -> Result<()> {
+    let plan = ctx.open()?.delete_dataset(dataset, with_runs, yes)?;
+    done(&plan)
+}
+
+/// Says what was deleted, or (without `--yes`) refuses, naming what would be.
+fn done(d: &Deleted) -> Result<()> {
+    let list = |what: &str, ids: &[i64]| {
+        (!ids.is_empty()).then(|| format!("{what} {}", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")))
+    };
+    let mut parts: Vec<String> = [list("runs", &d.runs), list("experiments", &d.experiments), list("datasets", &d.datasets)]
+        .into_iter()
+        .flatten()
+        .collect();
+    parts.extend(d.folders.iter().map(|f| f.display().to_string()));
+    let what = parts.join("; ");
+    if !d.applied {
+        bail!("would delete {} ({what}); add --yes to delete", d.describe());
+    }
+    println!("deleted {} ({what})", d.describe());
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! Tags and notes on runs and experiments, and what the runs table shows beside a run's own record: its sweep,
+//! its place in the queue, its tags and note.
+
+use std::collections::BTreeMap;
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::{check_exists, Ctx, Store};
+use crate::{Error, Result};
+
+/// The longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 64;
+
+/// What a run carries beside its record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RunLabels {
+    pub run_id: i64,
+    pub sweep_id: Option<i64>,
+    /// 1-based place in the queue while it waits there.
+    pub queue_position: Option<usize>,
+    /// Sorted.
+    pub tags: Vec<String>,
+    pub note: String,
+}
+
+/// A tag as stored: trimmed, one line, not empty, at most [`MAX_TAG_CHARS`] characters.
+fn clean_tag(tag: &str) -> Result<String> {
+    let t = tag.trim();
+    if t.is_empty() || t.chars().count() > MAX_TAG_CHARS || t.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "tag `{tag}`: a tag is 1 to {MAX_TAG_CHARS} characters on one line"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+/// `runs`/`run_tags`/`run_id` or `experiments`/`experiment_tags`/`experiment_id`.
+fn tables(what: &str) -> (&'static str, &'static str) {
+    if what == "run" {
+        ("run_tags", "run_id")
+    } else {
+        ("experiment_tags", "experiment_id")
+    }
+}
+
+impl Store {
+    /// Adds `tag` to run `run` (already there: nothing changes).
+    pub fn tag_run(&mut self, run: i64, tag: &str) -> Result<()> {
+        self.set_tag("run", run, tag, true)
+    }
+
+    /// Removes `tag` from run `run` (not there: nothing changes).
+    pub fn untag_run(&mut self, run: i64, tag: &str) -> Result<()> {
+        self.set_tag("run", run, tag, false)
+    }
+
+    /// Adds `tag` to experiment `experiment`.
+    pub fn tag_experiment(&mut self, experiment: i64, tag: &str) -> Result<()> {
+        self.set_tag("experiment", experiment, tag, true)
+    }
+
+    /// Removes `tag` from experiment `experiment`.
+    pub fn untag_experiment(&mut self, experiment: i64, tag: &str) -> Result<()> {
+        self.set_tag("experiment", experiment, tag, false)
+    }
+
+    /// Replaces run `run`'s note (empty: none).
+    pub fn set_run_note(&mut self, run: i64, note: &str) -> Result<()> {
+        self.set_note("run", run, note)
+    }
+
+    /// Replaces experiment `experiment`'s note (empty: none).
+    pub fn set_experiment_note(&mut self, experiment: i64, note: &str) -> Result<()> {
+        self.set_note("experiment", experiment, note)
+    }
+
+    fn set_tag(&mut self, what: &str, id: i64, tag: &str, on: bool) -> Result<()> {
+        let tag = clean_tag(tag)?;
+        let path = self.path.clone();
+        let (table, col) = tables(what);
+        let tx = self.write_tx()?;
+        check_exists(&tx, &path, what, id)?;
+        let sql = if on {
+            format!("INSERT OR IGNORE INTO {table} ({col}, tag) VALUES (?1, ?2)")
+        } else {
+            format!("DELETE FROM {table} WHERE {col} = ?1 AND tag = ?2")
+        };
+        tx.execute(&sql, params![id, tag]).ctx(&path, format!("tagging {what} {id}"))?;
+        tx.commit().ctx(&path, format!("tagging {what} {id}"))
+    }
+
+    fn set_note(&mut self, what: &str, id: i64, note: &str) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        check_exists(&tx, &path, what, id)?;
+        tx.execute(&format!("UPDATE {what}s SET note = ?2 WHERE id = ?1"), params![id, note.trim()])
+            .ctx(&path, format!("writing the note of {what} {id}"))?;
+        tx.commit().ctx(&path, format!("writing the note of {what} {id}"))
+    }
+
+    /// The sweep, queue place, tags and note of every run, by run id.
+    pub fn run_labels(&self) -> Result<BTreeMap<i64, RunLabels>> {
+        let doing = "reading run tags";
+        let positions = self.queue_positions()?;
+        let mut out = BTreeMap::new();
+        {
+            let mut st = self.conn.prepare("SELECT id, sweep_id, note FROM runs").ctx(&self.path, doing)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, String>(2)?)))
+                .ctx(&self.path, doing)?;
+            for r in rows {
+                let (run_id, sweep_id, note) = r.ctx(&self.path, doing)?;
+                let queue_position = positions.get(&run_id).copied();
+                out.insert(run_id, RunLabels { run_id, sweep_id, queue_position, tags: Vec::new(), note });
+            }
+        }
+        let mut st = self.conn.prepare("SELECT run_id, tag FROM run_tags ORDER BY run_id, tag").ctx(&self.path, doing)?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).ctx(&self.path, doing)?;
+        for r in rows {
+            let (run, tag) = r.ctx(&self.path, doing)?;
+            if let Some(l) = out.get_mut(&run) {
+                l.tags.push(tag);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The tags and note of every experiment, by experiment id.
+    pub fn experiment_labels(&self) -> Result<BTreeMap<i64, (Vec<String>, String)>> {
+        let doing = "reading experiment tags";
+        let mut out: BTreeMap<i64, (Vec<String>, String)> = BTreeMap::new();
+        {
+            let mut st = self.conn.prepare("SELECT id, note FROM experiments").ctx(&self.path, doing)?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).ctx(&self.path, doing)?;
+            for r in rows {
+                let (id, note) = r.ctx(&self.path, doing)?;
+                out.insert(id, (Vec::new(), note));
+            }
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT experiment_id, tag FROM experiment_tags ORDER BY experiment_id, tag")
+            .ctx(&self.path, doing)?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).ctx(&self.path, doing)?;
+        for r in rows {
+            let (id, tag) = r.ctx(&self.path, doing)?;
+            if let Some(l) = out.get_mut(&id) {
+                l.0.push(tag);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The runs tagged `tag`, or whose experiment is, newest first.
+    pub fn runs_tagged(&self, tag: &str) -> Result<Vec<i64>> {
+        let tag = clean_tag(tag)?;
+        let doing = format!("finding runs tagged `{tag}`");
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id FROM runs WHERE id IN (SELECT run_id FROM run_tags WHERE tag = ?1) \
+                 OR experiment_id IN (SELECT experiment_id FROM experiment_tags WHERE tag = ?1) ORDER BY id DESC",
+            )
+            .ctx(&self.path, &doing)?;
+        let rows = st.query_map([&tag], |r| r.get(0)).ctx(&self.path, &doing)?;
+        rows.collect::<rusqlite::Result<_>>().ctx(&self.path, &doing)
+    }
+}
