@@ -16,11 +16,13 @@ use experiments::vocab::{Split, Stage};
 mod support;
 use support::*;
 
-const EXPECTED_TABLES: [&str; 10] = [
+const EXPECTED_TABLES: [&str; 12] = [
     "datasets",
     "epoch_losses",
     "experiments",
     "images",
+    "pulled_runs",
+    "remote_pushes",
     "run_log",
     "run_splits",
     "runs",

@@ -4,6 +4,7 @@
 pub mod dataset;
 pub mod demo;
 pub mod experiment;
+pub mod mlflow;
 pub mod model;
 pub mod report;
 pub mod runs;

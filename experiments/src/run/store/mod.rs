@@ -14,6 +14,7 @@
 mod datasets;
 mod owner;
 mod recorder;
+mod remote;
 mod runs;
 #[cfg(test)]
 mod tests;
@@ -21,6 +22,7 @@ mod types;
 
 pub use owner::LOCKS_DIR;
 pub use recorder::{RunRecorder, STORE_PATIENCE};
+pub use remote::{host_name, PulledFrom, PulledRun, RemotePush};
 pub use types::*;
 
 use std::fmt::Display;
@@ -40,7 +42,10 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema migrations, in order: `(file name, SQL)`. Migration `i` (0-based) brings the schema from
 /// `user_version` `i` to `i + 1`.
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init.sql", include_str!("../../../migrations/0001_init.sql")),
+    ("0003_mlflow.sql", include_str!("../../../migrations/0003_mlflow.sql")),
+];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
