@@ -151,6 +151,15 @@ fn history(server: &MlflowServer, run: &str, key: &str) -> Vec<(i64, f64)> {
     h
 }
 
+/// Equal series, value by value to MLflow's precision (its JSON keeps 15 to 16 significant digits).
+#[track_caller]
+fn assert_series(got: &[(i64, f64)], want: &[(i64, f64)]) {
+    assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(g.0 == w.0 && (g.1 - w.1).abs() <= 1e-13 * w.1.abs().max(1e-300), "{g:?} vs {w:?}");
+    }
+}
+
 fn artifact_list(server: &MlflowServer, run: &str, path: &str) -> Vec<String> {
     let v = server.get("artifacts/list", &[("run_id", run), ("path", path)]);
     v["files"].as_array().into_iter().flatten().filter_map(|f| f["path"].as_str().map(str::to_string)).collect()
@@ -202,17 +211,17 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
 
     let steps: Vec<(i64, f64)> = detail.step_losses.iter().map(|s| (s.step as i64, s.loss)).collect();
     assert_eq!(steps.len(), 8, "30 train samples, batch 8, 2 epochs");
-    assert_eq!(history(&server, &first.remote_run_id, "train_loss"), steps);
+    assert_series(&history(&server, &first.remote_run_id, "train_loss"), &steps);
     let epochs: Vec<(i64, f64)> = detail.epoch_losses.iter().map(|e| (e.epoch as i64, e.train_loss)).collect();
-    assert_eq!(history(&server, &first.remote_run_id, "epoch_train_loss"), epochs);
+    assert_series(&history(&server, &first.remote_run_id, "epoch_train_loss"), &epochs);
     let held: Vec<(i64, f64)> =
         detail.epoch_losses.iter().map(|e| (e.epoch as i64, e.heldout_loss.expect("held-out loss"))).collect();
-    assert_eq!(history(&server, &first.remote_run_id, "epoch_heldout_loss"), held);
+    assert_series(&history(&server, &first.remote_run_id, "epoch_heldout_loss"), &held);
     let m: RunMetrics = detail.info.metrics;
     let after = m.heldout_after.expect("held-out after");
-    assert_eq!(history(&server, &first.remote_run_id, "heldout_after_accuracy"), vec![(0, after.accuracy)]);
-    assert_eq!(history(&server, &first.remote_run_id, "heldout_after_mean_label_prob"), vec![(0, after.mean_label_prob)]);
-    assert_eq!(history(&server, &first.remote_run_id, "train_before_n"), vec![(0, 30.0)]);
+    assert_series(&history(&server, &first.remote_run_id, "heldout_after_accuracy"), &[(0, after.accuracy)]);
+    assert_series(&history(&server, &first.remote_run_id, "heldout_after_mean_label_prob"), &[(0, after.mean_label_prob)]);
+    assert_series(&history(&server, &first.remote_run_id, "train_before_n"), &[(0, 30.0)]);
 
     let top = artifact_list(&server, &first.remote_run_id, "");
     for f in ["spec.toml", "samples.csv", "charts", "cliplab"] {
@@ -230,7 +239,7 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
     assert_eq!(again.remote_run_id, first.remote_run_id);
     assert!(!again.created && again.params_logged == 0 && again.metrics_logged == 0, "{again:?}");
     assert_eq!(experiment_runs(&server, "team").len(), 1);
-    assert_eq!(history(&server, &first.remote_run_id, "train_loss"), steps);
+    assert_series(&history(&server, &first.remote_run_id, "train_loss"), &steps);
     assert_eq!(store.remote_push(run, &server.uri).expect("push row").expect("remembered").remote_run_id, first.remote_run_id);
 
     // Pulling into the store that pushed it brings nothing back.

@@ -22,10 +22,11 @@ pub use client::{is_not_found, tracking_uri, Auth, Client};
 pub use pull::{pull_runs, PullOptions, PullOutcome, PulledOne};
 pub use push::{push_run, push_runs, PushOptions, PushOutcome};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::data::{ColumnMap, ImageRecord};
 use crate::run::spec::ExperimentSpec;
+use crate::model::engine::Summary;
 use crate::run::store::{RunMetrics, RunStatus, StoredSample, StoredScore};
 
 /// Tag: the run's id in the store it was recorded in.
@@ -54,14 +55,45 @@ pub struct RunRecord {
     pub started_at: Option<String>,
     pub ended_at: Option<String>,
     pub error: Option<String>,
-    pub metrics: RunMetrics,
+    /// Train before, train after, held-out before, held-out after: `(n, mean p(label), accuracy)`.
+    pub metrics: [Option<(usize, Exact, Exact)>; 4],
     pub train_ids: Vec<i64>,
     pub heldout_ids: Vec<i64>,
-    /// `(step, epoch, loss)`; `None`: NaN (JSON has no NaN).
-    pub step_losses: Vec<(usize, usize, Option<f64>)>,
+    /// `(step, epoch, loss)`.
+    pub step_losses: Vec<(usize, usize, Exact)>,
     /// `(epoch, train loss, held-out loss)`.
-    pub epoch_losses: Vec<(usize, Option<f64>, Option<f64>)>,
+    pub epoch_losses: Vec<(usize, Exact, Option<Exact>)>,
     pub scores: Vec<StoredScore>,
+}
+
+/// An f64 carried as its shortest round-trip text (`"1.6312533617019653"`, `"NaN"`): serde_json's default
+/// number parser may land one ULP off, and a pulled run must compare equal to its original.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exact(pub f64);
+
+impl Serialize for Exact {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:?}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Exact {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map(Exact).map_err(|_| serde::de::Error::custom(format!("`{text}` is not a number")))
+    }
+}
+
+/// [`RunMetrics`] as the record carries them.
+pub(crate) fn metrics_to_record(m: &RunMetrics) -> [Option<(usize, Exact, Exact)>; 4] {
+    [m.train_before, m.train_after, m.heldout_before, m.heldout_after]
+        .map(|s| s.map(|s| (s.n, Exact(s.mean_label_prob), Exact(s.accuracy))))
+}
+
+/// The record's metrics back as [`RunMetrics`].
+pub(crate) fn metrics_from_record(r: &[Option<(usize, Exact, Exact)>; 4]) -> RunMetrics {
+    let s = |x: Option<(usize, Exact, Exact)>| x.map(|(n, p, a)| Summary { n, mean_label_prob: p.0, accuracy: a.0 });
+    RunMetrics { train_before: s(r[0]), train_after: s(r[1]), heldout_before: s(r[2]), heldout_after: s(r[3]) }
 }
 
 /// The dataset a pushed run used: enough to rebuild its samples in another store (images are not sent).

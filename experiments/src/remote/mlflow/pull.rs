@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::api::{self, RemoteRun};
 use super::client::Client;
-use super::{origin_of, DatasetRecord, RunRecord, DATASET_RECORD, RECORD_FORMAT, RUN_RECORD, TAG_ORIGIN, TAG_RUN_ID};
+use super::{metrics_from_record, origin_of, DatasetRecord, RunRecord, DATASET_RECORD, RECORD_FORMAT, RUN_RECORD, TAG_ORIGIN, TAG_RUN_ID};
 use crate::data::{DatasetRow, ImportedDataset};
 use crate::events::{Event, Observer};
 use crate::run::store::{EpochLoss, PulledRun, StepLoss, Store};
@@ -167,7 +167,6 @@ fn to_local(store: &Store, r: &RunRecord, d: &DatasetRecord, dataset_id: i64, ur
     for s in &mut scores {
         s.sample_id = map(s.sample_id)?;
     }
-    let nan = |x: Option<f64>| x.unwrap_or(f64::NAN);
     // The spec as it was written on the origin (its `dataset` names the origin's dataset); the run's experiment
     // row links the local one.
     let spec = r.spec.clone();
@@ -183,14 +182,14 @@ fn to_local(store: &Store, r: &RunRecord, d: &DatasetRecord, dataset_id: i64, ur
         started_at: r.started_at.clone(),
         ended_at: r.ended_at.clone(),
         error: r.error.clone(),
-        metrics: r.metrics,
+        metrics: metrics_from_record(&r.metrics),
         train_ids: ids(&r.train_ids)?,
         heldout_ids: ids(&r.heldout_ids)?,
-        step_losses: r.step_losses.iter().map(|&(step, epoch, loss)| StepLoss { step, epoch, loss: nan(loss) }).collect(),
+        step_losses: r.step_losses.iter().map(|&(step, epoch, loss)| StepLoss { step, epoch, loss: loss.0 }).collect(),
         epoch_losses: r
             .epoch_losses
             .iter()
-            .map(|&(epoch, train, held)| EpochLoss { epoch, train_loss: nan(train), heldout_loss: held })
+            .map(|&(epoch, train, held)| EpochLoss { epoch, train_loss: train.0, heldout_loss: held.map(|h| h.0) })
             .collect(),
         scores,
     })

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::api::{self, Point, RemoteRun};
 use super::client::Client;
-use super::{origin_of, DatasetRecord, RunRecord, DATASET_RECORD, RECORD_FORMAT, RUN_RECORD, TAG_ORIGIN, TAG_RUN_ID};
+use super::{metrics_to_record, origin_of, DatasetRecord, Exact, RunRecord, DATASET_RECORD, RECORD_FORMAT, RUN_RECORD, TAG_ORIGIN, TAG_RUN_ID};
 use crate::events::{Event, Observer};
 use crate::report::analysis::flatten_json;
 use crate::run::store::{RunDetail, RunStatus, Store};
@@ -204,7 +204,7 @@ fn new_points(client: &Client, run_id: &str, d: &RunDetail, warnings: &mut Vec<S
                 nan += 1;
                 continue;
             }
-            if have.get(&step) != Some(&value) {
+            if !have.get(&step).is_some_and(|&v| same_value(v, value)) {
                 out.push(Point { key: key.clone(), value, step, timestamp_ms: now });
             }
         }
@@ -273,7 +273,6 @@ fn upload_artifacts(
 
 /// The run as [`RunRecord`].
 fn run_record(store: &Store, d: &RunDetail, origin: &str) -> Result<RunRecord> {
-    let opt = |x: f64| x.is_finite().then_some(x);
     Ok(RunRecord {
         format: RECORD_FORMAT,
         origin: origin.to_string(),
@@ -286,11 +285,11 @@ fn run_record(store: &Store, d: &RunDetail, origin: &str) -> Result<RunRecord> {
         started_at: d.info.started_at.clone(),
         ended_at: d.info.ended_at.clone(),
         error: d.info.error.clone(),
-        metrics: d.info.metrics,
+        metrics: metrics_to_record(&d.info.metrics),
         train_ids: d.train_ids.clone(),
         heldout_ids: d.heldout_ids.clone(),
-        step_losses: d.step_losses.iter().map(|s| (s.step, s.epoch, opt(s.loss))).collect(),
-        epoch_losses: d.epoch_losses.iter().map(|e| (e.epoch, opt(e.train_loss), e.heldout_loss.and_then(opt))).collect(),
+        step_losses: d.step_losses.iter().map(|s| (s.step, s.epoch, Exact(s.loss))).collect(),
+        epoch_losses: d.epoch_losses.iter().map(|e| (e.epoch, Exact(e.train_loss), e.heldout_loss.map(Exact))).collect(),
         scores: store.run_scores(d.info.id)?,
     })
 }
@@ -324,6 +323,12 @@ fn files_under(dir: &Path) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Whether a value read back from MLflow is the one logged: its JSON answers keep 15 to 16 significant digits,
+/// not always the 17 that round-trip an f64.
+pub(crate) fn same_value(server: f64, ours: f64) -> bool {
+    server == ours || (server - ours).abs() <= 1e-13 * server.abs().max(ours.abs())
 }
 
 /// MLflow's run status for a CLIP Lab status.
@@ -362,7 +367,15 @@ pub(crate) fn iso_to_ms(t: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::iso_to_ms;
+    use super::{iso_to_ms, same_value};
+
+    #[test]
+    fn values_read_back_with_fewer_digits_count_as_the_same() {
+        assert!(same_value(1.631253361701965, 1.6312533617019653));
+        assert!(same_value(0.0, 0.0));
+        assert!(!same_value(1.6312533, 1.6312534));
+        assert!(!same_value(0.0, 1e-300));
+    }
 
     #[test]
     fn store_times_convert_to_epoch_milliseconds() {
