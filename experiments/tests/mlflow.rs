@@ -32,9 +32,9 @@ struct MlflowServer {
 
 impl MlflowServer {
     fn start() -> MlflowServer {
-        let venv = std::env::var_os("CLIPLAB_MLFLOW_VENV").map(PathBuf::from).unwrap_or_else(|| {
-            dirs::home_dir().expect("a home folder").join(".cache/cliplab-mlflow-venv")
-        });
+        let venv = std::env::var_os("CLIPLAB_MLFLOW_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dirs::home_dir().expect("a home folder").join(".cache/cliplab-mlflow-venv"));
         let mlflow = venv.join("bin/mlflow");
         assert!(
             mlflow.is_file(),
@@ -166,15 +166,15 @@ fn artifact_list(server: &MlflowServer, run: &str, path: &str) -> Vec<String> {
 }
 
 /// The numbers `compare` shows for a run, without its (store-specific) ids.
-fn comparable(store: &Store, run: i64) -> (Value, Vec<(usize, usize, f64)>, Vec<(usize, f64, Option<f64>)>, Vec<Value>, String) {
+fn comparable(store: &Store, run: i64) -> Value {
     let data = compare::load_run_data(store, run).expect("run data");
-    let samples = data
+    let samples: Vec<Value> = data
         .samples
         .iter()
         .map(|s| serde_json::json!([s.split, s.label, s.choices, s.filename, s.before, s.after]))
         .collect();
     let summary = format!("{:?}", analysis::summarize(&data));
-    (data.hyperparameters.clone(), data.step_losses.clone(), data.epoch_losses.clone(), samples, summary)
+    serde_json::json!([data.hyperparameters, data.step_losses, data.epoch_losses, samples, summary])
 }
 
 #[test]
@@ -195,13 +195,13 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
     let detail = store.run(run).expect("run");
     let remote = server.get("runs/get", &[("run_id", &first.remote_run_id)]);
     let data = &remote["run"]["data"];
-    let param = |k: &str| {
-        data["params"].as_array().expect("params").iter().find(|p| p["key"] == k).map(|p| p["value"].clone())
-    };
+    let param =
+        |k: &str| data["params"].as_array().expect("params").iter().find(|p| p["key"] == k).map(|p| p["value"].clone());
     assert_eq!(param("train.lr"), Some(Value::from(detail.spec.train.lr.to_string())));
     assert_eq!(param("train.epochs"), Some(Value::from("2")));
     assert_eq!(param("sample.heldout"), Some(Value::from("10")));
-    let tag = |k: &str| data["tags"].as_array().expect("tags").iter().find(|t| t["key"] == k).map(|t| t["value"].clone());
+    let tag =
+        |k: &str| data["tags"].as_array().expect("tags").iter().find(|t| t["key"] == k).map(|t| t["value"].clone());
     assert_eq!(tag("cliplab.run_id"), Some(Value::from(run.to_string())));
     assert_eq!(tag("cliplab.status"), Some(Value::from("completed")));
     assert_eq!(tag("cliplab.device"), Some(Value::from("cpu")));
@@ -220,7 +220,10 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
     let m: RunMetrics = detail.info.metrics;
     let after = m.heldout_after.expect("held-out after");
     assert_series(&history(&server, &first.remote_run_id, "heldout_after_accuracy"), &[(0, after.accuracy)]);
-    assert_series(&history(&server, &first.remote_run_id, "heldout_after_mean_label_prob"), &[(0, after.mean_label_prob)]);
+    assert_series(
+        &history(&server, &first.remote_run_id, "heldout_after_mean_label_prob"),
+        &[(0, after.mean_label_prob)],
+    );
     assert_series(&history(&server, &first.remote_run_id, "train_before_n"), &[(0, 30.0)]);
 
     let top = artifact_list(&server, &first.remote_run_id, "");
@@ -240,7 +243,10 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
     assert!(!again.created && again.params_logged == 0 && again.metrics_logged == 0, "{again:?}");
     assert_eq!(experiment_runs(&server, "team").len(), 1);
     assert_series(&history(&server, &first.remote_run_id, "train_loss"), &steps);
-    assert_eq!(store.remote_push(run, &server.uri).expect("push row").expect("remembered").remote_run_id, first.remote_run_id);
+    assert_eq!(
+        store.remote_push(run, &server.uri).expect("push row").expect("remembered").remote_run_id,
+        first.remote_run_id
+    );
 
     // Pulling into the store that pushed it brings nothing back.
     let own = mlflow::pull_runs(&mut store, &client, &pull(), &mut NullObserver).expect("pull own");
@@ -263,7 +269,10 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
     // Read-only, and pulling again replaces the copy (same id) instead of adding one.
     let e = theirs.finish_run(copy, RunStatus::Failed, Some("x")).expect_err("read-only");
     assert!(e.to_string().contains("read-only"), "{e}");
-    assert!(matches!(mlflow::push_run(&mut theirs, &client, copy, &push_opts("team"), &mut NullObserver), Err(Error::Invalid(_))));
+    assert!(matches!(
+        mlflow::push_run(&mut theirs, &client, copy, &push_opts("team"), &mut NullObserver),
+        Err(Error::Invalid(_))
+    ));
     let twice = mlflow::pull_runs(&mut theirs, &client, &pull(), &mut NullObserver).expect("pull again");
     assert_eq!((twice.pulled[0].run, twice.pulled[0].replaced), (copy, true));
     assert_eq!(theirs.runs().expect("runs").len(), 1);
@@ -274,7 +283,13 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
     let mut theirs = Store::open(other.path()).expect("reopen");
     assert_eq!(theirs.runs().expect("runs").len(), 2);
     let names: Vec<String> = theirs.datasets().expect("datasets").into_iter().map(|d| d.name).collect();
-    assert_eq!(names, [dataset.name.clone(), format!("{} (from 127.0.0.1:{})", dataset.name, server.uri.rsplit(':').next().unwrap_or(""))]);
+    assert_eq!(
+        names,
+        [
+            dataset.name.clone(),
+            format!("{} (from 127.0.0.1:{})", dataset.name, server.uri.rsplit(':').next().unwrap_or(""))
+        ]
+    );
     compare::compare_runs(&theirs, &[copy, local], &other.path().join("both")).expect("compare local and pulled");
     assert!(theirs.recover_interrupted().expect("recover").is_empty());
 }
@@ -331,7 +346,8 @@ fn a_push_that_fails_half_way_records_nothing_locally_and_a_later_push_completes
 
     // The experiment's artifact folder is a file: the server answers 500 to the first upload, after the run was
     // created and its metrics logged.
-    let exp_id = client.post("experiments/create", &serde_json::json!({"name": "faulty"})).expect("create")["experiment_id"]
+    let exp_id = client.post("experiments/create", &serde_json::json!({"name": "faulty"})).expect("create")
+        ["experiment_id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -358,8 +374,13 @@ fn a_push_that_fails_half_way_records_nothing_locally_and_a_later_push_completes
     let msg = e.to_string();
     assert!(msg.starts_with(&server.uri) && msg.contains("cannot reach the tracking server"), "{msg}");
     assert_eq!(support::count(home.path(), "remote_pushes"), before);
-    let e = mlflow::pull_runs(&mut store, &client, &PullOptions { experiment: "faulty".into(), runs: vec![] }, &mut NullObserver)
-        .expect_err("down");
+    let e = mlflow::pull_runs(
+        &mut store,
+        &client,
+        &PullOptions { experiment: "faulty".into(), runs: vec![] },
+        &mut NullObserver,
+    )
+    .expect_err("down");
     assert!(matches!(e, Error::Remote { status: None, .. }), "{e}");
 }
 
@@ -373,7 +394,12 @@ fn mlflow_error_codes_reach_the_message() {
     assert!(mlflow::is_not_found(&e));
     let home = tempfile::tempdir().expect("home");
     let mut store = Store::open(home.path()).expect("open");
-    let e = mlflow::pull_runs(&mut store, &client, &PullOptions { experiment: "nobody".into(), runs: vec![] }, &mut NullObserver)
-        .expect_err("no experiment");
+    let e = mlflow::pull_runs(
+        &mut store,
+        &client,
+        &PullOptions { experiment: "nobody".into(), runs: vec![] },
+        &mut NullObserver,
+    )
+    .expect_err("no experiment");
     assert!(e.to_string().contains("no MLflow experiment named `nobody`"), "{e}");
 }

@@ -73,11 +73,15 @@ fn a_pulled_run_is_stored_whole_read_only_and_replaced_when_pulled_again() {
     assert_eq!(store.run(id).expect("run").info.status, RunStatus::Running);
 
     // Pulled again (it finished meanwhile): the same id, its rows replaced, nothing duplicated.
-    let (runs, experiments, steps) = (count(home.path(), "runs"), count(home.path(), "experiments"), count(home.path(), "step_losses"));
+    let (runs, experiments, steps) =
+        (count(home.path(), "runs"), count(home.path(), "experiments"), count(home.path(), "step_losses"));
     let mut again = pulled(ds, &samples, RunStatus::Completed, 0.5);
     again.ended_at = Some("2026-01-02T04:00:00.000Z".into());
     assert_eq!(store.insert_pulled_run(&again).expect("again"), id);
-    assert_eq!((count(home.path(), "runs"), count(home.path(), "experiments"), count(home.path(), "step_losses")), (runs, experiments, steps));
+    assert_eq!(
+        (count(home.path(), "runs"), count(home.path(), "experiments"), count(home.path(), "step_losses")),
+        (runs, experiments, steps)
+    );
     let d = store.run(id).expect("run");
     assert_eq!((d.info.status, d.step_losses[0].loss), (RunStatus::Completed, 0.5));
     assert_eq!(count(home.path(), "pulled_runs"), 1);

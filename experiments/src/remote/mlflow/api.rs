@@ -33,7 +33,9 @@ impl RemoteRun {
             list.as_array()
                 .map(|a| {
                     a.iter()
-                        .filter_map(|p| Some((p["key"].as_str()?.to_string(), p["value"].as_str().unwrap_or("").to_string())))
+                        .filter_map(|p| {
+                            Some((p["key"].as_str()?.to_string(), p["value"].as_str().unwrap_or("").to_string()))
+                        })
                         .collect()
                 })
                 .unwrap_or_default()
@@ -106,7 +108,13 @@ pub fn get_run(client: &Client, run_id: &str) -> Result<Option<RemoteRun>> {
 }
 
 /// `runs/create` with its name, start time and first tags.
-pub fn create_run(client: &Client, experiment_id: &str, name: &str, start_ms: i64, tags: &[(String, String)]) -> Result<RemoteRun> {
+pub fn create_run(
+    client: &Client,
+    experiment_id: &str,
+    name: &str,
+    start_ms: i64,
+    tags: &[(String, String)],
+) -> Result<RemoteRun> {
     let tags: Vec<Value> = tags.iter().take(MAX_TAGS_PER_BATCH).map(|(k, v)| json!({"key": k, "value": v})).collect();
     let v = client.post(
         "runs/create",
@@ -148,7 +156,9 @@ pub fn metric_history(client: &Client, run_id: &str, key: &str) -> Result<BTreeM
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|m| Some((m["step"].as_i64().unwrap_or(0), m["timestamp"].as_i64().unwrap_or(0), m["value"].as_f64()?)))
+            .filter_map(|m| {
+                Some((m["step"].as_i64().unwrap_or(0), m["timestamp"].as_i64().unwrap_or(0), m["value"].as_f64()?))
+            })
             .collect();
         // The latest point of a step is its value (MLflow's own rule).
         points.sort_by_key(|&(step, ts, _)| (step, ts));
@@ -171,7 +181,13 @@ pub struct Point {
 
 /// Logs metrics, params and tags with as few `log-batch` requests as MLflow's limits allow; returns how many
 /// requests it sent.
-pub fn log_batch(client: &Client, run_id: &str, metrics: &[Point], params: &[(String, String)], tags: &[(String, String)]) -> Result<usize> {
+pub fn log_batch(
+    client: &Client,
+    run_id: &str,
+    metrics: &[Point],
+    params: &[(String, String)],
+    tags: &[(String, String)],
+) -> Result<usize> {
     let metric = |p: &Point| json!({"key": p.key, "value": p.value, "step": p.step, "timestamp": p.timestamp_ms});
     let pair = |(k, v): &(String, String)| json!({"key": k, "value": v});
     let mut items: Vec<(usize, Value)> = Vec::with_capacity(metrics.len() + params.len() + tags.len());

@@ -22,7 +22,18 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
 
 /// Characters escaped in one URL path segment.
-const SEGMENT: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'/').add(b'?').add(b'<').add(b'>').add(b'`').add(b'{').add(b'}');
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'?')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
 
 /// How to authenticate to a tracking server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,8 +138,12 @@ impl Client {
     /// The URL of an artifact through the proxy; `root` is a run's artifact root without its scheme
     /// (`<experiment id>/<run id>/artifacts`), `path` a `/`-separated relative path.
     fn artifact_url(&self, root: &str, path: &str) -> String {
-        let segs: Vec<String> =
-            root.split('/').chain(path.split('/')).filter(|s| !s.is_empty()).map(|s| utf8_percent_encode(s, SEGMENT).to_string()).collect();
+        let segs: Vec<String> = root
+            .split('/')
+            .chain(path.split('/'))
+            .filter(|s| !s.is_empty())
+            .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
+            .collect();
         format!("{}/{ARTIFACTS_API}/{}", self.base, segs.join("/"))
     }
 

@@ -25,8 +25,8 @@ pub use push::{push_run, push_runs, PushOptions, PushOutcome};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::data::{ColumnMap, ImageRecord};
-use crate::run::spec::ExperimentSpec;
 use crate::model::engine::Summary;
+use crate::run::spec::ExperimentSpec;
 use crate::run::store::{RunMetrics, RunStatus, StoredSample, StoredScore};
 
 /// Tag: the run's id in the store it was recorded in.

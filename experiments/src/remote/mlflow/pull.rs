@@ -10,7 +10,10 @@ use std::path::PathBuf;
 
 use super::api::{self, RemoteRun};
 use super::client::Client;
-use super::{metrics_from_record, origin_of, DatasetRecord, RunRecord, DATASET_RECORD, RECORD_FORMAT, RUN_RECORD, TAG_ORIGIN, TAG_RUN_ID};
+use super::{
+    metrics_from_record, origin_of, DatasetRecord, RunRecord, DATASET_RECORD, RECORD_FORMAT, RUN_RECORD, TAG_ORIGIN,
+    TAG_RUN_ID,
+};
 use crate::data::{DatasetRow, ImportedDataset};
 use crate::events::{Event, Observer};
 use crate::run::store::{EpochLoss, PulledRun, StepLoss, Store};
@@ -47,7 +50,12 @@ pub struct PullOutcome {
 }
 
 /// Pulls the runs of `opts` from the server into `store`.
-pub fn pull_runs(store: &mut Store, client: &Client, opts: &PullOptions, obs: &mut dyn Observer) -> Result<PullOutcome> {
+pub fn pull_runs(
+    store: &mut Store,
+    client: &Client,
+    opts: &PullOptions,
+    obs: &mut dyn Observer,
+) -> Result<PullOutcome> {
     let uri = client.tracking_uri().to_string();
     let experiment_id = api::experiment_id(client, &opts.experiment, false)?.ok_or_else(|| Error::NotFound {
         what: "MLflow experiment".into(),
@@ -109,7 +117,8 @@ pub fn pull_runs(store: &mut Store, client: &Client, opts: &PullOptions, obs: &m
 
 fn read_record<T: serde::de::DeserializeOwned>(client: &Client, root: &str, path: &str) -> Result<T> {
     let bytes = client.get_artifact(root, path)?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: artifact {path}: {e}", client.tracking_uri())))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Invalid(format!("{}: artifact {path}: {e}", client.tracking_uri())))
 }
 
 /// The local dataset the run's samples map onto: one with the same content hash and rows, else a new one made
@@ -153,14 +162,23 @@ fn local_dataset(store: &mut Store, d: &DatasetRecord, uri: &str) -> Result<i64>
 }
 
 /// The record with its sample ids mapped onto the local dataset (by metadata row).
-fn to_local(store: &Store, r: &RunRecord, d: &DatasetRecord, dataset_id: i64, uri: &str, remote: &str) -> Result<PulledRun> {
-    let local_by_row: HashMap<usize, i64> = store.dataset_samples(dataset_id)?.into_iter().map(|s| (s.row, s.id)).collect();
+fn to_local(
+    store: &Store,
+    r: &RunRecord,
+    d: &DatasetRecord,
+    dataset_id: i64,
+    uri: &str,
+    remote: &str,
+) -> Result<PulledRun> {
+    let local_by_row: HashMap<usize, i64> =
+        store.dataset_samples(dataset_id)?.into_iter().map(|s| (s.row, s.id)).collect();
     let by_origin_id: HashMap<i64, i64> =
         d.samples.iter().filter_map(|s| Some((s.id, *local_by_row.get(&s.row)?))).collect();
     let map = |id: i64| {
-        by_origin_id.get(&id).copied().ok_or_else(|| {
-            Error::Invalid(format!("MLflow run {remote}: sample {id} is not in its dataset record"))
-        })
+        by_origin_id
+            .get(&id)
+            .copied()
+            .ok_or_else(|| Error::Invalid(format!("MLflow run {remote}: sample {id} is not in its dataset record")))
     };
     let ids = |v: &[i64]| v.iter().map(|&id| map(id)).collect::<Result<Vec<i64>>>();
     let mut scores = r.scores.clone();

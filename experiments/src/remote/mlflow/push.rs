@@ -10,7 +10,10 @@ use std::path::Path;
 
 use super::api::{self, Point, RemoteRun};
 use super::client::Client;
-use super::{metrics_to_record, origin_of, DatasetRecord, Exact, RunRecord, DATASET_RECORD, RECORD_FORMAT, RUN_RECORD, TAG_ORIGIN, TAG_RUN_ID};
+use super::{
+    metrics_to_record, origin_of, DatasetRecord, Exact, RunRecord, DATASET_RECORD, RECORD_FORMAT, RUN_RECORD,
+    TAG_ORIGIN, TAG_RUN_ID,
+};
 use crate::events::{Event, Observer};
 use crate::report::analysis::flatten_json;
 use crate::run::store::{RunDetail, RunStatus, Store};
@@ -50,12 +53,24 @@ pub struct PushOutcome {
 }
 
 /// Pushes several runs, in order; stops at the first failure.
-pub fn push_runs(store: &mut Store, client: &Client, runs: &[i64], opts: &PushOptions, obs: &mut dyn Observer) -> Result<Vec<PushOutcome>> {
+pub fn push_runs(
+    store: &mut Store,
+    client: &Client,
+    runs: &[i64],
+    opts: &PushOptions,
+    obs: &mut dyn Observer,
+) -> Result<Vec<PushOutcome>> {
     runs.iter().map(|&r| push_run(store, client, r, opts, obs)).collect()
 }
 
 /// Pushes run `run` (see the module docs); a run still training can be pushed and pushed again.
-pub fn push_run(store: &mut Store, client: &Client, run: i64, opts: &PushOptions, obs: &mut dyn Observer) -> Result<PushOutcome> {
+pub fn push_run(
+    store: &mut Store,
+    client: &Client,
+    run: i64,
+    opts: &PushOptions,
+    obs: &mut dyn Observer,
+) -> Result<PushOutcome> {
     store.check_not_pulled(run)?;
     let detail = store.run(run)?;
     let origin = origin_of(store.path(), run);
@@ -78,11 +93,19 @@ pub fn push_run(store: &mut Store, client: &Client, run: i64, opts: &PushOptions
     let params = new_params(&detail, &remote, &mut warnings)?;
     let metrics = new_points(client, &remote.run_id, &detail, &mut warnings)?;
     let tags: Vec<(String, String)> = tags.into_iter().filter(|(k, v)| remote.tags.get(k) != Some(v)).collect();
-    info(obs, format!("run {run}: logging {} params, {} metric points, {} tags", params.len(), metrics.len(), tags.len()));
+    info(
+        obs,
+        format!("run {run}: logging {} params, {} metric points, {} tags", params.len(), metrics.len(), tags.len()),
+    );
     let batches = api::log_batch(client, &remote.run_id, &metrics, &params, &tags)?;
     let artifacts = upload_artifacts(store, client, &detail, &remote, &origin, opts, &mut warnings, obs)?;
     let end = detail.info.ended_at.as_deref().and_then(iso_to_ms);
-    api::update_run(client, &remote.run_id, mlflow_status(detail.info.status), end.filter(|_| detail.info.status.is_finished()))?;
+    api::update_run(
+        client,
+        &remote.run_id,
+        mlflow_status(detail.info.status),
+        end.filter(|_| detail.info.status.is_finished()),
+    )?;
     store.remember_push(run, client.tracking_uri(), &experiment_id, &remote.run_id)?;
     for w in &warnings {
         info(obs, format!("run {run}: {w}"));
@@ -104,7 +127,13 @@ pub fn push_run(store: &mut Store, client: &Client, run: i64, opts: &PushOptions
 
 /// The MLflow run this run was pushed to in `experiment_id`: the one the store remembers, else one tagged with
 /// this run's origin (a push that stopped before it was remembered).
-fn find_remote(store: &Store, client: &Client, run: i64, experiment_id: &str, origin: &str) -> Result<Option<RemoteRun>> {
+fn find_remote(
+    store: &Store,
+    client: &Client,
+    run: i64,
+    experiment_id: &str,
+    origin: &str,
+) -> Result<Option<RemoteRun>> {
     if let Some(p) = store.remote_push(run, client.tracking_uri())? {
         if let Some(r) = api::get_run(client, &p.remote_run_id)? {
             if r.experiment_id == experiment_id {
@@ -257,7 +286,9 @@ fn upload_artifacts(
         match d.checkpoint.as_deref().filter(|p| p.is_dir()) {
             Some(dir) => {
                 let list = files_under(dir)?;
-                obs.on_event(&Event::Info { message: format!("run {run}: uploading the checkpoint ({} files)", list.len()) });
+                obs.on_event(&Event::Info {
+                    message: format!("run {run}: uploading the checkpoint ({} files)", list.len()),
+                });
                 for rel in list {
                     let path = dir.join(&rel);
                     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -289,7 +320,11 @@ fn run_record(store: &Store, d: &RunDetail, origin: &str) -> Result<RunRecord> {
         train_ids: d.train_ids.clone(),
         heldout_ids: d.heldout_ids.clone(),
         step_losses: d.step_losses.iter().map(|s| (s.step, s.epoch, Exact(s.loss))).collect(),
-        epoch_losses: d.epoch_losses.iter().map(|e| (e.epoch, Exact(e.train_loss), e.heldout_loss.map(Exact))).collect(),
+        epoch_losses: d
+            .epoch_losses
+            .iter()
+            .map(|e| (e.epoch, Exact(e.train_loss), e.heldout_loss.map(Exact)))
+            .collect(),
         scores: store.run_scores(d.info.id)?,
     })
 }

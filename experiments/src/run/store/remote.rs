@@ -60,14 +60,27 @@ impl Store {
                 "SELECT tracking_uri, experiment_id, remote_run_id, pushed_at FROM remote_pushes \
                  WHERE run_id = ?1 AND tracking_uri = ?2",
                 params![run, tracking_uri],
-                |r| Ok(RemotePush { tracking_uri: r.get(0)?, experiment_id: r.get(1)?, remote_run_id: r.get(2)?, pushed_at: r.get(3)? }),
+                |r| {
+                    Ok(RemotePush {
+                        tracking_uri: r.get(0)?,
+                        experiment_id: r.get(1)?,
+                        remote_run_id: r.get(2)?,
+                        pushed_at: r.get(3)?,
+                    })
+                },
             )
             .optional()
             .ctx(&self.path, format!("looking up where run {run} was pushed"))
     }
 
     /// Remembers that run `run` was pushed, completely, to `remote_run_id` on `tracking_uri`.
-    pub fn remember_push(&mut self, run: i64, tracking_uri: &str, experiment_id: &str, remote_run_id: &str) -> Result<()> {
+    pub fn remember_push(
+        &mut self,
+        run: i64,
+        tracking_uri: &str,
+        experiment_id: &str,
+        remote_run_id: &str,
+    ) -> Result<()> {
         let path = self.path.clone();
         check_exists(&self.conn, &path, "run", run)?;
         self.conn
@@ -90,7 +103,14 @@ impl Store {
             .query_row(
                 "SELECT tracking_uri, remote_run_id, origin, pulled_at FROM pulled_runs WHERE run_id = ?1",
                 [run],
-                |r| Ok(PulledFrom { tracking_uri: r.get(0)?, remote_run_id: r.get(1)?, origin: r.get(2)?, pulled_at: r.get(3)? }),
+                |r| {
+                    Ok(PulledFrom {
+                        tracking_uri: r.get(0)?,
+                        remote_run_id: r.get(1)?,
+                        origin: r.get(2)?,
+                        pulled_at: r.get(3)?,
+                    })
+                },
             )
             .optional()
             .ctx(&self.path, format!("looking up where run {run} came from"))
