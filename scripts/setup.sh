@@ -29,6 +29,20 @@ if ! command -v tauri-driver >/dev/null 2>&1; then
   cargo install tauri-driver --locked --version 2.1.0
 fi
 
+# MLflow for the push/pull tests (experiments/tests/mlflow.rs start `mlflow server` from here): the light set
+# that runs the tracking server with its artifact proxy (mlflow-skinny and the server's own packages, ~354 MB,
+# not the full `mlflow`), every package pinned in scripts/mlflow-requirements.txt, in a virtual environment of its
+# own so its pins never meet the reference scripts'. Installed once: a later run finds the pinned version and does
+# nothing (about 1.5 min and 354 MB the first time).
+MLFLOW_VENV="${CLIPLAB_MLFLOW_VENV:-$HOME/.cache/cliplab-mlflow-venv}"
+if ! "$MLFLOW_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("mlflow-skinny") != "3.17.2")' \
+     >/dev/null 2>&1; then
+  echo "setup: installing MLflow (mlflow-skinny 3.17.2) into $MLFLOW_VENV" >&2
+  command -v python3 >/dev/null 2>&1 || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq python3 python3-venv; }
+  python3 -m venv "$MLFLOW_VENV"
+  "$MLFLOW_VENV/bin/pip" install -q --disable-pip-version-check -r scripts/mlflow-requirements.txt
+fi
+
 # The web front end: exact versions from ui/package-lock.json, built into ui/dist.
 if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
   npm ci --prefix ui --no-audit --no-fund

@@ -95,6 +95,11 @@ pub enum Error {
     /// newer than this build, a journal mode it cannot switch to, a JSON column that does not parse).
     #[error("store {path}: {message}")]
     BadStore { path: PathBuf, message: String },
+
+    /// A tracking server (MLflow) could not be reached or refused a request: `url` is the request's URL,
+    /// `code` MLflow's error code (`RESOURCE_DOES_NOT_EXIST`, `INVALID_PARAMETER_VALUE`, ...) when it sent one.
+    #[error("{url}: {message}")]
+    Remote { url: String, status: Option<u16>, code: Option<String>, message: String },
 }
 
 /// `Result` with the crate's [`Error`].

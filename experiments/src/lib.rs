@@ -1,7 +1,9 @@
 //! CLIP Lab core: everything that is not GUI, in layers. Each layer may use the ones below it, never one above:
 //!
 //! ```text
-//! report   analysis, charts, compare                      (top)
+//! remote   MLflow push / pull                             (top: faces only)
+//!   │
+//! report   analysis, charts, compare
 //!   │
 //! run      spec, runner, store, demo
 //!   │
@@ -25,5 +27,6 @@ pub use error::{Error, Result};
 // Layers, bottom to top.
 pub mod data;
 pub mod model;
+pub mod remote;
 pub mod report;
 pub mod run;

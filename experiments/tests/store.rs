@@ -16,12 +16,14 @@ use experiments::vocab::{Split, Stage};
 mod support;
 use support::*;
 
-const EXPECTED_TABLES: [&str; 14] = [
+const EXPECTED_TABLES: [&str; 16] = [
     "datasets",
     "epoch_losses",
     "experiment_tags",
     "experiments",
     "images",
+    "pulled_runs",
+    "remote_pushes",
     "run_log",
     "run_queue",
     "run_splits",

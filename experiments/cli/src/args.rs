@@ -116,6 +116,42 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// MLflow tracking servers: push runs, pull a team's runs (auth: MLFLOW_TRACKING_TOKEN or
+    /// MLFLOW_TRACKING_USERNAME/PASSWORD).
+    #[command(subcommand)]
+    Mlflow(MlflowCmd),
+}
+
+#[derive(Subcommand)]
+pub enum MlflowCmd {
+    /// Push runs (params, tags, metrics, charts, per-sample CSV); pushing again updates the same MLflow runs.
+    Push {
+        #[arg(required = true)]
+        runs: Vec<i64>,
+        /// The tracking server (default: $MLFLOW_TRACKING_URI).
+        #[arg(long)]
+        tracking_uri: Option<String>,
+        /// The MLflow experiment (default: each run's CLIP Lab experiment name).
+        #[arg(long)]
+        experiment: Option<String>,
+        /// Upload the fine-tuned checkpoint folder too.
+        #[arg(long)]
+        with_checkpoint: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pull runs CLIP Lab pushed to an experiment into this store (read-only copies; `compare` takes them).
+    Pull {
+        #[arg(long)]
+        tracking_uri: Option<String>,
+        #[arg(long)]
+        experiment: String,
+        /// MLflow run ids (default: every CLIP Lab run of the experiment).
+        #[arg(long = "run")]
+        runs: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -288,6 +324,8 @@ impl Command {
             Command::Compare { .. } => "compare",
             Command::Plot { .. } => "plot",
             Command::Demo { .. } => "demo",
+            Command::Mlflow(MlflowCmd::Push { .. }) => "mlflow push",
+            Command::Mlflow(MlflowCmd::Pull { .. }) => "mlflow pull",
         }
     }
 }

@@ -16,7 +16,7 @@ use experiments::run::store::Store;
 use tracing::Level;
 
 use args::{Cli, Command, ExperimentCmd, RunsCmd};
-use commands::{dataset, demo, experiment, manage, model, queue, report, runs, sweep, Ctx};
+use commands::{dataset, demo, experiment, manage, mlflow, model, queue, report, runs, sweep, Ctx};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -72,6 +72,7 @@ fn run(cli: Cli) -> Result<()> {
             model::bench(model::BenchArgs { model, preset, iters, batch }, &ctx, json)
         }
         Command::Demo { json, epochs, images, seed } => demo::run(&demo::options(epochs, images, seed), &ctx, json),
+        Command::Mlflow(cmd) => mlflow::run(cmd, &ctx),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod dataset;
 pub mod demo;
 pub mod experiment;
 pub mod manage;
+pub mod mlflow;
 pub mod model;
 pub mod queue;
 pub mod report;

@@ -16,6 +16,7 @@ mod delete;
 mod owner;
 mod queue;
 mod recorder;
+mod remote;
 mod runs;
 mod sweeps;
 mod tags;
@@ -29,6 +30,7 @@ pub use queue::QueuedRun;
 pub use recorder::{RunRecorder, STORE_PATIENCE};
 pub use sweeps::{NewRun, SweepInfo};
 pub use tags::RunLabels;
+pub use remote::{host_name, PulledFrom, PulledRun, RemotePush};
 pub use types::*;
 
 use std::fmt::Display;
@@ -51,6 +53,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init.sql", include_str!("../../../migrations/0001_init.sql")),
     ("0002_sweeps_queue_tags.sql", include_str!("../../../migrations/0002_sweeps_queue_tags.sql")),
+    ("0003_mlflow.sql", include_str!("../../../migrations/0003_mlflow.sql")),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).

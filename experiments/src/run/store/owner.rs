@@ -253,7 +253,8 @@ impl Store {
                     "SELECT id, owner_pid, owner_host, owner_start, \
                             (julianday('now') - julianday(heartbeat_at)) * 86400.0 \
                      FROM runs WHERE status IN ('queued', 'running') \
-                       AND id NOT IN (SELECT run_id FROM run_queue) ORDER BY id",
+                       AND id NOT IN (SELECT run_id FROM run_queue) \
+                       AND id NOT IN (SELECT run_id FROM pulled_runs) ORDER BY id",
                 )
                 .ctx(&path, "looking for interrupted runs")?;
             let rows = st
