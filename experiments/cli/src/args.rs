@@ -103,6 +103,12 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Open the native monitor window (`cliplab-view`): runs, live loss curves, comparisons, per-sample scores.
+    View {
+        /// Runs to show: one is opened, several are compared.
+        #[arg(value_name = "RUN")]
+        runs: Vec<i64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +202,7 @@ impl Command {
             Command::Compare { .. } => "compare",
             Command::Plot { .. } => "plot",
             Command::Demo { .. } => "demo",
+            Command::View { .. } => "view",
         }
     }
 }

@@ -16,7 +16,7 @@ use experiments::run::store::Store;
 use tracing::Level;
 
 use args::{Cli, Command, ExperimentCmd, RunsCmd};
-use commands::{dataset, demo, experiment, model, report, runs, Ctx};
+use commands::{dataset, demo, experiment, model, report, runs, view, Ctx};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -67,6 +67,7 @@ fn run(cli: Cli) -> Result<()> {
             model::bench(model::BenchArgs { model, preset, iters, batch }, &ctx, json)
         }
         Command::Demo { json, epochs, images, seed } => demo::run(&demo::options(epochs, images, seed), &ctx, json),
+        Command::View { runs } => view::run(&runs, &ctx),
     }
 }
 

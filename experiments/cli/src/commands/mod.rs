@@ -7,6 +7,7 @@ pub mod experiment;
 pub mod model;
 pub mod report;
 pub mod runs;
+pub mod view;
 
 use std::path::PathBuf;
 
