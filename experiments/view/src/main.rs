@@ -2,6 +2,7 @@
 //! starts this binary with the same arguments.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 use clap::Parser;
@@ -25,8 +26,19 @@ struct Args {
     runs: Vec<i64>,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line, as the CLI prints: the chain of causes.
+            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     let home = args.home.unwrap_or_else(Store::default_home);
     let opts = Options { runs: args.runs, ..Options::default() };
     let monitor =
@@ -41,7 +53,7 @@ fn main() -> anyhow::Result<()> {
     let screenshot = args.screenshot.clone().map(|p| Screenshot::new(p, 3.0));
     let outcome = screenshot.as_ref().map(Screenshot::outcome);
     eframe::run_native("cliplab-view", native, Box::new(move |_cc| Ok(Box::new(Window { monitor, screenshot }))))
-        .map_err(|e| anyhow!("cannot open the window: {e} (is there an X display? e.g. `ssh -X`, or DISPLAY)"))?;
+        .map_err(|e| anyhow!("cannot open the window: {e} (is there an X display? `ssh -X`, or DISPLAY)"))?;
     if let (Some(path), Some(outcome)) = (args.screenshot, outcome) {
         match outcome.lock().ok().and_then(|o| o.clone()) {
             Some(Ok(())) => eprintln!("saved {}", path.display()),
