@@ -10,6 +10,8 @@ source scripts/setup.sh
 # WebDriver, the desktop app.
 # Lints first (fast, and a warning fails the run), then the tests.
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The end-to-end tests run target/<profile>/cliplab: build it first, as `cargo test` alone may leave an older one.
-cargo build -p cliplab --locked
+# The end-to-end tests run target/<profile>/cliplab (and the GUI test cliplab-app): build every binary first, as
+# `cargo test` alone may leave an older one. `--workspace`, not `-p cliplab`: the same feature set as the tests, so
+# candle and Tauri are built once, not once per feature set (the monitor's crates add features to shared crates).
+cargo build --workspace --bins --locked
 cargo test --workspace --locked "$@"

@@ -116,6 +116,12 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Open the native monitor window (`cliplab-view`): runs, live loss curves, comparisons, per-sample scores.
+    View {
+        /// Runs to show: one is opened, several are compared.
+        #[arg(value_name = "RUN")]
+        runs: Vec<i64>,
+    },
     /// MLflow tracking servers: push runs, pull a team's runs (auth: MLFLOW_TRACKING_TOKEN or
     /// MLFLOW_TRACKING_USERNAME/PASSWORD).
     #[command(subcommand)]
@@ -324,6 +330,8 @@ impl Command {
             Command::Compare { .. } => "compare",
             Command::Plot { .. } => "plot",
             Command::Demo { .. } => "demo",
+            Command::View { .. } => "view",
+    },
             Command::Mlflow(MlflowCmd::Push { .. }) => "mlflow push",
             Command::Mlflow(MlflowCmd::Pull { .. }) => "mlflow pull",
         }

@@ -45,19 +45,25 @@ pub fn load_run_data(store: &Store, run_id: i64) -> Result<RunData> {
             Stage::After => entry.after = Some(sc.probs),
         }
     }
+    Ok(RunData {
+        id: run_id,
+        label: run_label(&detail.info),
+        hyperparameters: run_hyperparameters(&detail)?,
+        step_losses: detail.step_losses.iter().map(|s| (s.step, s.epoch, s.loss)).collect(),
+        epoch_losses: detail.epoch_losses.iter().map(|e| (e.epoch, e.train_loss, e.heldout_loss)).collect(),
+        samples: by_sample.into_values().collect(),
+    })
+}
+
+/// A run's hyperparameters as compared between runs: its spec without the notes, plus the device it ran on.
+/// `cliplab compare`, the app and `cliplab view` diff these.
+pub fn run_hyperparameters(detail: &store::RunDetail) -> Result<serde_json::Value> {
     let mut hyper = serde_json::to_value(&detail.spec)?;
     if let Some(o) = hyper.as_object_mut() {
         o.remove("notes");
         o.insert("device".into(), serde_json::json!(detail.info.device));
     }
-    Ok(RunData {
-        id: run_id,
-        label: run_label(&detail.info),
-        hyperparameters: hyper,
-        step_losses: detail.step_losses.iter().map(|s| (s.step, s.epoch, s.loss)).collect(),
-        epoch_losses: detail.epoch_losses.iter().map(|e| (e.epoch, e.train_loss, e.heldout_loss)).collect(),
-        samples: by_sample.into_values().collect(),
-    })
+    Ok(hyper)
 }
 
 /// Loads several runs, in the order given.

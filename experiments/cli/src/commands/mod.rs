@@ -11,6 +11,7 @@ pub mod queue;
 pub mod report;
 pub mod runs;
 pub mod sweep;
+pub mod view;
 
 use std::path::PathBuf;
 
