@@ -331,7 +331,6 @@ impl Command {
             Command::Plot { .. } => "plot",
             Command::Demo { .. } => "demo",
             Command::View { .. } => "view",
-    },
             Command::Mlflow(MlflowCmd::Push { .. }) => "mlflow push",
             Command::Mlflow(MlflowCmd::Pull { .. }) => "mlflow pull",
         }
