@@ -7,10 +7,8 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use experiments::data::{self, synth, ColumnMap, ImportOptions, OnError};
+use experiments::data::synth;
 use experiments::events::{CancelToken, NullObserver, Observer};
-use experiments::model::engine::ClipBundle;
-use experiments::model::preprocess::ImageProcessorConfig;
 use experiments::report::sweep::compare_sweep;
 use experiments::run::queue::{work_queue, WorkerOptions};
 use experiments::run::spec::ExperimentSpec;
@@ -22,40 +20,12 @@ use experiments::run::runner;
 mod support;
 use support::{count, raw};
 
-/// A store with the generated dataset `shapes` (30 images, 2 captions sets each) and a tiny model; the spec of
-/// a short run on it.
+#[path = "support/tiny.rs"]
+mod tiny;
+
+/// A store with the generated dataset `shapes` and a tiny model; the spec of a short run on it.
 fn setup(home: &Path) -> (Store, ExperimentSpec) {
-    let data = home.join("data");
-    let samples = synth::caption_contest(30, 5, 2, 32, 4);
-    let metadata = synth::write_dataset(&data, &samples).expect("dataset");
-    let imported = data::import(
-        &ImportOptions {
-            name: "shapes".into(),
-            metadata,
-            images_dir: Some(data.join(synth::IMAGES_DIR)),
-            columns: ColumnMap::default(),
-            on_error: OnError::Reject,
-            extract_dir: None,
-        },
-        &mut NullObserver,
-        CancelToken::new(),
-    )
-    .expect("import");
-    let mut store = Store::open(home).expect("store");
-    store.insert_dataset(&imported).expect("insert");
-    let model = home.join("model");
-    let cfg = experiments::model::clip::ClipConfig::tiny(synth::vocabulary().len() + 3, 32, 1, 32, 8);
-    let tok = serde_json::to_vec(&synth::tiny_tokenizer_json()).expect("tok");
-    ClipBundle::write_random(&model, &cfg, tok, ImageProcessorConfig::with_size(32), 1).expect("model");
-    let spec = ExperimentSpec::from_toml(
-        &format!(
-            "name = \"sweep\"\ndataset = \"shapes\"\nmodel = {model:?}\ndevice = \"cpu\"\n[sample]\ntrain = 8\nheldout = 6\n\
-             seed = 5\n[train]\nepochs = 1\nbatch_size = 4\n"
-        ),
-        None,
-    )
-    .expect("spec");
-    (store, spec)
+    tiny::shapes_home(home, "sweep", "train = 8\nheldout = 6\nseed = 5", "epochs = 1\nbatch_size = 4")
 }
 
 fn grid(args: &[&str]) -> Vec<GridAxis> {
