@@ -1,6 +1,6 @@
 //! The monitor, driven headless through egui's accessibility tree (egui_kittest: no window, no GPU), over stores
 //! built with the core's API: the table lists the store's runs, two selected runs are plotted with exactly the
-//! store's points (and their colours), steps another writer records appear after a refresh tick, and a run opens
+//! store's points (and their colours), steps another process records appear after a refresh tick, and a run opens
 //! on its per-sample table.
 
 use std::path::{Path, PathBuf};
@@ -197,7 +197,7 @@ fn two_selected_runs_are_plotted_with_the_stores_points() -> TestResult {
 }
 
 #[test]
-fn steps_recorded_by_another_writer_appear_after_a_refresh_tick() -> TestResult {
+fn steps_recorded_by_another_process_appear_after_a_refresh_tick() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (_store, ids) = setup(dir.path())?;
     let running = ids[2];
@@ -206,17 +206,15 @@ fn steps_recorded_by_another_writer_appear_after_a_refresh_tick() -> TestResult 
     h.run();
     assert_eq!(h.state().plotted()[0].curves.steps.len(), 3);
     h.get_by_label_contains(": 3 steps");
-    // Another connection, on another thread, trains on (WAL: the monitor's reads never block it).
-    let home = dir.path().to_path_buf();
-    let writer = std::thread::spawn(move || -> Result<(), String> {
-        let mut store = Store::open(&home).map_err(|e| e.to_string())?;
-        steps(&mut store, running, 4, 5).map_err(|e| e.to_string())?;
-        let progress = Event::Progress { phase: Phase::Train, done: 5, total: 6, elapsed_s: 1.0, eta_s: 0.2 };
-        store.record_event(running, &progress).map_err(|e| e.to_string())?;
-        store.record_event(running, &Event::EpochEnded { epoch: 1, train_loss: 0.9, heldout_loss: None })
-            .map_err(|e| e.to_string())
-    });
-    writer.join().map_err(|_| "writer panicked")??;
+    // Another process trains on (WAL: the monitor's reads never block it): this test binary again, running only
+    // `child_records_steps_of_a_running_run`.
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .args(["--exact", "child_records_steps_of_a_running_run", "--ignored", "--test-threads=1"])
+        .env(CHILD_HOME, dir.path())
+        .env(CHILD_RUN, running.to_string())
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    assert!(status.success(), "the writer process failed: {status}");
     // Within the interval nothing is read again...
     h.step();
     assert_eq!(h.state().plotted()[0].curves.steps.len(), 3, "read again before the tick");
@@ -228,6 +226,24 @@ fn steps_recorded_by_another_writer_appear_after_a_refresh_tick() -> TestResult 
     assert_eq!(h.state().plotted()[0].curves, &stored);
     h.get_by_label_contains(": 8 steps");
     h.get_by_label("running · fine-tuning 5/6");
+    Ok(())
+}
+
+const CHILD_HOME: &str = "CLIPLAB_VIEW_TEST_CHILD_HOME";
+const CHILD_RUN: &str = "CLIPLAB_VIEW_TEST_CHILD_RUN";
+
+/// The writer process of `steps_recorded_by_another_process_appear_after_a_refresh_tick`: records steps 4..8, a
+/// progress event and an epoch of a running run in the store its parent watches. Does nothing when run directly.
+#[test]
+#[ignore = "the child process of the refresh test"]
+fn child_records_steps_of_a_running_run() -> TestResult {
+    let (Some(home), Some(run)) = (std::env::var_os(CHILD_HOME), std::env::var(CHILD_RUN).ok()) else { return Ok(()) };
+    let running: i64 = run.parse()?;
+    let mut store = Store::open(Path::new(&home))?;
+    steps(&mut store, running, 4, 5)?;
+    let progress = Event::Progress { phase: Phase::Train, done: 5, total: 6, elapsed_s: 1.0, eta_s: 0.2 };
+    store.record_event(running, &progress)?;
+    store.record_event(running, &Event::EpochEnded { epoch: 1, train_loss: 0.9, heldout_loss: None })?;
     Ok(())
 }
 
