@@ -8,7 +8,8 @@ out=${1:-docs/view.png}
 home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
 # shellcheck disable=SC2086 # CARGO_FLAGS is a list of flags
-cargo build --quiet ${CARGO_FLAGS:-} -p cliplab -p cliplab-view
+# --workspace: the feature set the tests build with, so nothing is rebuilt for this script.
+cargo build --quiet ${CARGO_FLAGS:-} --workspace --bins
 bin=${CARGO_TARGET_DIR:-target}/debug
 # Two demo runs on the same generated data, 3 and 5 epochs: their curves, metrics and the differing epochs.
 "$bin/cliplab" --home "$home" demo --images 600 --epochs 3 --json >/dev/null
