@@ -71,7 +71,8 @@ pub fn run_hyperparameters(detail: &store::RunDetail) -> Result<serde_json::Valu
 /// ([`crate::report::labels`]); a run nothing tells apart keeps [`run_label`].
 pub fn load_runs(store: &Store, ids: &[i64]) -> Result<Vec<RunData>> {
     let mut runs: Vec<RunData> = ids.iter().map(|&id| load_run_data(store, id)).collect::<Result<_>>()?;
-    for (r, label) in runs.iter_mut().zip(difference_labels(store, &runs)?) {
+    let labels = difference_labels(store, &runs)?;
+    for (r, label) in runs.iter_mut().zip(labels) {
         if let Some(l) = label {
             r.label = l;
         }
