@@ -16,7 +16,8 @@ use experiments::vocab::{Split, Stage};
 mod support;
 use support::*;
 
-const EXPECTED_TABLES: [&str; 16] = [
+const EXPECTED_TABLES: [&str; 18] = [
+    "archived_runs",
     "datasets",
     "epoch_losses",
     "experiment_tags",
@@ -31,6 +32,7 @@ const EXPECTED_TABLES: [&str; 16] = [
     "runs",
     "samples",
     "scores",
+    "settings",
     "step_losses",
     "sweeps",
 ];

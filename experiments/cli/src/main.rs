@@ -16,7 +16,7 @@ use experiments::run::store::Store;
 use tracing::Level;
 
 use args::{Cli, Command, ExperimentCmd, RunsCmd};
-use commands::{dataset, demo, experiment, manage, mlflow, model, queue, report, runs, sweep, view, Ctx};
+use commands::{dataset, demo, disk, experiment, manage, mlflow, model, queue, report, runs, sweep, view, Ctx};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -60,7 +60,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run { spec, grid, queue: false, json } if grid.is_empty() => experiment::run(&spec, &ctx, json),
         Command::Run { spec, grid, queue, json } => sweep::run(&spec, &grid, queue, &ctx, json),
         Command::Queue(cmd) => queue::run(cmd, &ctx),
-        Command::Runs(RunsCmd::List { tag, json }) => runs::list(&ctx, tag.as_deref(), json),
+        Command::Runs(RunsCmd::List { tag, all, json }) => runs::list(&ctx, tag.as_deref(), all, json),
+        Command::Runs(RunsCmd::DeleteCheckpoint { run }) => disk::delete_checkpoint(run, &ctx),
+        Command::Gc { yes, json } => disk::gc(yes, &ctx, json),
         Command::Runs(RunsCmd::Show { id, json }) => runs::show(id, &ctx, json),
         Command::Runs(cmd) => manage::runs(cmd, &ctx),
         Command::Export { run, out } => runs::export(run, &out, &ctx),

@@ -27,6 +27,10 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const PREPROCESSOR_FILE: &str = "preprocessor_config.json";
 /// Provenance written beside an exported checkpoint.
 pub const PROVENANCE_FILE: &str = "cliplab.json";
+/// A sharded folder's list of which weights file holds each tensor (Hugging Face's format; transformers loads
+/// such folders too). Read when the folder has no `model.safetensors`: run checkpoints that store only the
+/// tensors a run changed are sharded this way (`run::checkpoint`).
+pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
 
 /// A loaded model with everything needed to score and train it.
 pub struct ClipBundle {
@@ -67,7 +71,36 @@ struct FolderParts {
     tokenizer: CaptionTokenizer,
     tokenizer_json: Vec<u8>,
     processor: ImageProcessor,
-    weights: PathBuf,
+    weights: Vec<PathBuf>,
+}
+
+/// The weights files of a model folder: `model.safetensors`, else the shards that `model.safetensors.index.json`
+/// names (plain file names in the folder, each once).
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join(WEIGHTS_INDEX_FILE);
+    if dir.join(WEIGHTS_FILE).is_file() || !index.is_file() {
+        return Ok(vec![required(dir, WEIGHTS_FILE)?]);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&crate::error::read_file(&index)?)
+        .map_err(|e| Error::bad_file(&index, format!("not JSON: {e}")))?;
+    let Some(map) = v.get("weight_map").and_then(|m| m.as_object()) else {
+        return Err(Error::bad_file(&index, "no `weight_map` object"));
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (tensor, file) in map {
+        let name = file.as_str().filter(|f| !f.is_empty() && Path::new(f).file_name() == Some(std::ffi::OsStr::new(f)));
+        let Some(name) = name else {
+            return Err(Error::bad_file(&index, format!("`{tensor}`: {file} is not a file name in the folder")));
+        };
+        let path = dir.join(name);
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::bad_file(&index, "its `weight_map` is empty"));
+    }
+    Ok(files)
 }
 
 /// The key of `cliplab.json` that records the SHA-256 of the tokenizer a checkpoint was exported with.
@@ -124,8 +157,8 @@ impl FolderParts {
                 format!("produces {h}x{w} images but the model expects {side}x{side} (vision_config.image_size)"),
             ));
         }
-        let weights = required(dir, WEIGHTS_FILE)?;
-        crate::model::clip::params::check_safetensors(&weights, &config)?;
+        let weights = weight_files(dir)?;
+        crate::model::clip::params::check_safetensors_files(&weights, &config)?;
         Ok(Self { config, tokenizer, tokenizer_json, processor, weights })
     }
 }
@@ -138,11 +171,15 @@ pub fn check_model_folder(dir: &Path) -> Result<ClipConfig> {
 }
 
 impl ClipBundle {
-    /// Loads a Hugging Face `CLIPModel` folder (`openai/clip-vit-base-patch32` layout), checked as
-    /// [`check_model_folder`] checks it before any weight is read.
+    /// Loads a Hugging Face `CLIPModel` folder (`openai/clip-vit-base-patch32` layout, or sharded: see
+    /// [`weight_files`]), checked as [`check_model_folder`] checks it before any weight is read.
     pub fn load(dir: &Path, device: &Device, freeze: &FreezeSpec) -> Result<Self> {
         let FolderParts { config, tokenizer, tokenizer_json, processor, weights } = FolderParts::read(dir)?;
-        let (model, params) = build_model(&config, WeightSource::File(weights), freeze, device)?;
+        let source = match <[PathBuf; 1]>::try_from(weights) {
+            Ok([one]) => WeightSource::File(one),
+            Err(shards) => WeightSource::Files(shards),
+        };
+        let (model, params) = build_model(&config, source, freeze, device)?;
         Ok(Self {
             config,
             model,
@@ -216,6 +253,11 @@ impl ClipBundle {
     ) -> Result<()> {
         let b = Self::random(config, tokenizer_json, processor, seed, &FreezeSpec::default(), &Device::Cpu)?;
         b.export(out, &serde_json::json!({ "source": "random", "seed": seed }))
+    }
+
+    /// The bytes of the tokenizer's `tokenizer.json` (written as they are into checkpoints).
+    pub fn tokenizer_json(&self) -> &[u8] {
+        &self.tokenizer_json
     }
 
     /// Preprocesses one image file.

@@ -1,8 +1,10 @@
 //! The run layer: experiments as specs, the runner that executes them, sweeps over a grid of hyperparameters,
-//! the queue worker, the SQLite store that keeps every number, and the demo (which runs an experiment).
+//! the queue worker, the SQLite store that keeps every number, run checkpoints on disk (what they share, keep
+//! and free), and the demo (which runs an experiment).
 //!
 //! Depends on [`crate::model`], [`crate::data`] and the bottom layer; never on [`crate::report`].
 
+pub mod checkpoint;
 pub mod demo;
 pub mod queue;
 pub mod runner;

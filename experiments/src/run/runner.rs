@@ -193,43 +193,38 @@ pub fn execute_run_on(
     };
     store.set_busy_timeout(BUSY_TIMEOUT)?;
     finished?;
+    let mut result = result;
+    if let Ok(out) = &mut result {
+        keep_best(store, out, persist.inner);
+    }
     result
 }
 
-/// Copies run `run_id`'s saved checkpoint folder to `out` (which must not exist or be empty). The copy is made
-/// in a hidden sibling folder and renamed into place, so a failure (full disk) leaves no half-written export.
-pub fn export_checkpoint(store: &Store, run_id: i64, out: &Path) -> Result<PathBuf> {
-    let detail = store.run(run_id)?;
-    let Some(from) = detail.checkpoint.clone() else {
-        return Err(Error::Invalid(format!(
-            "run {run_id} has no checkpoint (status {}; runs save one when they complete)",
-            detail.info.status
-        )));
-    };
-    if !from.is_dir() {
-        return Err(Error::MissingFile { path: from, hint: format!(" (run {run_id}'s checkpoint folder)") });
+/// Applies the spec's `keep_best` once run `out` completed. Its failure does not fail the run (its records and
+/// checkpoint are whole): it is reported, and `cliplab gc` applies the policy again.
+fn keep_best(store: &mut Store, out: &mut RunOutcome, obs: &mut dyn Observer) {
+    match crate::run::checkpoint::apply_keep_best(store, out.run_id) {
+        Ok(freed) => {
+            for f in freed {
+                if f.run_id == out.run_id {
+                    out.checkpoint = None;
+                }
+                obs.on_event(&Event::Info {
+                    message: format!(
+                        "keep_best: run {}'s checkpoint deleted ({} bytes; not among the best)",
+                        f.run_id, f.bytes
+                    ),
+                });
+            }
+        }
+        Err(e) => obs.on_event(&Event::Info { message: format!("keep_best not applied (cliplab gc applies it): {e}") }),
     }
-    copy_dir_atomically(&from, out)?;
-    Ok(out.to_path_buf())
 }
 
-fn copy_dir_atomically(from: &Path, out: &Path) -> Result<()> {
-    if out.exists() && !crate::fsio::is_empty_dir(out) {
-        return Err(Error::Invalid(format!("{}: already exists and is not empty", out.display())));
-    }
-    let tmp = crate::fsio::temp_dir_for(out)?;
-    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
-        let entry = entry.map_err(|e| Error::io(from, e))?;
-        let path = entry.path();
-        if entry.file_type().map_err(|e| Error::io(&path, e))?.is_file() {
-            // Copied as content (not `fs::copy`, which keeps the source's mode): exports get the user's mode.
-            let mut src = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-            crate::fsio::write_file_with(&tmp.path().join(entry.file_name()), |f| {
-                std::io::copy(&mut src, f).map(drop).map_err(|e| Error::io(&path, e))
-            })?;
-        }
-    }
-    crate::fsio::publish_dir(tmp, out).map(drop)
+/// Exports run `run_id`'s checkpoint to `out` (which must not exist or be empty) as the whole Hugging Face folder
+/// (see [`crate::run::checkpoint::export`]): one `model.safetensors`, however the run stored its tensors.
+pub fn export_checkpoint(store: &Store, run_id: i64, out: &Path) -> Result<PathBuf> {
+    crate::run::checkpoint::export(store, run_id, out)
 }
 
 /// Claims the folder run `run_id` writes its files to: `<home>/runs/<id>`, created now, before any work. A run's
@@ -359,14 +354,15 @@ fn score_splits(
     Ok((t, h))
 }
 
-/// Saves the fine-tuned model in the run's folder, with its provenance, and records the folder.
+/// Saves the fine-tuned model in the run's folder (only what it changed; see [`crate::run::checkpoint`]), with
+/// its provenance, and records the folder.
 fn save_checkpoint(
     bundle: &ClipBundle,
     inputs: &Inputs,
     ids: (i64, i64),
     device_name: &str,
     metrics: &RunMetrics,
-    run_dir: &Path,
+    (home, run_dir): (&Path, &Path),
     p: &mut Persist<'_>,
 ) -> Result<PathBuf> {
     let (experiment_id, run_id) = ids;
@@ -386,7 +382,7 @@ fn save_checkpoint(
         "device": device_name,
         "metrics": metrics,
     });
-    bundle.export(&dir, &provenance)?;
+    crate::run::checkpoint::save(bundle, home, &dir, &provenance)?;
     p.store.set_checkpoint(run_id, &dir)?;
     clock.tick(p);
     Ok(dir)
@@ -433,7 +429,10 @@ fn execute(
     p.store.record_summary(run_id, &metrics)?;
 
     let checkpoint = match &run_dir {
-        Some(dir) => Some(save_checkpoint(&bundle, &inputs, (experiment_id, run_id), &device_name, &metrics, dir, p)?),
+        Some(dir) => {
+            let ids = (experiment_id, run_id);
+            Some(save_checkpoint(&bundle, &inputs, ids, &device_name, &metrics, (home, dir), p)?)
+        }
         None => None,
     };
     Ok(RunOutcome { run_id, device: device_name, metrics, checkpoint })
