@@ -19,6 +19,7 @@ mod recorder;
 mod remote;
 mod runs;
 mod sweeps;
+mod system;
 mod tags;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ pub use delete::Deleted;
 pub use queue::QueuedRun;
 pub use recorder::{RunRecorder, STORE_PATIENCE};
 pub use sweeps::{NewRun, SweepInfo};
+pub use system::RunSystem;
 pub use tags::RunLabels;
 pub use remote::{host_name, PulledFrom, PulledRun, RemotePush};
 pub use types::*;
@@ -54,6 +56,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init.sql", include_str!("../../../migrations/0001_init.sql")),
     ("0002_sweeps_queue_tags.sql", include_str!("../../../migrations/0002_sweeps_queue_tags.sql")),
     ("0003_mlflow.sql", include_str!("../../../migrations/0003_mlflow.sql")),
+    ("0004_run_system.sql", include_str!("../../../migrations/0004_run_system.sql")),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
