@@ -56,7 +56,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init.sql", include_str!("../../../migrations/0001_init.sql")),
     ("0002_sweeps_queue_tags.sql", include_str!("../../../migrations/0002_sweeps_queue_tags.sql")),
     ("0003_mlflow.sql", include_str!("../../../migrations/0003_mlflow.sql")),
-    ("0004_run_system.sql", include_str!("../../../migrations/0004_run_system.sql")),
+    ("0005_run_system.sql", include_str!("../../../migrations/0005_run_system.sql")),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
