@@ -16,7 +16,7 @@ use experiments::vocab::{Split, Stage};
 mod support;
 use support::*;
 
-const EXPECTED_TABLES: [&str; 18] = [
+const EXPECTED_TABLES: [&str; 19] = [
     "archived_runs",
     "datasets",
     "epoch_losses",
@@ -28,6 +28,7 @@ const EXPECTED_TABLES: [&str; 18] = [
     "run_log",
     "run_queue",
     "run_splits",
+    "run_system",
     "run_tags",
     "runs",
     "samples",

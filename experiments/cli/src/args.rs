@@ -50,6 +50,9 @@ pub enum Command {
         /// Images per forward pass for the throughput figure.
         #[arg(long, default_value_t = 8)]
         batch: usize,
+        /// Tokens per caption (20: short captions; 77: padded to CLIP's context, as the tutorial does).
+        #[arg(long, default_value_t = 20)]
+        tokens: usize,
         #[arg(long)]
         json: bool,
     },

@@ -70,8 +70,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare { runs, out, json, .. } => report::compare(&runs, &out, &ctx, json),
         Command::Plot { run, out, json } => report::compare(&[run], &out, &ctx, json),
         Command::Score { model, image, captions, json } => model::score(&model, &image, &captions, &ctx, json),
-        Command::Bench { model, preset, iters, batch, json } => {
-            model::bench(model::BenchArgs { model, preset, iters, batch }, &ctx, json)
+        Command::Bench { model, preset, iters, batch, tokens, json } => {
+            model::bench(model::BenchArgs { model, preset, iters, batch, tokens }, &ctx, json)
         }
         Command::Demo { json, epochs, images, seed } => demo::run(&demo::options(epochs, images, seed), &ctx, json),
         Command::Mlflow(cmd) => mlflow::run(cmd, &ctx),

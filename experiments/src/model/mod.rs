@@ -7,10 +7,12 @@
 //! - [`device`]: the compute device choice.
 //! - [`engine`]: a loaded model folder, scoring (softmax over each image's own choices), fine-tuning, export.
 //! - [`bench`]: the `cliplab bench` measurements.
+//! - [`blas`]: single-precision matrix products on the CPU (OpenBLAS loaded at run time, else `gemm`).
 //!
 //! Depends only on the bottom layer ([`crate::error`], [`crate::events`], [`crate::vocab`]).
 
 pub mod bench;
+pub mod blas;
 pub mod clip;
 pub mod device;
 pub mod engine;

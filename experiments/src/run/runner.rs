@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -14,12 +15,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::verify_images;
-use crate::model::device::DeviceChoice;
+use crate::model::device::{peak_rss_mib, DeviceChoice, Machine};
 use crate::model::engine::{ClipBundle, McqSample, Summary};
 use crate::events::{CancelToken, Event, Observer, Phase, PhaseClock};
 use crate::run::spec::ExperimentSpec;
 use crate::run::store::{
-    DatasetInfo, RunMetrics, RunRecorder, RunStatus, Store, StoredSample, BUSY_TIMEOUT, STORE_PATIENCE,
+    DatasetInfo, RunMetrics, RunRecorder, RunStatus, RunSystem, Store, StoredSample, BUSY_TIMEOUT, STORE_PATIENCE,
 };
 use crate::vocab::{Split, Stage};
 use crate::{Error, Result};
@@ -93,10 +94,15 @@ struct Persist<'a> {
     inner: &'a mut dyn Observer,
     cancel: CancelToken,
     error: Option<Error>,
+    /// Optimizer steps seen so far (the step-time figure of [`RunSystem`]).
+    steps: usize,
 }
 
 impl Observer for Persist<'_> {
     fn on_event(&mut self, event: &Event) {
+        if matches!(event, Event::Step { .. }) {
+            self.steps += 1;
+        }
         if let Err(e) = self.recorder.record(self.store, event) {
             self.error.get_or_insert(e);
         }
@@ -177,7 +183,7 @@ pub fn execute_run_on(
     // A run's own writes (splits, scores, its end) wait out another process's write lock as its steps do.
     store.set_busy_timeout(STORE_PATIENCE)?;
     let recorder = RunRecorder::new(run_id);
-    let mut persist = Persist { store, recorder, inner: obs, cancel, error: None };
+    let mut persist = Persist { store, recorder, inner: obs, cancel, error: None, steps: 0 };
     let result = execute(&mut persist, home, (experiment_id, run_id), device);
     let flushed = persist.recorder.flush(persist.store);
     let store_error = persist.error.take().or(flushed.err());
@@ -388,6 +394,11 @@ fn save_checkpoint(
     Ok(dir)
 }
 
+/// `n` per `seconds`, where both are measured.
+fn per_second(n: usize, seconds: f64) -> Option<f64> {
+    (n > 0 && seconds > 0.0).then(|| n as f64 / seconds)
+}
+
 fn execute(
     p: &mut Persist<'_>,
     home: &Path,
@@ -415,13 +426,30 @@ fn execute(
     let (train, heldout) = load_samples(&bundle, &inputs, p)?;
 
     let mut metrics = RunMetrics::default();
+    let clock = Instant::now();
     let (tb, hb) = score_splits(&bundle, (&train, &heldout), &inputs, run_id, Phase::ScoreBefore, p)?;
+    let score_rate = per_second(train.len() + heldout.len(), clock.elapsed().as_secs_f64());
     metrics.train_before = Some(tb);
     metrics.heldout_before = hb;
     p.store.record_summary(run_id, &metrics)?;
 
     let held = if heldout.is_empty() { None } else { Some(heldout.as_slice()) };
-    bundle.train(&train, held, &spec.train_config(), p)?;
+    let (clock, steps_before) = (Instant::now(), p.steps);
+    let config = spec.train_config();
+    bundle.train(&train, held, &config, p)?;
+    let train_s = clock.elapsed().as_secs_f64();
+    let steps = p.steps - steps_before;
+    p.store.record_system(
+        run_id,
+        &RunSystem {
+            machine: Machine::current(&device),
+            score_images_per_s: score_rate,
+            train_step_s: (steps > 0).then(|| train_s / steps as f64),
+            train_images_per_s: per_second(train.len() * config.epochs, train_s),
+            peak_rss_mib: peak_rss_mib(),
+            gpu_memory_mib: None,
+        },
+    )?;
 
     let (ta, ha) = score_splits(&bundle, (&train, &heldout), &inputs, run_id, Phase::ScoreAfter, p)?;
     metrics.train_after = Some(ta);

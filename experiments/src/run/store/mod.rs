@@ -20,6 +20,7 @@ mod recorder;
 mod remote;
 mod runs;
 mod sweeps;
+mod system;
 mod tags;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,7 @@ pub use delete::Deleted;
 pub use queue::QueuedRun;
 pub use recorder::{RunRecorder, STORE_PATIENCE};
 pub use sweeps::{NewRun, SweepInfo};
+pub use system::RunSystem;
 pub use tags::RunLabels;
 pub use remote::{host_name, PulledFrom, PulledRun, RemotePush};
 pub use types::*;
@@ -57,6 +59,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_sweeps_queue_tags.sql", include_str!("../../../migrations/0002_sweeps_queue_tags.sql")),
     ("0003_mlflow.sql", include_str!("../../../migrations/0003_mlflow.sql")),
     ("0004_archive_settings.sql", include_str!("../../../migrations/0004_archive_settings.sql")),
+    ("0005_run_system.sql", include_str!("../../../migrations/0005_run_system.sql")),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).
