@@ -10,6 +10,7 @@ pub mod model;
 pub mod queue;
 pub mod report;
 pub mod runs;
+pub mod serve;
 pub mod sweep;
 pub mod view;
 
