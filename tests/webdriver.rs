@@ -1,5 +1,6 @@
 //! A small W3C WebDriver client (the few commands the GUI tests use) and the processes around it: Xvfb, and
-//! `tauri-driver`, which starts the real app binary through Debian's `WebKitWebDriver`.
+//! `tauri-driver`, which starts the real app binary through Debian's `WebKitWebDriver`; or `chromedriver` with a
+//! headless Chromium for the page `cliplab serve` serves.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -119,6 +120,28 @@ pub fn start_tauri_driver(env: &[(&str, &Path)], display: &str, log: &Path) -> (
     panic!("tauri-driver did not answer on port {port}; log: {}", std::fs::read_to_string(log).unwrap_or_default());
 }
 
+/// `chromedriver` (Debian's `chromium-driver`) listening on a free port.
+pub fn start_chromedriver(log: &Path) -> (Guard, u16) {
+    let driver = require_program("chromedriver", "CHROMEDRIVER", "apt-get install chromium chromium-driver");
+    let port = free_port();
+    let out = std::fs::File::create(log).expect("driver log");
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out)
+        .spawn()
+        .expect("start chromedriver");
+    let guard = Guard { child };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if agent().get(&format!("http://127.0.0.1:{port}/status")).call().is_ok() {
+            return (guard, port);
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    panic!("chromedriver did not answer on port {port}; log: {}", std::fs::read_to_string(log).unwrap_or_default());
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(180))).build().into()
 }
@@ -139,11 +162,28 @@ pub type WdResult<T> = Result<T, WdError>;
 impl Session {
     /// Starts the app (`application`) through the driver on `port`.
     pub fn start(port: u16, application: &Path, shots: PathBuf) -> Session {
-        let agent = agent();
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "wry",
             "tauri:options": { "application": application }
         } } });
+        Self::start_with(port, caps, shots)
+    }
+
+    /// Starts a headless Chromium (1440×960, as the app's Xvfb screen) through `chromedriver` on `port`.
+    pub fn start_chromium(port: u16, shots: PathBuf) -> Session {
+        let browser = require_program("chromium", "CHROMIUM", "apt-get install chromium chromium-driver");
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": browser,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1440,960"]
+            }
+        } } });
+        Self::start_with(port, caps, shots)
+    }
+
+    fn start_with(port: u16, caps: Value, shots: PathBuf) -> Session {
+        let agent = agent();
         let url = format!("http://127.0.0.1:{port}/session");
         let mut resp = agent.post(&url).send_json(&caps).expect("new session request");
         let v: Value = resp.body_mut().read_json().expect("session json");
@@ -220,6 +260,11 @@ impl Session {
             json!([css, value]),
         )?;
         if v.as_bool() == Some(true) { Ok(()) } else { Err(WdError(format!("no element `{css}`"))) }
+    }
+
+    /// Loads `url` in the browser.
+    pub fn navigate(&self, url: &str) -> WdResult<()> {
+        self.call("POST", "/url", Some(json!({ "url": url }))).map(|_| ())
     }
 
     pub fn go(&self, hash: &str) -> WdResult<()> {

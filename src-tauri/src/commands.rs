@@ -1,16 +1,15 @@
-//! The Tauri commands, generated from [`with_commands!`](crate::command_list): each one line over [`App`]. They
-//! run off the main thread (`async`), so long work (validation, scoring) never freezes the window.
+//! The Tauri commands, generated from [`with_commands!`](cliplab_api::with_commands): each one line over [`App`].
+//! They run off the main thread (`async`), so long work (validation, scoring) never freezes the window.
 
 use std::sync::Arc;
 
+use cliplab_api::app::App;
+use cliplab_api::views::*;
+use cliplab_api::{with_commands, Error, Result};
 use experiments::data::ColumnMap;
 use experiments::run::spec::{ExperimentSpec, FieldProblem};
 use experiments::run::store::{DatasetInfo, ExperimentInfo, RunInfo};
 use tauri::State;
-
-use crate::app::App;
-use crate::views::*;
-use crate::{Error, Result};
 
 /// The app, or why it could not start (shown in the window instead of a blank page).
 pub struct Shared(pub std::result::Result<Arc<App>, String>);

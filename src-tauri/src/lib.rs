@@ -1,32 +1,23 @@
-//! CLIP Lab's desktop app: a Tauri 2 shell over the `experiments` core.
+//! CLIP Lab's desktop app: the Tauri 2 transport of the app layer (`cliplab_api`, `experiments/app-api/`), which
+//! holds the state, the commands' logic, the views and the one command list; `cliplab serve` is the other transport.
 //!
-//! - [`app`]: the state and the logic of each command (no window needed: tested against a temporary store);
-//! - [`command_list`]: every command, declared once (`with_commands!`); [`commands`]: the Tauri commands made from
-//!   it, one line each;
-//! - [`views`]: the shapes the screens get; [`bindings`]: their TypeScript twins, checked in as
-//!   `ui/src/bindings.ts`;
-//! - [`picker`]: file and folder dialogs, the only way the app reaches a user's files;
-//! - the `cliplab://` protocol serves image thumbnails to the page.
+//! - [`commands`]: the `#[tauri::command]`s expanded from `with_commands!`, one line each; `build.rs` declares the
+//!   same list to Tauri's permission system;
+//! - [`picker`]: native file and folder dialogs, the only way the app reaches a user's files;
+//! - here: the window's event sink, the `cliplab://` protocol that serves image thumbnails to the page, start-up.
 
-/// The command list (`with_commands!`): first, so that every module below may expand it.
-#[macro_use]
-pub mod command_list;
-
-pub mod app;
-pub mod bindings;
 pub mod commands;
-pub mod error;
 pub mod picker;
-pub mod views;
 
 use std::sync::Arc;
 
-pub use error::{Error, Result};
+use cliplab_api::app::{App, EventSink};
+use cliplab_api::views::AppEvent;
+use cliplab_api::picker::{Picker, ScriptedPicker};
+use cliplab_api::{bindings, with_commands};
 use tauri::{Emitter, Manager};
 
-use crate::app::{App, EventSink};
 use crate::commands::Shared;
-use crate::views::AppEvent;
 
 struct WindowSink<R: tauri::Runtime> {
     app: tauri::AppHandle<R>,
@@ -103,7 +94,7 @@ pub fn run() -> anyhow::Result<()> {
         })
         .setup(move |app| {
             let handle = app.handle().clone();
-            let picker: Box<dyn picker::Picker> = match picker::ScriptedPicker::from_env() {
+            let picker: Box<dyn Picker> = match ScriptedPicker::from_env() {
                 Some(p) => Box::new(p),
                 None => Box::new(picker::NativePicker { app: handle.clone() }),
             };

@@ -1,8 +1,7 @@
 // Small DOM helpers: element builder, formatting, the error banner and the event bus.
 
-import { listen } from "@tauri-apps/api/event";
-import { convertFileSrc } from "@tauri-apps/api/core";
 import { EVENT_NAME, type AppEvent } from "./bindings";
+import { imageBase, listen } from "./transport";
 
 export type Child = Node | string | number | null | undefined | false | Child[];
 
@@ -87,9 +86,6 @@ export function when(iso: string | null | undefined): string {
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
 }
 
-/** Base of the `cliplab://` protocol that serves thumbnails (its form differs per platform). */
-const imageBase = convertFileSrc("", "cliplab");
-
 export function imageUrl(imageId: number, size = 192): string {
   return `${imageBase}image/${imageId}?size=${size}`;
 }
@@ -150,10 +146,10 @@ export function onAppEvent(fn: Listener): () => void {
 }
 
 export async function startEventBus(): Promise<void> {
-  await listen<AppEvent>(EVENT_NAME, (e) => {
+  await listen<AppEvent>(EVENT_NAME, (payload) => {
     for (const fn of [...listeners]) {
       try {
-        fn(e.payload);
+        fn(payload);
       } catch (err) {
         showError(err);
       }

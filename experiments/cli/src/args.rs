@@ -133,6 +133,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the app's screens over HTTP for a browser (`cliplab-serve`), e.g. on a GPU server reached over SSH.
+    /// Prints a URL with a random token; Ctrl-C stops it.
+    Serve {
+        /// Address and port to listen on. Anything but loopback needs --expose.
+        #[arg(long, default_value = "127.0.0.1:8765")]
+        bind: String,
+        /// A folder the page may pick files and folders in (datasets, models, export destinations); repeat for
+        /// more. The home is always allowed.
+        #[arg(long = "allow-dir", value_name = "DIR")]
+        allow_dirs: Vec<PathBuf>,
+        /// Listen on a non-loopback address: anyone who reaches it with the token can use the app (plain HTTP).
+        #[arg(long)]
+        expose: bool,
+    },
     /// MLflow tracking servers: push runs, pull a team's runs (auth: MLFLOW_TRACKING_TOKEN or
     /// MLFLOW_TRACKING_USERNAME/PASSWORD).
     #[command(subcommand)]
@@ -362,6 +376,7 @@ impl Command {
             Command::Plot { .. } => "plot",
             Command::Demo { .. } => "demo",
             Command::View { .. } => "view",
+            Command::Serve { .. } => "serve",
             Command::Mlflow(MlflowCmd::Push { .. }) => "mlflow push",
             Command::Mlflow(MlflowCmd::Pull { .. }) => "mlflow pull",
         }

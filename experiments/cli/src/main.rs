@@ -16,7 +16,7 @@ use experiments::run::store::Store;
 use tracing::Level;
 
 use args::{Cli, Command, ExperimentCmd, RunsCmd};
-use commands::{dataset, demo, disk, experiment, manage, mlflow, model, queue, report, runs, sweep, view, Ctx};
+use commands::{dataset, demo, disk, experiment, manage, mlflow, model, queue, report, runs, serve, sweep, view, Ctx};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -76,6 +76,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo { json, epochs, images, seed } => demo::run(&demo::options(epochs, images, seed), &ctx, json),
         Command::Mlflow(cmd) => mlflow::run(cmd, &ctx),
         Command::View { runs } => view::run(&runs, &ctx),
+        Command::Serve { bind, allow_dirs, expose } => serve::run(&bind, &allow_dirs, expose, &ctx),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod model;
 pub mod queue;
 pub mod report;
 pub mod runs;
+pub mod serve;
 pub mod sweep;
 pub mod view;
 

@@ -34,7 +34,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Where events for the window go (the Tauri window in the app, a list in tests).
+/// Where events for the page go (the Tauri window in the app, every open tab in `cliplab serve`, a list in tests).
 pub trait EventSink: Send + Sync {
     fn emit(&self, event: AppEvent);
 }
@@ -51,7 +51,7 @@ impl EventSink for RecordingSink {
     }
 }
 
-/// The desktop app's state, shared by every command.
+/// The app's state, shared by every command (of either transport).
 pub struct App {
     home: PathBuf,
     store: Mutex<Store>,
@@ -61,8 +61,8 @@ pub struct App {
     active: Mutex<HashMap<i64, CancelToken>>,
     drafts: Mutex<HashMap<u64, Draft>>,
     next_token: AtomicU64,
-    /// Model folders the user picked in a dialog (or the app knows from experiments and the demo): the only
-    /// ones an experiment may name.
+    /// Model folders the user picked in a dialog or path field (or the app knows from experiments and the demo):
+    /// the only ones an experiment may name.
     models: Mutex<BTreeSet<ModelChoice>>,
     samples: Mutex<HashMap<i64, Arc<Vec<StoredSample>>>>,
     finished_runs: Mutex<HashMap<i64, Arc<RunData>>>,

@@ -1,7 +1,7 @@
-//! The desktop app's one error type. It crosses the IPC boundary as its readable message (the front end shows it
-//! as it is), never as a blank screen.
+//! The app layer's one error type. It crosses the transport (Tauri IPC, HTTP) as its readable message (the front
+//! end shows it as it is), never as a blank screen.
 
-/// Errors of the desktop app's command layer.
+/// Errors of the app's command layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The core failed (bad data, missing file, store error, ...): its message names the file or row.
@@ -12,10 +12,6 @@ pub enum Error {
     /// user never picked, a run that is not running).
     #[error("{0}")]
     Invalid(String),
-
-    /// The window shell failed.
-    #[error("window: {0}")]
-    Tauri(#[from] tauri::Error),
 }
 
 impl serde::Serialize for Error {

@@ -1,7 +1,7 @@
-// The desktop app's command list, declared once. Included by `build.rs` (`include!`), so this file holds only the
-// macro: no inner doc comment, no `use`.
+// The app's command list, declared once. Included by `src-tauri/build.rs` (`include!`), so this file holds only
+// the macro: no inner doc comment, no `use`.
 
-/// Calls `$callback!` with every Tauri command of the app, in the form
+/// Calls `$callback!` with every command of the app, in the form
 ///
 /// ```text
 /// /// doc
@@ -9,10 +9,11 @@
 /// ```
 ///
 /// The body returns `Result<OkType>`. Everything about a command follows from its entry here (in the manner of
-/// yaak's `with_commands!`): the `#[tauri::command]` function ([`crate::commands`]), the handler
-/// (`generate_handler!` in `lib.rs`), the permission list (`build.rs`), the typed TypeScript wrapper with argument
-/// names and ts-rs types ([`crate::bindings`]), and the capability file the tests hold to it. Exported so that the
-/// tests can expand it too (the types resolve where it is expanded).
+/// yaak's `with_commands!`), for both transports: the `#[tauri::command]` function (`src-tauri/src/commands.rs`),
+/// the handler (`generate_handler!` in `src-tauri/src/lib.rs`), the permission list (`src-tauri/build.rs`) and the
+/// capability file the tests hold to it; `POST /api/<name>` of `cliplab serve` (`experiments/serve`); and the
+/// typed TypeScript wrapper with argument names and ts-rs types ([`crate::bindings`]). Exported so that the
+/// transports and the tests can expand it (the types resolve where it is expanded).
 #[macro_export]
 macro_rules! with_commands {
     ($callback:ident) => {

@@ -1,0 +1,195 @@
+//! The user's path the GUI end-to-end tests drive, shared by the desktop app (`gui.rs`, Tauri + WebKit) and the
+//! browser (`serve_gui.rs`, `cliplab serve` + headless Chromium): import the demo dataset, browse it, create and
+//! run experiments, watch one live and cancel it, compare, export a checkpoint, see an error, with what the page
+//! shows checked against the store. Only the export's folder dialog differs: `pick_folder` answers it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use experiments::run::store::{RunStatus, Store};
+use serde_json::json;
+
+use crate::webdriver::{self, Session};
+
+const SHORT: Duration = Duration::from_secs(60);
+const LONG: Duration = Duration::from_secs(600);
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// Creates (and runs) an experiment from the form: name, lr and epochs typed in; sizes small.
+fn create_and_run(s: &Session, name: &str, lr: &str, epochs: &str, shot: Option<&str>) {
+    s.wait_text("[data-testid=spec-name]", SHORT);
+    s.type_into("[data-testid=spec-name] ", name).expect("name");
+    s.type_into("[data-testid=spec-train]", "60").expect("train");
+    s.type_into("[data-testid=spec-heldout]", "24").expect("heldout");
+    s.type_into("[data-testid=spec-epochs]", epochs).expect("epochs");
+    s.type_into("[data-testid=spec-batch]", "8").expect("batch");
+    s.type_into("[data-testid=spec-lr]", lr).expect("lr");
+    s.select("[data-testid=spec-device]", "cpu").expect("device");
+    s.wait("the form to validate", SHORT, |s| Ok((s.text("[data-testid=form-status]")? == "Ready to run.").then_some(())));
+    if let Some(shot) = shot {
+        s.screenshot(shot);
+    }
+    s.click("[data-testid=create-and-run]").expect("create and run");
+}
+
+/// Waits for the run-detail screen of a new run and returns its id.
+fn wait_run_page(s: &Session, not: &[i64]) -> i64 {
+    s.wait("the run page", SHORT, |s| {
+        let hash = s.js("return location.hash;", json!([]))?;
+        let id = hash.as_str().and_then(|h| h.strip_prefix("#/runs/")).and_then(|x| x.parse::<i64>().ok());
+        Ok(id.filter(|id| !not.contains(id)))
+    })
+}
+
+/// The path through every screen; `pick_folder(s, dir)` answers a folder dialog with `dir`.
+pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn Fn(&Session, &Path)) {
+    // ---- Datasets: the demo data, its validation report, then the import ---------------------------------------
+    s.wait("the window", SHORT, |s| Ok(s.find("[data-testid=nav-datasets]").ok()));
+    s.go("#/datasets").expect("go");
+    s.wait_text("[data-testid=demo-data]", SHORT);
+    s.type_into("[data-testid=demo-images]", "120").expect("demo size");
+    s.click("[data-testid=demo-data]").expect("demo");
+    s.wait_text("[data-testid=import-panel]", LONG);
+    s.click("[data-testid=validate-import]").expect("validate");
+    let valid = s.wait_text("[data-testid=report-valid]", LONG);
+    assert_eq!(valid, "120");
+    assert_eq!(s.text("[data-testid=report-problems]").expect("problems"), "0");
+    s.screenshot("01-import-report");
+    s.click("[data-testid=confirm-import]").expect("confirm");
+    s.wait_text("[data-testid=import-done]", SHORT);
+    let store = Store::open(home).expect("store");
+    let datasets = store.datasets().expect("datasets");
+    assert_eq!(datasets.len(), 1);
+    let ds = &datasets[0];
+    assert_eq!(ds.n_samples, 120);
+    let shown = s.wait_text(&format!("[data-testid=dataset-row-{}] [data-testid=n-samples]", ds.id), SHORT);
+    assert_eq!(shown, "120");
+
+    // ---- Sample browser: cards as stored, paging, filtering ---------------------------------------------------
+    s.click(&format!("[data-testid=dataset-row-{}] a", ds.id)).expect("open dataset");
+    s.wait("48 sample cards", SHORT, |s| Ok((s.count("[data-testid=sample-card]")? == 48).then_some(())));
+    assert_eq!(s.text("[data-testid=pager-text]").expect("pager"), "1–48 of 120");
+    let samples = store.dataset_samples(ds.id).expect("samples");
+    let right = s.text("[data-testid=sample-card] [data-testid=right-choice] .caption").expect("right choice");
+    assert_eq!(right, samples[0].choices[samples[0].label]);
+    s.wait("thumbnails to load", SHORT, |s| {
+        let v = s.js("const i = document.querySelector('[data-testid=sample-card] img'); return i && i.complete && i.naturalWidth;", json!([]))?;
+        Ok(v.as_u64().filter(|w| *w > 0))
+    });
+    s.screenshot("02-dataset-samples");
+    s.select("[data-testid=label-filter]", "1").expect("filter B");
+    let n_b = samples.iter().filter(|x| x.label == 1).count();
+    s.wait("the answer-B filter", SHORT, |s| Ok(s.text("[data-testid=pager-text]")?.ends_with(&format!("of {n_b}")).then_some(())));
+
+    // ---- New experiment: validation, then create and run; the live view; completion ---------------------------
+    s.go("#/new").expect("go");
+    s.wait_text("[data-testid=spec-heldout]", SHORT);
+    s.type_into("[data-testid=spec-heldout]", "1000").expect("too many");
+    let err = s.wait("a field error", SHORT, |s| Ok(s.text("[data-testid=error-sample\\.heldout]").ok().filter(|t| !t.is_empty())));
+    assert!(err.contains("does not fit"), "{err}");
+    create_and_run(s, "gui lr 3e-3", "0.003", "12", Some("03-new-experiment"));
+    let run_a = wait_run_page(s, &[]);
+    s.wait("run A to complete", LONG, |s| Ok(s.find("[data-testid=run-summary]").ok()));
+    let detail = store.run(run_a).expect("run A");
+    assert_eq!(detail.info.status, RunStatus::Completed);
+    let m = detail.info.metrics;
+    let (hb, ha) = (m.heldout_before.expect("before"), m.heldout_after.expect("after"));
+    let tile = s.text("[data-testid=heldout-acc]").expect("tile");
+    assert_eq!(tile, format!("{} → {}", pct(hb.accuracy), pct(ha.accuracy)));
+    let tile = s.text("[data-testid=heldout-prob]").expect("tile");
+    assert_eq!(tile, format!("{} → {}", pct(hb.mean_label_prob), pct(ha.mean_label_prob)));
+    s.wait("the sample cards", SHORT, |s| Ok((s.count("[data-testid=score-card]")? == 24).then_some(())));
+    assert_eq!(s.text("[data-testid=card-pager-text]").expect("pager"), "1–24 of 84");
+    // The loss chart is drawn in the run's colour with one line of steps.
+    let lines = s.count("[data-testid=chart-loss_steps] polyline").expect("polylines");
+    assert!(lines >= 1, "the loss curve is drawn");
+    s.screenshot("05-run-detail");
+
+    // ---- A second run from a clone of the first spec -----------------------------------------------------------
+    s.click("[data-testid=clone-spec]").expect("clone");
+    s.wait("the cloned spec", SHORT, |s| Ok(s.js("return document.querySelector('[data-testid=spec-name]')?.value;", json!([]))?.as_str().filter(|v| v.ends_with("(copy)")).map(str::to_string)));
+    create_and_run(s, "gui lr 3e-4", "0.0003", "4", None);
+    let run_b = wait_run_page(s, &[run_a]);
+    s.wait("run B to complete", LONG, |s| Ok(s.find("[data-testid=run-summary]").ok()));
+
+    // ---- A long run: the live view's loss curve grows; cancel keeps what it recorded --------------------------
+    s.go("#/new").expect("go");
+    create_and_run(s, "gui long", "0.001", "2000", None);
+    let run_c = wait_run_page(s, &[run_a, run_b]);
+    let points = |s: &Session| -> webdriver::WdResult<usize> {
+        let v = s.js("const p = document.querySelector('[data-testid=live-loss] polyline'); return p ? p.getAttribute('points').trim().split(' ').length : 0;", json!([]))?;
+        Ok(v.as_u64().unwrap_or(0) as usize)
+    };
+    let first = s.wait("the live loss curve", LONG, |s| Ok(Some(points(s)?).filter(|n| *n >= 3)));
+    s.wait("the loss curve to grow", LONG, |s| Ok(Some(points(s)?).filter(|n| *n > first)));
+    let phase = s.text("[data-testid=live-phase]").expect("phase");
+    assert_eq!(phase, "train");
+    assert!(s.text("[data-testid=live-progress]").expect("progress").contains("ETA"));
+    s.screenshot("04-run-live");
+    s.click("[data-testid=cancel-run]").expect("cancel");
+    s.wait("the run to be cancelled", LONG, |s| Ok((s.text(".meta [data-testid=status]")? == "cancelled").then_some(())));
+    let c = store.run(run_c).expect("run C");
+    assert_eq!(c.info.status, RunStatus::Cancelled);
+    assert!(!c.step_losses.is_empty() && c.step_losses.len() < 2000 * 8, "cancelled mid-way, steps kept");
+
+    // ---- Runs table = store ------------------------------------------------------------------------------------
+    s.go("#/runs").expect("go");
+    s.wait("two completed rows", SHORT, |s| Ok((s.count("[data-testid=runs-table] tr[data-status=completed]")? == 2).then_some(())));
+    s.wait("the cancelled row", SHORT, |s| Ok((s.count("[data-testid=runs-table] tr[data-status=cancelled]")? == 1).then_some(())));
+    for run in store.runs().expect("runs").into_iter().filter(|r| r.status == RunStatus::Completed) {
+        let acc = s.text(&format!("[data-testid=run-row-{}] [data-testid=cell-acc]", run.id)).expect("acc cell");
+        let (b, a) = (run.metrics.heldout_before.expect("b"), run.metrics.heldout_after.expect("a"));
+        assert_eq!(acc, format!("{} → {}", pct(b.accuracy), pct(a.accuracy)));
+        assert_eq!(s.text(&format!("[data-testid=run-row-{}] [data-testid=status]", run.id)).expect("status"), "completed");
+    }
+    s.screenshot("06-runs");
+
+    // ---- Compare the two runs ----------------------------------------------------------------------------------
+    s.click(&format!("[data-testid=select-run-{run_a}]")).expect("select A");
+    s.click(&format!("[data-testid=select-run-{run_b}]")).expect("select B");
+    s.click("[data-testid=compare-selected]").expect("compare");
+    s.wait_text("[data-testid=compare-metrics]", LONG);
+    for id in [run_a, run_b] {
+        let after = store.run(id).expect("run").info.metrics.heldout_after.expect("after").accuracy;
+        let shown = s.text(&format!("[data-testid=metrics-row-{id}] [data-testid=heldout-acc-after]")).expect("cell");
+        assert_eq!(shown, pct(after));
+    }
+    assert!(s.count("[data-testid=diff-train\\.lr]").expect("diff") == 1, "the lr differs");
+    let colours = s
+        .js("return [...document.querySelectorAll('[data-testid=chart-loss_steps] polyline')].map(p => p.getAttribute('stroke'));", json!([]))
+        .expect("strokes");
+    let colours: Vec<String> = colours.as_array().expect("array").iter().filter_map(|c| c.as_str().map(str::to_uppercase)).collect();
+    for c in [experiments::report::plots::palette_hex(0), experiments::report::plots::palette_hex(1)] {
+        assert!(colours.contains(&c), "the loss chart has a curve in {c}: {colours:?}");
+    }
+    let flips = |k: &str| s.text(&format!("[data-testid=flips-{k}]")).expect("flips").replace(',', "").parse::<usize>().expect("number");
+    assert_eq!(flips("rr") + flips("rw") + flips("wr") + flips("ww"), 84, "every sample of the two runs is counted");
+    assert_eq!(s.count("[data-testid=flip-card]").expect("cards"), (flips("rw").min(24) + flips("wr").min(24)));
+    s.screenshot("07-compare");
+
+    // ---- Export run A's checkpoint where the dialog (or path field) says ------------------------------------------
+    s.go(&format!("#/runs/{run_a}")).expect("go");
+    s.wait_text("[data-testid=run-summary]", SHORT);
+    s.click("[data-testid=export-checkpoint]").expect("export");
+    pick_folder(s, export_dir);
+    let path = s.wait_text("[data-testid=exported-path]", LONG);
+    let out = export_dir.join(format!("cliplab-run-{run_a}"));
+    assert_eq!(PathBuf::from(&path), out);
+    for f in ["model.safetensors", "config.json", "tokenizer.json", "preprocessor_config.json"] {
+        assert!(out.join(f).is_file(), "{f} exported");
+    }
+    s.screenshot("08-export");
+
+    // ---- A failure shows as a readable message, and the app goes on --------------------------------------------
+    s.click("[data-testid=export-checkpoint]").expect("export again");
+    pick_folder(s, export_dir);
+    let msg = s.wait_text("[data-testid=error] .error-text", SHORT);
+    assert!(msg.contains("already exists and is not empty"), "{msg}");
+    s.screenshot("09-error");
+    s.go("#/runs").expect("go");
+    s.wait("the runs table after the error", SHORT, |s| Ok((s.count("[data-testid=runs-table] tr[data-status]")? == 3).then_some(())));
+
+}
