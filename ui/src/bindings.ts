@@ -494,7 +494,61 @@ flips: FlipTable, flip_cards: Array<FlipCard>, };
 
 export type Exported = { dir: string, files: Array<string>, };
 
-export type AppEvent = { "type": "run", run_id: number, event: Event, } | { "type": "run_finished", run_id: number, status: RunStatus, error: string | null, } | { "type": "import", token: number, event: Event, };
+export type AppEvent = { "type": "run", run_id: number, event: Event, } | { "type": "run_finished", run_id: number, status: RunStatus, error: string | null, } | { "type": "import", token: number, event: Event, } | { "type": "job", job: number, event: Event, };
+
+export type MlflowDefaults = { 
+/**
+ * `MLFLOW_TRACKING_URI`, else the server this home last reached; `null`: none yet.
+ */
+tracking_uri: string | null, };
+
+export type MlflowPushRequest = { run_ids: Array<number>, 
+/**
+ * `null` or empty: the default tracking server.
+ */
+tracking_uri: string | null, 
+/**
+ * The MLflow experiment; `null` or empty: each run's CLIP Lab experiment name.
+ */
+experiment: string | null, 
+/**
+ * Upload the fine-tuned checkpoint folder too.
+ */
+with_checkpoint: boolean, };
+
+export type PushedRun = { run: number, remote_run_id: string, 
+/**
+ * The run's page in the MLflow UI.
+ */
+url: string, 
+/**
+ * This push created the MLflow run (false: it updated the one pushed before).
+ */
+created: boolean, metrics_logged: number, artifacts: number, warnings: Array<string>, };
+
+export type MlflowPullRequest = { 
+/**
+ * `null` or empty: the default tracking server.
+ */
+tracking_uri: string | null, experiment: string, 
+/**
+ * MLflow run ids; empty: every run CLIP Lab pushed to the experiment.
+ */
+remote_run_ids: Array<string>, };
+
+export type PulledRuns = { 
+/**
+ * The local ids of the pulled runs (read-only copies).
+ */
+runs: Array<number>, 
+/**
+ * How many of them replaced an earlier copy.
+ */
+replaced: number, 
+/**
+ * Runs left out, each with why.
+ */
+skipped: Array<string>, };
 
 /** The event (Tauri's, or the server-sent event's name) that carries {@link AppEvent}s. */
 export const EVENT_NAME = "app-event";
@@ -521,6 +575,10 @@ export const api = {
   activeRuns: (): Promise<Array<number>> => invoke("active_runs"),
   runView: (runId: number): Promise<RunView> => invoke("run_view", { runId }),
   runSamples: (runId: number, query: RunSampleQuery): Promise<SampleCardPage> => invoke("run_samples", { runId, query }),
+  mlflowDefaults: (): Promise<MlflowDefaults> => invoke("mlflow_defaults"),
+  mlflowPush: (job: number, request: MlflowPushRequest): Promise<Array<PushedRun>> => invoke("mlflow_push", { job, request }),
+  mlflowPull: (job: number, request: MlflowPullRequest): Promise<PulledRuns> => invoke("mlflow_pull", { job, request }),
+  cancelJob: (job: number): Promise<void> => invoke("cancel_job", { job }),
   compareRuns: (runIds: Array<number>): Promise<CompareView> => invoke("compare_runs", { runIds }),
   exportCheckpoint: (runId: number): Promise<Exported | null> => invoke("export_checkpoint", { runId }),
   exportReport: (runIds: Array<number>): Promise<Exported | null> => invoke("export_report", { runIds }),

@@ -2,12 +2,13 @@
 // typed commands in bindings.ts and listens to the app's events for live updates.
 
 import { api, type RunInfo } from "./bindings";
-import { clear, clearErrors, h, message, navigate, onAppEvent, showError, startEventBus, throttle } from "./dom";
+import { attempt, clear, clearErrors, h, message, navigate, onAppEvent, showError, startEventBus, throttle } from "./dom";
 import { renderDatasets, renderDataset } from "./views/datasets";
 import { renderNewExperiment } from "./views/experiment";
 import { renderRuns } from "./views/runs";
 import { renderRun } from "./views/run";
 import { renderCompare } from "./views/compare";
+import { pullFromMlflow } from "./views/mlflow";
 
 export interface ViewCtx {
   /** Registers something to undo when the user leaves the screen. */
@@ -97,6 +98,7 @@ async function main(): Promise<void> {
   const sidebar = throttle(() => void refreshSidebar().catch(() => undefined), 1000);
   onAppEvent(sidebar);
   window.addEventListener("hashchange", () => void route());
+  document.getElementById("pull-mlflow")?.addEventListener("click", () => void attempt(() => pullFromMlflow(), "pull from MLflow"));
   try {
     const info = await api.appInfo();
     const box = document.getElementById("app-info");

@@ -114,7 +114,7 @@ pub fn typescript() -> String {
         // desktop app
         AppInfo, SampleQuery, SamplePage, ImportDraft, KindCount, PreviewRow, ImportPreview, ModelChoice,
         ChartSvg, RunView, SampleSort, RunSampleQuery, SampleCard, SampleCardPage, CompareRun, FlipCard, CompareView,
-        Exported, AppEvent,
+        Exported, AppEvent, MlflowDefaults, MlflowPushRequest, PushedRun, MlflowPullRequest, PulledRuns,
     );
     out.push_str(&format!("/** The event (Tauri's, or the server-sent event's name) that carries {{@link AppEvent}}s. */\nexport const EVENT_NAME = \"{EVENT_NAME}\";\n\n"));
     out.push_str("/** One typed function per command (over Tauri IPC or HTTP: see transport.ts). Errors reject with the command's readable message. */\nexport const api = {\n");

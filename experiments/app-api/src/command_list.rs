@@ -63,6 +63,17 @@ macro_rules! with_commands {
             fn run_view(app, run_id: i64) -> RunView { app.run_view(run_id) }
             /// A page of a run's sample cards.
             fn run_samples(app, run_id: i64, query: RunSampleQuery) -> SampleCardPage { app.run_samples(run_id, &query) }
+            /// The MLflow dialogs' starting values (the remembered tracking server).
+            fn mlflow_defaults(app) -> MlflowDefaults { app.mlflow_defaults() }
+            /// Pushes runs to an MLflow tracking server (progress: `job` events).
+            fn mlflow_push(app, job: u64, request: MlflowPushRequest) -> Vec<PushedRun> { app.mlflow_push(job, &request) }
+            /// Pulls a team's runs from an MLflow experiment (progress: `job` events).
+            fn mlflow_pull(app, job: u64, request: MlflowPullRequest) -> PulledRuns { app.mlflow_pull(job, &request) }
+            /// Asks a job (push, pull, download) to stop.
+            fn cancel_job(app, job: u64) -> () {
+                app.cancel_job(job);
+                Ok(())
+            }
             /// Runs side by side.
             fn compare_runs(app, run_ids: Vec<i64>) -> CompareView { app.compare(&run_ids) }
             /// Asks for a folder and exports a run's checkpoint (`null`: cancelled).

@@ -261,4 +261,61 @@ pub enum AppEvent {
     RunFinished { run_id: i64, status: RunStatus, error: Option<String> },
     /// Progress of an import's validation.
     Import { token: u64, event: Event },
+    /// Progress of a job the page started and numbered (an MLflow push or pull, a model download).
+    Job { job: u64, event: Event },
+}
+
+/// What the MLflow dialogs start with.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct MlflowDefaults {
+    /// `MLFLOW_TRACKING_URI`, else the server this home last reached; `null`: none yet.
+    pub tracking_uri: Option<String>,
+}
+
+/// "Push to MLflow…": which runs where.
+#[derive(Debug, Clone, Deserialize, TS)]
+pub struct MlflowPushRequest {
+    pub run_ids: Vec<i64>,
+    /// `null` or empty: the default tracking server.
+    pub tracking_uri: Option<String>,
+    /// The MLflow experiment; `null` or empty: each run's CLIP Lab experiment name.
+    pub experiment: Option<String>,
+    /// Upload the fine-tuned checkpoint folder too.
+    pub with_checkpoint: bool,
+}
+
+/// One pushed run.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct PushedRun {
+    pub run: i64,
+    pub remote_run_id: String,
+    /// The run's page in the MLflow UI.
+    pub url: String,
+    /// This push created the MLflow run (false: it updated the one pushed before).
+    pub created: bool,
+    pub metrics_logged: usize,
+    pub artifacts: usize,
+    pub warnings: Vec<String>,
+}
+
+/// "Pull from MLflow…": which experiment from where.
+#[derive(Debug, Clone, Deserialize, TS)]
+pub struct MlflowPullRequest {
+    /// `null` or empty: the default tracking server.
+    pub tracking_uri: Option<String>,
+    pub experiment: String,
+    /// MLflow run ids; empty: every run CLIP Lab pushed to the experiment.
+    #[serde(default)]
+    pub remote_run_ids: Vec<String>,
+}
+
+/// What a pull brought in.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct PulledRuns {
+    /// The local ids of the pulled runs (read-only copies).
+    pub runs: Vec<i64>,
+    /// How many of them replaced an earlier copy.
+    pub replaced: usize,
+    /// Runs left out, each with why.
+    pub skipped: Vec<String>,
 }

@@ -2,6 +2,7 @@
 
 import { api, type CompareView, type FlipCard } from "../bindings";
 import type { ViewCtx } from "../main";
+import { pushToMlflow } from "./mlflow";
 import { attempt, bar, clear, h, navigate, num, pct, routeParams, setBox, thumb } from "../dom";
 import { chartsGrid } from "./run";
 
@@ -21,7 +22,7 @@ export async function renderCompare(root: HTMLElement, ctx: ViewCtx): Promise<vo
       "header",
       { class: "screen-head" },
       h("h1", null, "Compare ", ids.map((id) => `#${id}`).join(" · ")),
-      h("div", { class: "actions" }, h("button", { testid: "change-runs", on: { click: () => navigate(`/compare?pick=${ids.join(",")}`) } }, "Change runs"), h("button", { testid: "export-report", on: { click: exportReport } }, "Export charts & CSV…")),
+      h("div", { class: "actions" }, h("button", { testid: "change-runs", on: { click: () => navigate(`/compare?pick=${ids.join(",")}`) } }, "Change runs"), h("button", { testid: "export-report", on: { click: exportReport } }, "Export charts & CSV…"), h("button", { testid: "push-mlflow", on: { click: () => void attempt(() => pushToMlflow(ids), "push to MLflow") } }, "Push to MLflow…")),
     ),
     exportMsg,
     legend(v),

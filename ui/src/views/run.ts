@@ -2,6 +2,7 @@
 
 import { api, type ChartSvg, type RunView, type SampleCard, type SampleSort, type Split } from "../bindings";
 import type { ViewCtx } from "../main";
+import { pushToMlflow } from "./mlflow";
 import { attempt, badge, bar, clear, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, svgNode, thumb, when } from "../dom";
 
 const BEFORE = "#9AA0A6";
@@ -35,6 +36,7 @@ export async function renderRun(root: HTMLElement, ctx: ViewCtx, id: number): Pr
         { class: "actions" },
         h("button", { testid: "export-checkpoint", attrs: { disabled: !view.detail.checkpoint }, on: { click: exportCheckpoint } }, "Export checkpoint…"),
         h("button", { testid: "export-report", attrs: { disabled: !view.summary }, on: { click: exportReport } }, "Export charts & CSV…"),
+        h("button", { testid: "push-mlflow", on: { click: () => void attempt(() => pushToMlflow([id]), "push to MLflow") } }, "Push to MLflow…"),
         h("button", { testid: "clone-spec", on: { click: () => navigate(`/new?from=${info.experiment_id}`) } }, "Clone spec"),
         h("button", { testid: "run-again", attrs: { disabled: live }, on: { click: again } }, "Run again"),
       ),

@@ -3,12 +3,13 @@
 //! (`tests/commands.rs`) with a scripted picker and a recording event sink.
 //!
 //! By concern: [`datasets`] (listing, import drafts, thumbnails), [`experiments`] (models, the form's checks),
-//! [`runs`] (worker threads, the run-detail screen), [`compare`] (runs side by side, exports), [`events`] (the
+//! [`runs`] (worker threads, the run-detail screen), [`compare`] (runs side by side, exports), [`remote`] (MLflow push and pull), [`events`] (the
 //! core's events to the window).
 
 mod compare;
 mod datasets;
 mod experiments;
+mod remote;
 mod runs;
 
 use std::collections::{BTreeSet, HashMap};
@@ -60,6 +61,8 @@ pub struct App {
     /// Cancel flags of the runs this process is running.
     active: Mutex<HashMap<i64, CancelToken>>,
     drafts: Mutex<HashMap<u64, Draft>>,
+    /// Cancel flags of the jobs (pushes, pulls, downloads) in flight, by the page's job number.
+    jobs: Mutex<HashMap<u64, CancelToken>>,
     next_token: AtomicU64,
     /// Model folders the user picked in a dialog or path field (or the app knows from experiments and the demo):
     /// the only ones an experiment may name.
@@ -87,6 +90,7 @@ impl App {
             sink,
             active: Mutex::default(),
             drafts: Mutex::default(),
+            jobs: Mutex::default(),
             next_token: AtomicU64::new(1),
             models: Mutex::default(),
             samples: Mutex::default(),
