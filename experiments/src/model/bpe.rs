@@ -34,7 +34,7 @@ pub fn tokenizer_json_from_vocab_merges(vocab_path: &Path, merges_path: &Path) -
             .ok_or_else(|| Error::bad_file(vocab_path, format!("no `{token}` token: not a CLIP vocabulary")))
     };
     let (sot, eot) = (id(SOT)?, id(EOT)?);
-    let json = clip_tokenizer_json(Value::Object(vocab.clone()), merges, sot, eot);
+    let json = clip_tokenizer_json(Value::Object(vocab), merges, sot, eot);
     let bytes = serde_json::to_vec(&json)?;
     // Load it once here, so a vocabulary the crate refuses is reported against the files it came from.
     Tokenizer::from_bytes(&bytes)

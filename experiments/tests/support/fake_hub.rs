@@ -141,7 +141,8 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         // owner/name/revision/REV
         let parts: Vec<&str> = rest.split('/').collect();
         let repo = parts.get(..2).map(|p| p.join("/")).unwrap_or_default();
-        let Some((commit, files)) = s.repos.get(&repo) else {
+        let entry = s.repos.get(&repo).cloned();
+        let Some((commit, files)) = entry else {
             drop(s);
             return respond(stream, "404 Not Found", &[], br#"{"error":"Repository not found"}"#, usize::MAX);
         };
