@@ -7,9 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 # C toolchain for -sys crates (nasm: libjpeg-turbo's SIMD code in mozjpeg-sys); WebKitGTK and friends for Tauri;
-# the WebDriver, Xvfb and a font for the GUI tests.
+# the WebDriver, Xvfb and a font for the GUI tests; OpenBLAS, which the model's matrix products load at run time
+# when present (experiments::model::blas; without it they run on the pure-Rust `gemm`).
 pkgs=(build-essential pkg-config nasm libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev libssl-dev
-      webkit2gtk-driver xvfb xauth fonts-dejavu-core)
+      webkit2gtk-driver xvfb xauth fonts-dejavu-core libopenblas0-pthread)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 need=()
 for p in "${pkgs[@]}"; do

@@ -17,7 +17,7 @@ use experiments::model::device::DeviceChoice;
 use experiments::remote::mlflow::{self, Auth, Client, PullOptions, PushOptions, MAX_METRICS_PER_BATCH};
 use experiments::report::{analysis, compare};
 use experiments::run::demo::{self, DemoOptions};
-use experiments::run::store::{RunMetrics, RunStatus, Store};
+use experiments::run::store::{RunMetrics, RunStatus, Store, SETTING_TRACKING_URI};
 use experiments::vocab::{Split, Stage};
 use experiments::Error;
 use serde_json::Value;
@@ -189,6 +189,8 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
     let first = mlflow::push_run(&mut store, &client, run, &push_opts("team"), &mut events).expect("push");
     eprintln!("push of the demo run: {:.2} s", started.elapsed().as_secs_f64());
     assert!(first.created && first.warnings.is_empty(), "{first:?}");
+    let remembered = store.setting(SETTING_TRACKING_URI).expect("setting");
+    assert_eq!(remembered.as_deref(), Some(server.uri.as_str()), "the home remembers the server a push reached");
     assert!(events.events.iter().any(|e| matches!(e, Event::Info { message } if message.contains("pushing"))));
 
     // Read back through MLflow's REST API: params, tags, every metric point, the artifacts.
@@ -258,6 +260,9 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
     let out = mlflow::pull_runs(&mut theirs, &client, &pull(), &mut NullObserver).expect("pull");
     assert_eq!(out.pulled.len(), 1, "{out:?}");
     let copy = out.pulled[0].run;
+    assert_eq!(theirs.setting(SETTING_TRACKING_URI).expect("setting").as_deref(), Some(server.uri.as_str()));
+    let labels = theirs.run_labels().expect("labels");
+    assert!(labels[&copy].pulled, "a pulled run is marked so");
     assert_eq!(comparable(&theirs, copy), comparable(&store, run));
     let info = theirs.run(copy).expect("pulled run").info;
     assert_eq!((info.status, info.metrics), (RunStatus::Completed, detail.info.metrics));

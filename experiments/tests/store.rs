@@ -16,7 +16,8 @@ use experiments::vocab::{Split, Stage};
 mod support;
 use support::*;
 
-const EXPECTED_TABLES: [&str; 16] = [
+const EXPECTED_TABLES: [&str; 19] = [
+    "archived_runs",
     "datasets",
     "epoch_losses",
     "experiment_tags",
@@ -27,10 +28,12 @@ const EXPECTED_TABLES: [&str; 16] = [
     "run_log",
     "run_queue",
     "run_splits",
+    "run_system",
     "run_tags",
     "runs",
     "samples",
     "scores",
+    "settings",
     "step_losses",
     "sweeps",
 ];

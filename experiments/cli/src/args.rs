@@ -51,6 +51,9 @@ pub enum Command {
         /// Images per forward pass for the throughput figure.
         #[arg(long, default_value_t = 8)]
         batch: usize,
+        /// Tokens per caption (20: short captions; 77: padded to CLIP's context, as the tutorial does).
+        #[arg(long, default_value_t = 20)]
+        tokens: usize,
         #[arg(long)]
         json: bool,
     },
@@ -126,6 +129,14 @@ pub enum Command {
         #[arg(value_name = "RUN")]
         runs: Vec<i64>,
     },
+    /// Free disk space no run needs: checkpoints a spec's keep_best no longer keeps, and shared files no
+    /// checkpoint uses. Without --yes, only says what it would free.
+    Gc {
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// MLflow tracking servers: push runs, pull a team's runs (auth: MLFLOW_TRACKING_TOKEN or
     /// MLFLOW_TRACKING_USERNAME/PASSWORD).
     #[command(subcommand)]
@@ -138,7 +149,7 @@ pub enum MlflowCmd {
     Push {
         #[arg(required = true)]
         runs: Vec<i64>,
-        /// The tracking server (default: $MLFLOW_TRACKING_URI).
+        /// The tracking server (default: $MLFLOW_TRACKING_URI, else the one this home last used).
         #[arg(long)]
         tracking_uri: Option<String>,
         /// The MLflow experiment (default: each run's CLIP Lab experiment name).
@@ -152,6 +163,7 @@ pub enum MlflowCmd {
     },
     /// Pull runs CLIP Lab pushed to an experiment into this store (read-only copies; `compare` takes them).
     Pull {
+        /// The tracking server (default: $MLFLOW_TRACKING_URI, else the one this home last used).
         #[arg(long)]
         tracking_uri: Option<String>,
         #[arg(long)]
@@ -227,7 +239,8 @@ pub enum DatasetCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a dataset's records (never its files); refused while experiments use it, unless --with-runs.
+    /// Delete a dataset's records (and the images its import extracted into the home, if no other dataset uses
+    /// them; never your own files); refused while experiments use it, unless --with-runs.
     Delete {
         /// Name or id.
         dataset: String,
@@ -271,14 +284,29 @@ pub enum ExperimentCmd {
 
 #[derive(Subcommand)]
 pub enum RunsCmd {
-    /// List the runs with their before/after accuracy.
+    /// List the runs with their before/after accuracy and disk use (archived runs only with --all).
     List {
         /// Only runs with this tag (on the run or its experiment).
         #[arg(long)]
         tag: Option<String>,
+        /// Archived runs too.
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         json: bool,
     },
+    /// Archive runs: hidden from `runs list` (without --all) and the app's runs table; nothing is deleted.
+    Archive {
+        #[arg(required = true)]
+        runs: Vec<i64>,
+    },
+    /// Bring archived runs back into the default views.
+    Unarchive {
+        #[arg(required = true)]
+        runs: Vec<i64>,
+    },
+    /// Delete a run's checkpoint folder; its records (scores, losses, metrics) stay.
+    DeleteCheckpoint { run: i64 },
     /// Tag a run.
     Tag { run: i64, tag: String },
     /// Remove a tag from a run.
@@ -355,6 +383,9 @@ impl Command {
             Command::Runs(RunsCmd::Tag { .. } | RunsCmd::Untag { .. }) => "runs tag",
             Command::Runs(RunsCmd::Note { .. }) => "runs note",
             Command::Runs(RunsCmd::Delete { .. }) => "runs delete",
+            Command::Runs(RunsCmd::Archive { .. } | RunsCmd::Unarchive { .. }) => "runs archive",
+            Command::Runs(RunsCmd::DeleteCheckpoint { .. }) => "runs delete-checkpoint",
+            Command::Gc { .. } => "gc",
             Command::Export { .. } => "export",
             Command::Compare { .. } => "compare",
             Command::Plot { .. } => "plot",

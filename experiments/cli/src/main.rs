@@ -16,7 +16,7 @@ use experiments::run::store::Store;
 use tracing::Level;
 
 use args::{Cli, Command, ExperimentCmd, ModelCmd, RunsCmd};
-use commands::{dataset, demo, experiment, hub, manage, mlflow, model, queue, report, runs, sweep, view, Ctx};
+use commands::{dataset, demo, disk, experiment, hub, manage, mlflow, model, queue, report, runs, sweep, view, Ctx};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -62,7 +62,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run { spec, grid, queue: false, json } if grid.is_empty() => experiment::run(&spec, &ctx, json),
         Command::Run { spec, grid, queue, json } => sweep::run(&spec, &grid, queue, &ctx, json),
         Command::Queue(cmd) => queue::run(cmd, &ctx),
-        Command::Runs(RunsCmd::List { tag, json }) => runs::list(&ctx, tag.as_deref(), json),
+        Command::Runs(RunsCmd::List { tag, all, json }) => runs::list(&ctx, tag.as_deref(), all, json),
+        Command::Runs(RunsCmd::DeleteCheckpoint { run }) => disk::delete_checkpoint(run, &ctx),
+        Command::Gc { yes, json } => disk::gc(yes, &ctx, json),
         Command::Runs(RunsCmd::Show { id, json }) => runs::show(id, &ctx, json),
         Command::Runs(cmd) => manage::runs(cmd, &ctx),
         Command::Export { run, out } => runs::export(run, &out, &ctx),
@@ -70,8 +72,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare { runs, out, json, .. } => report::compare(&runs, &out, &ctx, json),
         Command::Plot { run, out, json } => report::compare(&[run], &out, &ctx, json),
         Command::Score { model, image, captions, json } => model::score(&model, &image, &captions, &ctx, json),
-        Command::Bench { model, preset, iters, batch, json } => {
-            model::bench(model::BenchArgs { model, preset, iters, batch }, &ctx, json)
+        Command::Bench { model, preset, iters, batch, tokens, json } => {
+            model::bench(model::BenchArgs { model, preset, iters, batch, tokens }, &ctx, json)
         }
         Command::Demo { json, epochs, images, seed } => demo::run(&demo::options(epochs, images, seed), &ctx, json),
         Command::Mlflow(cmd) => mlflow::run(cmd, &ctx),

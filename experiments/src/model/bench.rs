@@ -2,7 +2,7 @@
 //!
 //! Inputs are random (pixels, and captions of `caption_tokens` tokens) so no download is needed; the weights
 //! are random too unless a model folder is given. The reference figures to beat on a 2-core CPU are PyTorch's:
-//! about 0.23 s to score 1 image x 5 captions and about 1.8 s for one training step of 2 images x 5 captions.
+//! `scripts/bench.sh` runs both, alternately, and prints them side by side.
 
 use std::time::Instant;
 
@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::model::device::{peak_rss_mib, Machine};
 use crate::model::clip::{build_model, ClipConfig, ClipModel, FreezeSpec, ParamStore, WeightSource};
 use crate::model::optim::{AdamConfig, FusedAdam};
 use crate::Result;
@@ -56,6 +57,8 @@ pub struct BenchReport {
     pub caption_tokens: usize,
     /// Peak resident memory of the process (MiB), where the OS reports it.
     pub peak_rss_mib: Option<f64>,
+    /// Where it ran: CPU model, threads, matrix-product library, version.
+    pub machine: Machine,
 }
 
 struct Inputs {
@@ -109,14 +112,6 @@ fn time_score(model: &ClipModel, x: &Inputs, iters: usize, device: &Device) -> R
     Ok(t.elapsed().as_secs_f64() / iters as f64)
 }
 
-/// Peak resident set size of this process in MiB (Linux), if known.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 /// Runs the benchmark on `device`.
 pub fn run(opts: &BenchOptions, device: &Device) -> Result<BenchReport> {
     let source = match &opts.weights {
@@ -157,6 +152,7 @@ pub fn run(opts: &BenchOptions, device: &Device) -> Result<BenchReport> {
     let n = iters as f64;
     Ok(BenchReport {
         device: crate::model::device::device_name(device),
+        machine: Machine::current(device),
         parameters: params.counts().0,
         score_1x5_s,
         score_images_per_s: opts.score_batch as f64 / per_batch,

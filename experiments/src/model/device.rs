@@ -98,3 +98,57 @@ mod tests {
         }
     }
 }
+
+/// The machine a run or a benchmark ran on, as W&B and MLflow record it with their system metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Machine {
+    /// The CPU model (`/proc/cpuinfo`'s `model name`), or the architecture where the OS does not say.
+    pub cpu: String,
+    /// Threads the CPU kernels use (candle's count: `RAYON_NUM_THREADS`, else the cores).
+    pub threads: usize,
+    /// The library behind matrix products on the CPU (see [`crate::model::blas`]).
+    pub blas: String,
+    /// The device the work ran on ("cpu", "cuda:0", ...).
+    pub device: String,
+    /// CLIP Lab's version.
+    pub version: String,
+    /// Compiled-in features that change speed: `cuda`, `metal`.
+    pub features: Vec<String>,
+}
+
+impl Machine {
+    /// This process's machine, running on `device`.
+    pub fn current(device: &Device) -> Self {
+        let mut features = Vec::new();
+        if candle_core::utils::cuda_is_available() {
+            features.push("cuda".to_string());
+        }
+        if candle_core::utils::metal_is_available() {
+            features.push("metal".to_string());
+        }
+        Self {
+            cpu: cpu_model().unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+            threads: candle_core::utils::get_num_threads(),
+            blas: crate::model::blas::describe(),
+            device: device_name(device),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            features,
+        }
+    }
+}
+
+/// `model name` from `/proc/cpuinfo` (Linux).
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_string())
+}
+
+/// Peak resident set size of this process in MiB (Linux's `VmHWM`), if the OS reports it.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}

@@ -27,6 +27,10 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const PREPROCESSOR_FILE: &str = "preprocessor_config.json";
 /// Provenance written beside an exported checkpoint.
 pub const PROVENANCE_FILE: &str = "cliplab.json";
+/// A sharded folder's list of which weights file holds each tensor (Hugging Face's format; transformers loads
+/// such folders too). Read when the folder has no `model.safetensors`: run checkpoints that store only the
+/// tensors a run changed are sharded this way (`run::checkpoint`).
+pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
 
 /// A loaded model with everything needed to score and train it.
 pub struct ClipBundle {
@@ -63,7 +67,7 @@ fn required(dir: &Path, name: &str) -> Result<PathBuf> {
     Err(Error::MissingFile { path: p, hint: hint.to_string() })
 }
 
-/// The weights file of a model folder: [`WEIGHTS_FILE`], else [`PYTORCH_WEIGHTS_FILE`].
+/// The one weights file of an unsharded model folder: [`WEIGHTS_FILE`], else [`PYTORCH_WEIGHTS_FILE`].
 pub fn weights_file(dir: &Path) -> Result<PathBuf> {
     let bin = dir.join(PYTORCH_WEIGHTS_FILE);
     if !dir.join(WEIGHTS_FILE).is_file() && bin.is_file() {
@@ -92,7 +96,36 @@ struct FolderParts {
     tokenizer: CaptionTokenizer,
     tokenizer_json: Vec<u8>,
     processor: ImageProcessor,
-    weights: PathBuf,
+    weights: Vec<PathBuf>,
+}
+
+/// The weights files of a model folder: `model.safetensors`, else the shards that `model.safetensors.index.json`
+/// names (plain file names in the folder, each once), else `pytorch_model.bin` (see [`weights_file`]).
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join(WEIGHTS_INDEX_FILE);
+    if dir.join(WEIGHTS_FILE).is_file() || !index.is_file() {
+        return Ok(vec![weights_file(dir)?]);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&crate::error::read_file(&index)?)
+        .map_err(|e| Error::bad_file(&index, format!("not JSON: {e}")))?;
+    let Some(map) = v.get("weight_map").and_then(|m| m.as_object()) else {
+        return Err(Error::bad_file(&index, "no `weight_map` object"));
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (tensor, file) in map {
+        let name = file.as_str().filter(|f| !f.is_empty() && Path::new(f).file_name() == Some(std::ffi::OsStr::new(f)));
+        let Some(name) = name else {
+            return Err(Error::bad_file(&index, format!("`{tensor}`: {file} is not a file name in the folder")));
+        };
+        let path = dir.join(name);
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::bad_file(&index, "its `weight_map` is empty"));
+    }
+    Ok(files)
 }
 
 /// The key of `cliplab.json` that records the SHA-256 of the tokenizer a checkpoint was exported with.
@@ -148,8 +181,11 @@ impl FolderParts {
                 format!("produces {h}x{w} images but the model expects {side}x{side} (vision_config.image_size)"),
             ));
         }
-        let weights = weights_file(dir)?;
-        crate::model::clip::params::check_weights(&weights, &config)?;
+        let weights = weight_files(dir)?;
+        match weights.as_slice() {
+            [one] => crate::model::clip::params::check_weights(one, &config)?,
+            shards => crate::model::clip::params::check_safetensors_files(shards, &config)?,
+        }
         Ok(Self { config, tokenizer, tokenizer_json, processor, weights })
     }
 }
@@ -164,12 +200,17 @@ pub fn check_model_folder(dir: &Path) -> Result<ClipConfig> {
 }
 
 impl ClipBundle {
-    /// Loads a Hugging Face `CLIPModel` folder (`openai/clip-vit-base-patch32` layout), checked as
-    /// [`check_model_folder`] checks it before any weight is read. A hub id is resolved as there.
+    /// Loads a Hugging Face `CLIPModel` folder (`openai/clip-vit-base-patch32` layout, or sharded: see
+    /// [`weight_files`]), checked as [`check_model_folder`] checks it before any weight is read. A hub id is
+    /// resolved as there.
     pub fn load(dir: &Path, device: &Device, freeze: &FreezeSpec) -> Result<Self> {
         let dir = &crate::model::hub::resolve(dir)?;
         let FolderParts { config, tokenizer, tokenizer_json, processor, weights } = FolderParts::read(dir)?;
-        let (model, params) = build_model(&config, WeightSource::File(weights), freeze, device)?;
+        let source = match <[PathBuf; 1]>::try_from(weights) {
+            Ok([one]) => WeightSource::File(one),
+            Err(shards) => WeightSource::Files(shards),
+        };
+        let (model, params) = build_model(&config, source, freeze, device)?;
         Ok(Self {
             config,
             model,
@@ -243,6 +284,11 @@ impl ClipBundle {
     ) -> Result<()> {
         let b = Self::random(config, tokenizer_json, processor, seed, &FreezeSpec::default(), &Device::Cpu)?;
         b.export(out, &serde_json::json!({ "source": "random", "seed": seed }))
+    }
+
+    /// The bytes of the tokenizer's `tokenizer.json` (written as they are into checkpoints).
+    pub fn tokenizer_json(&self) -> &[u8] {
+        &self.tokenizer_json
     }
 
     /// Preprocesses one image file.

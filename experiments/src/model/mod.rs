@@ -10,10 +10,12 @@
 //! - [`bench`]: the `cliplab bench` measurements.
 //! - [`hub`]: model folders from the Hugging Face hub, in its standard cache (`cliplab model pull`, hub ids
 //!   wherever a model folder is accepted).
+//! - [`blas`]: single-precision matrix products on the CPU (OpenBLAS loaded at run time, else `gemm`).
 //!
 //! Depends only on the bottom layer ([`crate::error`], [`crate::events`], [`crate::vocab`]).
 
 pub mod bench;
+pub mod blas;
 pub mod bpe;
 pub mod clip;
 pub mod device;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::report::analysis::{self, FlipTable, RunData, SampleResult};
+use crate::report::labels::{labels_by_difference, LabelInput};
 use crate::report::plots;
 use crate::run::store::{self, Store};
 use crate::vocab::Stage;
@@ -66,9 +67,33 @@ pub fn run_hyperparameters(detail: &store::RunDetail) -> Result<serde_json::Valu
     Ok(hyper)
 }
 
-/// Loads several runs, in the order given.
+/// Loads several runs, in the order given, labelled by what differs between them and their tags
+/// ([`crate::report::labels`]); a run nothing tells apart keeps [`run_label`].
 pub fn load_runs(store: &Store, ids: &[i64]) -> Result<Vec<RunData>> {
-    ids.iter().map(|&id| load_run_data(store, id)).collect()
+    let mut runs: Vec<RunData> = ids.iter().map(|&id| load_run_data(store, id)).collect::<Result<_>>()?;
+    let labels = difference_labels(store, &runs)?;
+    for (r, label) in runs.iter_mut().zip(labels) {
+        if let Some(l) = label {
+            r.label = l;
+        }
+    }
+    Ok(runs)
+}
+
+/// The labels of `runs` shown together, by what differs between them (see [`crate::report::labels`]), with
+/// their tags from the store; `None` for a run nothing tells apart.
+pub fn difference_labels(store: &Store, runs: &[RunData]) -> Result<Vec<Option<String>>> {
+    let tags = store.run_labels()?;
+    let none = Vec::new();
+    let inputs: Vec<LabelInput<'_>> = runs
+        .iter()
+        .map(|r| LabelInput {
+            id: r.id,
+            hyperparameters: &r.hyperparameters,
+            tags: tags.get(&r.id).map_or(&none, |l| &l.tags),
+        })
+        .collect();
+    Ok(labels_by_difference(&inputs))
 }
 
 /// What `compare_runs` wrote and the text it prints.

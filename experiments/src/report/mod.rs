@@ -5,5 +5,6 @@
 
 pub mod analysis;
 pub mod compare;
+pub mod labels;
 pub mod plots;
 pub mod sweep;

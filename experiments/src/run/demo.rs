@@ -174,6 +174,7 @@ pub fn run_demo(
         },
         freeze: FreezeSpec::default(),
         save_checkpoint: true,
+        keep_best: None,
         notes: "The embedded demo: generated drawings, a tiny random CLIP.".into(),
     };
     let experiment = runner::create_experiment(store, &spec)?;

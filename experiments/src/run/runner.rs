@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -14,12 +15,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::verify_images;
-use crate::model::device::DeviceChoice;
+use crate::model::device::{peak_rss_mib, DeviceChoice, Machine};
 use crate::model::engine::{ClipBundle, McqSample, Summary};
 use crate::events::{CancelToken, Event, Observer, Phase, PhaseClock};
 use crate::run::spec::ExperimentSpec;
 use crate::run::store::{
-    DatasetInfo, RunMetrics, RunRecorder, RunStatus, Store, StoredSample, BUSY_TIMEOUT, STORE_PATIENCE,
+    DatasetInfo, RunMetrics, RunRecorder, RunStatus, RunSystem, Store, StoredSample, BUSY_TIMEOUT, STORE_PATIENCE,
 };
 use crate::vocab::{Split, Stage};
 use crate::{Error, Result};
@@ -93,10 +94,15 @@ struct Persist<'a> {
     inner: &'a mut dyn Observer,
     cancel: CancelToken,
     error: Option<Error>,
+    /// Optimizer steps seen so far (the step-time figure of [`RunSystem`]).
+    steps: usize,
 }
 
 impl Observer for Persist<'_> {
     fn on_event(&mut self, event: &Event) {
+        if matches!(event, Event::Step { .. }) {
+            self.steps += 1;
+        }
         if let Err(e) = self.recorder.record(self.store, event) {
             self.error.get_or_insert(e);
         }
@@ -177,7 +183,7 @@ pub fn execute_run_on(
     // A run's own writes (splits, scores, its end) wait out another process's write lock as its steps do.
     store.set_busy_timeout(STORE_PATIENCE)?;
     let recorder = RunRecorder::new(run_id);
-    let mut persist = Persist { store, recorder, inner: obs, cancel, error: None };
+    let mut persist = Persist { store, recorder, inner: obs, cancel, error: None, steps: 0 };
     let result = execute(&mut persist, home, (experiment_id, run_id), device);
     let flushed = persist.recorder.flush(persist.store);
     let store_error = persist.error.take().or(flushed.err());
@@ -193,43 +199,38 @@ pub fn execute_run_on(
     };
     store.set_busy_timeout(BUSY_TIMEOUT)?;
     finished?;
+    let mut result = result;
+    if let Ok(out) = &mut result {
+        keep_best(store, out, persist.inner);
+    }
     result
 }
 
-/// Copies run `run_id`'s saved checkpoint folder to `out` (which must not exist or be empty). The copy is made
-/// in a hidden sibling folder and renamed into place, so a failure (full disk) leaves no half-written export.
-pub fn export_checkpoint(store: &Store, run_id: i64, out: &Path) -> Result<PathBuf> {
-    let detail = store.run(run_id)?;
-    let Some(from) = detail.checkpoint.clone() else {
-        return Err(Error::Invalid(format!(
-            "run {run_id} has no checkpoint (status {}; runs save one when they complete)",
-            detail.info.status
-        )));
-    };
-    if !from.is_dir() {
-        return Err(Error::MissingFile { path: from, hint: format!(" (run {run_id}'s checkpoint folder)") });
+/// Applies the spec's `keep_best` once run `out` completed. Its failure does not fail the run (its records and
+/// checkpoint are whole): it is reported, and `cliplab gc` applies the policy again.
+fn keep_best(store: &mut Store, out: &mut RunOutcome, obs: &mut dyn Observer) {
+    match crate::run::checkpoint::apply_keep_best(store, out.run_id) {
+        Ok(freed) => {
+            for f in freed {
+                if f.run_id == out.run_id {
+                    out.checkpoint = None;
+                }
+                obs.on_event(&Event::Info {
+                    message: format!(
+                        "keep_best: run {}'s checkpoint deleted ({} bytes; not among the best)",
+                        f.run_id, f.bytes
+                    ),
+                });
+            }
+        }
+        Err(e) => obs.on_event(&Event::Info { message: format!("keep_best not applied (cliplab gc applies it): {e}") }),
     }
-    copy_dir_atomically(&from, out)?;
-    Ok(out.to_path_buf())
 }
 
-fn copy_dir_atomically(from: &Path, out: &Path) -> Result<()> {
-    if out.exists() && !crate::fsio::is_empty_dir(out) {
-        return Err(Error::Invalid(format!("{}: already exists and is not empty", out.display())));
-    }
-    let tmp = crate::fsio::temp_dir_for(out)?;
-    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
-        let entry = entry.map_err(|e| Error::io(from, e))?;
-        let path = entry.path();
-        if entry.file_type().map_err(|e| Error::io(&path, e))?.is_file() {
-            // Copied as content (not `fs::copy`, which keeps the source's mode): exports get the user's mode.
-            let mut src = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-            crate::fsio::write_file_with(&tmp.path().join(entry.file_name()), |f| {
-                std::io::copy(&mut src, f).map(drop).map_err(|e| Error::io(&path, e))
-            })?;
-        }
-    }
-    crate::fsio::publish_dir(tmp, out).map(drop)
+/// Exports run `run_id`'s checkpoint to `out` (which must not exist or be empty) as the whole Hugging Face folder
+/// (see [`crate::run::checkpoint::export`]): one `model.safetensors`, however the run stored its tensors.
+pub fn export_checkpoint(store: &Store, run_id: i64, out: &Path) -> Result<PathBuf> {
+    crate::run::checkpoint::export(store, run_id, out)
 }
 
 /// Claims the folder run `run_id` writes its files to: `<home>/runs/<id>`, created now, before any work. A run's
@@ -359,14 +360,15 @@ fn score_splits(
     Ok((t, h))
 }
 
-/// Saves the fine-tuned model in the run's folder, with its provenance, and records the folder.
+/// Saves the fine-tuned model in the run's folder (only what it changed; see [`crate::run::checkpoint`]), with
+/// its provenance, and records the folder.
 fn save_checkpoint(
     bundle: &ClipBundle,
     inputs: &Inputs,
     ids: (i64, i64),
     device_name: &str,
     metrics: &RunMetrics,
-    run_dir: &Path,
+    (home, run_dir): (&Path, &Path),
     p: &mut Persist<'_>,
 ) -> Result<PathBuf> {
     let (experiment_id, run_id) = ids;
@@ -386,10 +388,15 @@ fn save_checkpoint(
         "device": device_name,
         "metrics": metrics,
     });
-    bundle.export(&dir, &provenance)?;
+    crate::run::checkpoint::save(bundle, home, &dir, &provenance)?;
     p.store.set_checkpoint(run_id, &dir)?;
     clock.tick(p);
     Ok(dir)
+}
+
+/// `n` per `seconds`, where both are measured.
+fn per_second(n: usize, seconds: f64) -> Option<f64> {
+    (n > 0 && seconds > 0.0).then(|| n as f64 / seconds)
 }
 
 fn execute(
@@ -419,13 +426,30 @@ fn execute(
     let (train, heldout) = load_samples(&bundle, &inputs, p)?;
 
     let mut metrics = RunMetrics::default();
+    let clock = Instant::now();
     let (tb, hb) = score_splits(&bundle, (&train, &heldout), &inputs, run_id, Phase::ScoreBefore, p)?;
+    let score_rate = per_second(train.len() + heldout.len(), clock.elapsed().as_secs_f64());
     metrics.train_before = Some(tb);
     metrics.heldout_before = hb;
     p.store.record_summary(run_id, &metrics)?;
 
     let held = if heldout.is_empty() { None } else { Some(heldout.as_slice()) };
-    bundle.train(&train, held, &spec.train_config(), p)?;
+    let (clock, steps_before) = (Instant::now(), p.steps);
+    let config = spec.train_config();
+    bundle.train(&train, held, &config, p)?;
+    let train_s = clock.elapsed().as_secs_f64();
+    let steps = p.steps - steps_before;
+    p.store.record_system(
+        run_id,
+        &RunSystem {
+            machine: Machine::current(&device),
+            score_images_per_s: score_rate,
+            train_step_s: (steps > 0).then(|| train_s / steps as f64),
+            train_images_per_s: per_second(train.len() * config.epochs, train_s),
+            peak_rss_mib: peak_rss_mib(),
+            gpu_memory_mib: None,
+        },
+    )?;
 
     let (ta, ha) = score_splits(&bundle, (&train, &heldout), &inputs, run_id, Phase::ScoreAfter, p)?;
     metrics.train_after = Some(ta);
@@ -433,7 +457,10 @@ fn execute(
     p.store.record_summary(run_id, &metrics)?;
 
     let checkpoint = match &run_dir {
-        Some(dir) => Some(save_checkpoint(&bundle, &inputs, (experiment_id, run_id), &device_name, &metrics, dir, p)?),
+        Some(dir) => {
+            let ids = (experiment_id, run_id);
+            Some(save_checkpoint(&bundle, &inputs, ids, &device_name, &metrics, (home, dir), p)?)
+        }
         None => None,
     };
     Ok(RunOutcome { run_id, device: device_name, metrics, checkpoint })

@@ -134,6 +134,12 @@ pub struct ExperimentSpec {
     /// Save the fine-tuned checkpoint in the run's folder (needed for `cliplab export`).
     #[serde(default = "yes")]
     pub save_checkpoint: bool,
+    /// Keep the checkpoints of only the best K runs of this experiment, or of its sweep, by the held-out
+    /// accuracy after fine-tuning (the train accuracy without a held-out split); the others' checkpoints are
+    /// deleted when a run completes, their records kept. None: keep every checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(skip))]
+    pub keep_best: Option<usize>,
     /// Free text.
     #[serde(default)]
     pub notes: String,
@@ -197,6 +203,7 @@ impl ExperimentSpec {
         check(t.batch_size > 0, "train.batch_size", "the batch size must be at least 1");
         check(t.eval_batch_size > 0, "train.eval_batch_size", "the scoring batch size must be at least 1");
         check(self.sample.train > 0, "sample.train", "at least one training sample");
+        check(self.keep_best != Some(0), "keep_best", "keep at least one checkpoint (or leave keep_best out)");
         let f = &self.freeze;
         check(!(f.vision && f.text && f.logit_scale), "freeze", "everything is frozen: nothing would be trained");
         if out.is_empty() {
@@ -208,11 +215,13 @@ impl ExperimentSpec {
         out
     }
 
-    /// Problems with the spec's model folder on disk (today: it holds no weights file). A hub id has none here:
-    /// it is pulled on first use.
+    /// Problems with the spec's model folder on disk (today: it holds no weights file, whole, sharded or
+    /// `pytorch_model.bin`). A hub id has none here: it is pulled on first use.
     pub fn model_problems(&self) -> Vec<FieldProblem> {
         let weights = crate::model::engine::WEIGHTS_FILE;
+        let index = crate::model::engine::WEIGHTS_INDEX_FILE;
         if crate::model::engine::weights_file(&self.model).is_ok()
+            || self.model.join(index).is_file()
             || crate::model::hub::HubId::from_model_path(&self.model).is_some()
         {
             Vec::new()

@@ -74,6 +74,7 @@ impl App {
             train: TrainSpec::default(),
             freeze: Default::default(),
             save_checkpoint: true,
+            keep_best: None,
             notes: String::new(),
         })
     }

@@ -1,5 +1,5 @@
-//! Tags, notes and deletion: `cliplab runs tag|untag|note|delete`, `cliplab experiment tag|untag|note|delete`
-//! and `cliplab dataset delete`.
+//! Tags, notes, archiving and deletion: `cliplab runs tag|untag|note|archive|unarchive|delete`,
+//! `cliplab experiment tag|untag|note|delete` and `cliplab dataset delete`.
 
 use anyhow::{bail, Result};
 use experiments::run::store::Deleted;
@@ -7,7 +7,7 @@ use experiments::run::store::Deleted;
 use super::Ctx;
 use crate::args::{ExperimentCmd, RunsCmd};
 
-/// `runs tag|untag|note|delete` (`list` and `show` are in `runs`).
+/// `runs tag|untag|note|delete|archive|unarchive` (`list` and `show` are in `runs`, `delete-checkpoint` in `disk`).
 pub fn runs(cmd: RunsCmd, ctx: &Ctx) -> Result<()> {
     let mut store = ctx.open()?;
     match cmd {
@@ -27,7 +27,17 @@ pub fn runs(cmd: RunsCmd, ctx: &Ctx) -> Result<()> {
             let plan = store.delete_runs(&runs, yes)?;
             return done(&plan);
         }
-        RunsCmd::List { .. } | RunsCmd::Show { .. } => bail!("handled by `runs`"),
+        RunsCmd::Archive { runs } => {
+            store.set_archived(&runs, true)?;
+            println!("archived {} (shown by `runs list --all`)", ids(&runs));
+        }
+        RunsCmd::Unarchive { runs } => {
+            store.set_archived(&runs, false)?;
+            println!("unarchived {}", ids(&runs));
+        }
+        RunsCmd::List { .. } | RunsCmd::Show { .. } | RunsCmd::DeleteCheckpoint { .. } => {
+            bail!("handled by `runs` and `disk`")
+        }
     }
     Ok(())
 }
@@ -61,6 +71,16 @@ pub fn experiment(cmd: ExperimentCmd, ctx: &Ctx) -> Result<()> {
 pub fn dataset(dataset: &str, with_runs: bool, yes: bool, ctx: &Ctx) -> Result<()> {
     let plan = ctx.open()?.delete_dataset(dataset, with_runs, yes)?;
     done(&plan)
+}
+
+/// "run 3" or "runs 3, 4".
+fn ids(runs: &[i64]) -> String {
+    let list = runs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    if runs.len() == 1 {
+        format!("run {list}")
+    } else {
+        format!("runs {list}")
+    }
 }
 
 /// Says what was deleted, or (without `--yes`) refuses, naming what would be.

@@ -10,8 +10,8 @@ use crate::args::MlflowCmd;
 pub fn run(cmd: MlflowCmd, ctx: &Ctx) -> Result<()> {
     match cmd {
         MlflowCmd::Push { runs, tracking_uri, experiment, with_checkpoint, json } => {
-            let client = Client::new(&core::tracking_uri(tracking_uri.as_deref())?, Auth::from_env())?;
             let mut store = ctx.open()?;
+            let client = Client::new(&core::resolve_tracking_uri(&store, tracking_uri.as_deref())?, Auth::from_env())?;
             let mut progress = ctx.progress(json);
             let opts = PushOptions { experiment, with_checkpoint };
             let out = core::push_runs(&mut store, &client, &runs, &opts, &mut progress)?;
@@ -29,8 +29,8 @@ pub fn run(cmd: MlflowCmd, ctx: &Ctx) -> Result<()> {
             }
         }
         MlflowCmd::Pull { tracking_uri, experiment, runs, json } => {
-            let client = Client::new(&core::tracking_uri(tracking_uri.as_deref())?, Auth::from_env())?;
             let mut store = ctx.open()?;
+            let client = Client::new(&core::resolve_tracking_uri(&store, tracking_uri.as_deref())?, Auth::from_env())?;
             let mut progress = ctx.progress(json);
             let out = core::pull_runs(&mut store, &client, &PullOptions { experiment, runs }, &mut progress)?;
             drop(progress);

@@ -3,6 +3,7 @@
 
 pub mod dataset;
 pub mod demo;
+pub mod disk;
 pub mod experiment;
 pub mod hub;
 pub mod manage;

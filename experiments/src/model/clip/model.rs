@@ -70,7 +70,7 @@ impl Linear {
         let dims = xs.dims();
         let input = *dims.last().unwrap_or(&0);
         let out = weight.dim(0)?;
-        let y = xs.reshape(((), input))?.matmul(&weight.t()?)?;
+        let y = ops::linear_product(&xs.reshape(((), input))?, weight)?;
         let mut shape = dims[..dims.len().saturating_sub(1)].to_vec();
         shape.push(out);
         Ok((y, shape))
@@ -372,7 +372,7 @@ impl Module for ClipVisionTransformer {
             .permute((0, 2, 4, 1, 3, 5))?
             .reshape((b * g * g, c * p * p))?;
         let w = self.patch_weight.reshape((hidden, c * p * p))?;
-        let patch_embeds = patches.matmul(&w.t()?)?.reshape((b, g * g, hidden))?;
+        let patch_embeds = ops::linear_product(&patches, &w)?.reshape((b, g * g, hidden))?;
         let xs = ops::vision_embed(&patch_embeds, &self.class_embedding, &self.position_embedding)?;
         let xs = self.pre_layrnorm.forward(&xs)?;
         let xs = self.encoder.forward(&xs, false)?;

@@ -109,6 +109,9 @@ fn layer_index(name: &str) -> Option<usize> {
 pub enum WeightSource {
     /// A `model.safetensors` (or `pytorch_model.bin`) file with Hugging Face key names.
     File(PathBuf),
+    /// Several safetensors files whose tensors together make the model (a sharded folder's shards, as listed by
+    /// its `model.safetensors.index.json`); a tensor in two of them is an error.
+    Files(Vec<PathBuf>),
     /// Fresh random weights from a seed (tiny test models, benchmarks).
     Random { seed: u64 },
 }
@@ -250,6 +253,58 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// parses, the file is as long as the header says (not truncated), and every tensor the model needs is there with
 /// the shape `config` gives it and a float type.
 pub fn check_safetensors(path: &Path, config: &ClipConfig) -> Result<()> {
+    check_safetensors_files(&[path.to_path_buf()], config)
+}
+
+/// [`check_safetensors`] over several files whose tensors together make the model (a sharded folder): each file
+/// is checked on its own (header, length), then the tensors of all of them against `config`.
+pub fn check_safetensors_files(paths: &[PathBuf], config: &ClipConfig) -> Result<()> {
+    let mut tensors: HashMap<String, (PathBuf, safetensors::tensor::TensorInfo)> = HashMap::new();
+    for path in paths {
+        for (name, info) in safetensors_header(path)? {
+            if let Some((other, _)) = tensors.get(&name) {
+                return Err(Error::BadTensor {
+                    path: path.clone(),
+                    name,
+                    message: format!("also in {} (a tensor must be in one file only)", other.display()),
+                });
+            }
+            tensors.insert(name, (path.clone(), info));
+        }
+    }
+    let Some(first) = paths.first() else {
+        return Err(Error::Invalid("no weights file to check".into()));
+    };
+    for (name, shape) in expected_shapes(config)? {
+        let Some((path, info)) = tensors.get(&name) else {
+            return Err(Error::BadTensor {
+                path: first.clone(),
+                name,
+                message: format!("missing (expected shape {shape:?}); is this a CLIP checkpoint of this config?"),
+            });
+        };
+        if info.shape != shape {
+            return Err(Error::BadTensor {
+                path: path.clone(),
+                name,
+                message: format!("shape {:?} does not match config.json (expected {shape:?})", info.shape),
+            });
+        }
+        use safetensors::Dtype;
+        if !matches!(info.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64) {
+            return Err(Error::BadTensor {
+                path: path.clone(),
+                name,
+                message: format!("type {:?} is not a float type", info.dtype),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The tensors a safetensors file's header lists, checked: the header parses and the file is as long as the
+/// header says (not truncated). Reads only the header.
+fn safetensors_header(path: &Path) -> Result<HashMap<String, safetensors::tensor::TensorInfo>> {
     use std::io::Read;
     let bad = |m: String| Error::bad_file(path, m);
     let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
@@ -275,31 +330,7 @@ pub fn check_safetensors(path: &Path, config: &ClipConfig) -> Result<()> {
             8 + n + data_end
         )));
     }
-    for (name, shape) in expected_shapes(config)? {
-        let Some(info) = tensors.get(&name) else {
-            return Err(Error::BadTensor {
-                path: path.to_path_buf(),
-                name,
-                message: format!("missing (expected shape {shape:?}); is this a CLIP checkpoint of this config?"),
-            });
-        };
-        if info.shape != shape {
-            return Err(Error::BadTensor {
-                path: path.to_path_buf(),
-                name,
-                message: format!("shape {:?} does not match config.json (expected {shape:?})", info.shape),
-            });
-        }
-        use safetensors::Dtype;
-        if !matches!(info.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64) {
-            return Err(Error::BadTensor {
-                path: path.to_path_buf(),
-                name,
-                message: format!("type {:?} is not a float type", info.dtype),
-            });
-        }
-    }
-    Ok(())
+    Ok(tensors.into_iter().map(|(n, t)| (n, t.clone())).collect())
 }
 
 enum Source {
@@ -489,6 +520,22 @@ pub fn build_model(
     let source = match source {
         WeightSource::File(path) => {
             let tensors = read_weights(&path)?;
+            Source::Checkpoint { path, tensors }
+        }
+        WeightSource::Files(paths) => {
+            let mut tensors = HashMap::new();
+            for path in &paths {
+                for (name, t) in read_safetensors(path)? {
+                    if tensors.insert(name.clone(), t).is_some() {
+                        return Err(Error::BadTensor {
+                            path: path.clone(),
+                            name,
+                            message: "also in another shard (a tensor must be in one file only)".into(),
+                        });
+                    }
+                }
+            }
+            let path = paths.first().cloned().ok_or_else(|| Error::Invalid("no weights file to load".into()))?;
             Source::Checkpoint { path, tensors }
         }
         WeightSource::Random { seed } => Source::Random { rng: Box::new(ChaCha8Rng::seed_from_u64(seed)) },

@@ -5,7 +5,8 @@
 //! - `client`: the REST calls (and the artifact proxy), auth from MLflow's environment variables, errors.
 //! - `api`: the MLflow objects CLIP Lab uses (experiments, runs, metric histories) and `log-batch` in batches
 //!   within MLflow's limits.
-//! - `push` / `pull`: the two directions.
+//! - `push` / `pull`: the two directions. Once one completed, the home remembers the server
+//!   ([`resolve_tracking_uri`] falls back to it).
 //!
 //! What a pull needs travels as two JSON artifacts next to the charts and the per-sample CSV:
 //! `cliplab/run.json` ([`RunRecord`]: splits, losses, summaries, every score) and `cliplab/dataset.json`
@@ -27,7 +28,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::data::{ColumnMap, ImageRecord};
 use crate::model::engine::Summary;
 use crate::run::spec::ExperimentSpec;
-use crate::run::store::{RunMetrics, RunStatus, StoredSample, StoredScore};
+use crate::run::store::{RunMetrics, RunStatus, Store, StoredSample, StoredScore, SETTING_TRACKING_URI};
+use crate::Result;
 
 /// Tag: the run's id in the store it was recorded in.
 pub const TAG_RUN_ID: &str = "cliplab.run_id";
@@ -105,6 +107,23 @@ pub struct DatasetRecord {
     pub columns: ColumnMap,
     pub samples: Vec<StoredSample>,
     pub images: Vec<ImageRecord>,
+}
+
+/// The tracking URI to use: `given`, else `MLFLOW_TRACKING_URI`, else the one this home last reached (remembered
+/// in its settings by [`push_runs`] and [`pull_runs`]).
+pub fn resolve_tracking_uri(store: &Store, given: Option<&str>) -> Result<String> {
+    match tracking_uri(given) {
+        Ok(uri) => Ok(uri),
+        Err(e) => match store.setting(SETTING_TRACKING_URI)? {
+            Some(remembered) => tracking_uri(Some(&remembered)),
+            None => Err(e),
+        },
+    }
+}
+
+/// Remembers `uri` as the home's tracking server (after a push or pull that reached it).
+pub(crate) fn remember_tracking_uri(store: &mut Store, uri: &str) -> Result<()> {
+    store.set_setting(SETTING_TRACKING_URI, uri)
 }
 
 /// Where run `run` of the store at `db` is recorded: `<host>:<store file>#<run id>`.

@@ -112,6 +112,7 @@ pub fn pull_runs(
         let run = store.insert_pulled_run(&pulled)?;
         out.pulled.push(PulledOne { remote_run_id: r.run_id, run, replaced, origin: origin.clone() });
     }
+    super::remember_tracking_uri(store, &uri)?;
     Ok(out)
 }
 

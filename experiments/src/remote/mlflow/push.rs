@@ -107,6 +107,7 @@ pub fn push_run(
         end.filter(|_| detail.info.status.is_finished()),
     )?;
     store.remember_push(run, client.tracking_uri(), &experiment_id, &remote.run_id)?;
+    super::remember_tracking_uri(store, client.tracking_uri())?;
     for w in &warnings {
         info(obs, format!("run {run}: {w}"));
     }

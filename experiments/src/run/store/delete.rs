@@ -1,6 +1,8 @@
 //! Deleting runs, experiments and datasets: their records in one transaction, then the run folders the store
-//! claimed (`<home>/runs/<id>` or `<id>-<n>`, as recorded when the run claimed it). A path the store did not
-//! claim is never touched, and a run whose process still works on it (its OS lock is held) is refused.
+//! claimed (`<home>/runs/<id>` or `<id>-<n>`, as recorded when the run claimed it) and the images an import
+//! extracted from a parquet file into the home (`<home>/images/<sha256>.<ext>`, or the app's
+//! `<home>/extracted/<import>/`) that no remaining dataset uses. A path the store did not claim is never touched,
+//! and a run whose process still works on it (its OS lock is held) is refused.
 //!
 //! Every delete first answers what it would remove (`apply = false`), so that a face can ask before it deletes.
 
@@ -22,6 +24,10 @@ pub struct Deleted {
     pub datasets: Vec<i64>,
     /// Run folders removed from the disk (or to remove).
     pub folders: Vec<PathBuf>,
+    /// Images the deleted datasets' imports extracted into the home, used by no other dataset: removed (or to
+    /// remove).
+    #[serde(default)]
+    pub images: Vec<PathBuf>,
     /// Whether it was done (false: only planned).
     pub applied: bool,
 }
@@ -36,6 +42,9 @@ impl Deleted {
         }
         if !self.datasets.is_empty() {
             parts.push(part(self.datasets.len(), "dataset"));
+        }
+        if !self.images.is_empty() {
+            parts.push(part(self.images.len(), "extracted image"));
         }
         parts.push(part(self.folders.len(), "run folder"));
         let last = parts.pop().unwrap_or_default();
@@ -72,7 +81,8 @@ impl Store {
         self.delete(t, apply)
     }
 
-    /// Deletes dataset `name_or_id` (its samples and images records; never its files). Refused while
+    /// Deletes dataset `name_or_id` (its samples and images records; of its files, only the images its import
+    /// extracted into the home that no other dataset uses, never the user's own files). Refused while
     /// experiments use it, unless `with_runs`: then those experiments and their runs go too.
     pub fn delete_dataset(&mut self, name_or_id: &str, with_runs: bool, apply: bool) -> Result<Deleted> {
         let ds = self.dataset(name_or_id)?;
@@ -127,11 +137,13 @@ impl Store {
                 folders.push(dir);
             }
         }
+        let images = extracted_images(&tx, &path, &home, &t.datasets)?;
         let out = Deleted {
             runs: t.runs.iter().copied().collect(),
             experiments: t.experiments.iter().copied().collect(),
             datasets: t.datasets.iter().copied().collect(),
             folders,
+            images,
             applied: apply,
         };
         if !apply {
@@ -157,13 +169,77 @@ impl Store {
                 }
             }
         }
+        remove_images(&out.images)?;
         Ok(out)
     }
 }
 
+/// The image files of `datasets` that an import extracted into the home and that no other dataset uses.
+fn extracted_images(
+    tx: &rusqlite::Connection,
+    path: &Path,
+    home: &Path,
+    datasets: &BTreeSet<i64>,
+) -> Result<Vec<PathBuf>> {
+    let doing = "finding the extracted images to delete";
+    let mut st = tx.prepare("SELECT path, sha256, dataset_id FROM images").ctx(path, doing)?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, PathCol>(0)?.0, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+        .ctx(path, doing)?;
+    let mut gone = BTreeSet::new();
+    let mut kept = BTreeSet::new();
+    for r in rows {
+        let (file, sha, dataset) = r.ctx(path, doing)?;
+        if !datasets.contains(&dataset) {
+            kept.insert(file);
+        } else if extracted_into_home(home, &file, &sha) {
+            gone.insert(file);
+        }
+    }
+    Ok(gone.difference(&kept).cloned().collect())
+}
+
+/// Whether `file` is an image an import extracted into the home: named `<sha256>.<ext>` by its own content hash,
+/// directly in `<home>/images` or in a folder directly in `<home>/extracted`.
+fn extracted_into_home(home: &Path, file: &Path, sha: &str) -> bool {
+    let named = file.file_stem().and_then(|s| s.to_str()) == Some(sha);
+    let Some(parent) = file.parent() else { return false };
+    let in_images = same_dir(parent, &home.join("images"));
+    let in_extracted = parent.parent().is_some_and(|p| same_dir(p, &home.join("extracted")));
+    named && (in_images || in_extracted)
+}
+
+/// Removes the extracted images (already gone: fine), then the app's per-import folders they leave empty.
+fn remove_images(images: &[PathBuf]) -> Result<()> {
+    let mut parents = BTreeSet::new();
+    for file in images {
+        match std::fs::remove_file(file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "{}: the records are deleted but the extracted image could not be removed: {e}",
+                    file.display()
+                )))
+            }
+        }
+        let in_extracted = |p: &&Path| p.parent().and_then(Path::file_name) == Some(std::ffi::OsStr::new("extracted"));
+        if let Some(p) = file.parent().filter(in_extracted) {
+            parents.insert(p.to_path_buf());
+        }
+    }
+    for p in parents {
+        if crate::fsio::is_empty_dir(&p) {
+            // Best effort: a folder that another import just wrote into is not empty any more, and stays.
+            std::fs::remove_dir(&p).ok();
+        }
+    }
+    Ok(())
+}
+
 /// Whether `dir` is a folder the store claimed for run `run`: `<home>/runs/<run>` or `<home>/runs/<run>-<n>`, a
 /// real folder (a symbolic link there is not followed) that exists.
-fn owned_run_dir(home: &Path, run: i64, dir: &Path) -> bool {
+pub(super) fn owned_run_dir(home: &Path, run: i64, dir: &Path) -> bool {
     let Some(name) = dir.file_name().and_then(|n| n.to_str()) else { return false };
     let id = run.to_string();
     let named = name == id

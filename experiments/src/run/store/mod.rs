@@ -11,6 +11,7 @@
 //! - Datasets are immutable once imported (triggers refuse updates). Model weights are never stored here: runs
 //!   keep only the path of their checkpoint folder.
 
+mod archive;
 mod datasets;
 mod delete;
 mod owner;
@@ -19,16 +20,19 @@ mod recorder;
 mod remote;
 mod runs;
 mod sweeps;
+mod system;
 mod tags;
 #[cfg(test)]
 mod tests;
 mod types;
 
+pub use archive::{RunFolder, SETTING_TRACKING_URI};
 pub use owner::LOCKS_DIR;
 pub use delete::Deleted;
 pub use queue::QueuedRun;
 pub use recorder::{RunRecorder, STORE_PATIENCE};
 pub use sweeps::{NewRun, SweepInfo};
+pub use system::RunSystem;
 pub use tags::RunLabels;
 pub use remote::{host_name, PulledFrom, PulledRun, RemotePush};
 pub use types::*;
@@ -54,6 +58,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init.sql", include_str!("../../../migrations/0001_init.sql")),
     ("0002_sweeps_queue_tags.sql", include_str!("../../../migrations/0002_sweeps_queue_tags.sql")),
     ("0003_mlflow.sql", include_str!("../../../migrations/0003_mlflow.sql")),
+    ("0004_archive_settings.sql", include_str!("../../../migrations/0004_archive_settings.sql")),
+    ("0005_run_system.sql", include_str!("../../../migrations/0005_run_system.sql")),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after migrating).

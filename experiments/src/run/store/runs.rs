@@ -334,7 +334,8 @@ impl Store {
             let rows = st.query_map([id], |r| Ok(LogLine { at: r.get(0)?, message: r.get(1)? })).ctx(path, &doing)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().ctx(path, &doing)?
         };
-        Ok(RunDetail { info, spec, train_ids, heldout_ids, step_losses, epoch_losses, log, checkpoint })
+        let system = self.run_system(id)?;
+        Ok(RunDetail { info, spec, train_ids, heldout_ids, step_losses, epoch_losses, log, checkpoint, system })
     }
 
     /// Every per-sample score of a run, in the order recorded.

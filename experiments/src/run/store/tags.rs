@@ -1,5 +1,5 @@
 //! Tags and notes on runs and experiments, and what the runs table shows beside a run's own record: its sweep,
-//! its place in the queue, its tags and note.
+//! its place in the queue, its tags and note, whether it is archived or pulled.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +23,10 @@ pub struct RunLabels {
     /// Sorted.
     pub tags: Vec<String>,
     pub note: String,
+    /// Hidden from the default views (`Store::archive_run`).
+    pub archived: bool,
+    /// A read-only copy pulled from an MLflow tracking server.
+    pub pulled: bool,
 }
 
 /// A tag as stored: trimmed, one line, not empty, at most [`MAX_TAG_CHARS`] characters.
@@ -100,10 +104,12 @@ impl Store {
         tx.commit().ctx(&path, format!("writing the note of {what} {id}"))
     }
 
-    /// The sweep, queue place, tags and note of every run, by run id.
+    /// The sweep, queue place, tags, note and archived / pulled marks of every run, by run id.
     pub fn run_labels(&self) -> Result<BTreeMap<i64, RunLabels>> {
         let doing = "reading run tags";
         let positions = self.queue_positions()?;
+        let archived = self.archived_runs()?;
+        let pulled = self.pulled_runs()?;
         let mut out = BTreeMap::new();
         {
             let mut st = self.conn.prepare("SELECT id, sweep_id, note FROM runs").ctx(&self.path, doing)?;
@@ -113,7 +119,9 @@ impl Store {
             for r in rows {
                 let (run_id, sweep_id, note) = r.ctx(&self.path, doing)?;
                 let queue_position = positions.get(&run_id).copied();
-                out.insert(run_id, RunLabels { run_id, sweep_id, queue_position, tags: Vec::new(), note });
+                let (archived, pulled) = (archived.contains(&run_id), pulled.contains(&run_id));
+                let tags = Vec::new();
+                out.insert(run_id, RunLabels { run_id, sweep_id, queue_position, tags, note, archived, pulled });
             }
         }
         let mut st = self.conn.prepare("SELECT run_id, tag FROM run_tags ORDER BY run_id, tag").ctx(&self.path, doing)?;

@@ -11,6 +11,7 @@
 //! dispatch to candle's spinning barrier pool, which competes with gemm's rayon threads for the cores. The ops
 //! here do each of those jobs in one pass, on the calling thread (or split over scoped threads when large):
 //! - [`layer_norm`]: forward and backward (dx, and dweight/dbias in one pass);
+//! - [`linear_product`]: a linear layer's `x · wᵀ` through OpenBLAS or `gemm`, backward without transposed copies;
 //! - [`bias_add`], [`bias_add_residual`], [`bias_quick_gelu`]: what follows a linear layer's matrix product;
 //! - [`attention`]: multi-head attention from the packed `[q | k | v]` projections, with the scale and the
 //!   causal mask inside the softmax, forward and backward (no per-head matmul dispatch, no transposes);
@@ -26,12 +27,14 @@ mod attention;
 mod bias;
 mod embed;
 mod layer_norm;
+mod linear;
 mod softmax;
 
 pub use attention::attention;
 pub use bias::{bias_add, bias_add_residual, bias_quick_gelu, quick_gelu};
 pub use embed::{embed_tokens, vision_embed};
 pub use layer_norm::layer_norm;
+pub use linear::linear_product;
 pub use softmax::softmax_last_dim;
 
 fn fused_ok(x: &Tensor) -> bool {

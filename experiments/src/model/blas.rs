@@ -1,0 +1,268 @@
+//! Single-precision matrix products on the CPU: OpenBLAS when this machine has it, else the `gemm` crate.
+//!
+//! OpenBLAS is loaded at run time (`libopenblas.so.0`, Debian's `libopenblas0`), through `libloading`: the build
+//! needs nothing installed, and the same binary runs on a machine without it, falling back to `gemm` (pure Rust,
+//! AVX-512 kernels, but about 3x slower than OpenBLAS at the model's shapes on our 2-core machine; see
+//! `docs/performance.md`). Both take transposed operands as flags or strides, so a backward pass never copies a
+//! matrix to transpose it.
+//!
+//! `CLIPLAB_BLAS=gemm` forces the fallback (benchmarks compare the two; tests check they agree);
+//! `CLIPLAB_BLAS=openblas` makes a missing OpenBLAS an error instead of a silent fallback.
+
+// The crate's one module with unsafe code: OpenBLAS's C functions and gemm's raw-pointer API. Each block says why
+// it is sound; the safe `sgemm` checks every length it relies on.
+#![allow(unsafe_code)]
+
+use std::ffi::c_int;
+use std::sync::OnceLock;
+
+/// Which library does the products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// OpenBLAS, loaded from the system.
+    OpenBlas,
+    /// The `gemm` crate (always available).
+    Gemm,
+}
+
+type Sgemm = unsafe extern "C" fn(
+    c_int,
+    c_int,
+    c_int,
+    c_int,
+    c_int,
+    c_int,
+    f32,
+    *const f32,
+    c_int,
+    *const f32,
+    c_int,
+    f32,
+    *mut f32,
+    c_int,
+);
+type SetThreads = unsafe extern "C" fn(c_int);
+type GetConfig = unsafe extern "C" fn() -> *const std::ffi::c_char;
+
+const ROW_MAJOR: c_int = 101;
+const NO_TRANS: c_int = 111;
+const TRANS: c_int = 112;
+
+struct OpenBlas {
+    sgemm: Sgemm,
+    config: String,
+    /// Keeps the library mapped for as long as the function pointers live (the whole process).
+    _lib: libloading::Library,
+}
+
+/// The library names tried, in order (Debian's alternatives link, then the plain names).
+const OPENBLAS_NAMES: [&str; 3] = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"];
+
+fn load_openblas() -> Result<OpenBlas, String> {
+    let mut last = String::new();
+    for name in OPENBLAS_NAMES {
+        // SAFETY: loading OpenBLAS runs its initialisers, which only set up its thread pool and CPU dispatch.
+        match unsafe { libloading::Library::new(name) } {
+            Ok(lib) => {
+                // SAFETY: the symbols are OpenBLAS's C ABI with the signatures declared above (32-bit integers:
+                // Debian's `libopenblas0`, not the `64` ILP64 build, which exports `cblas_sgemm64_`).
+                let (sgemm, threads, config) = unsafe {
+                    let sgemm = *lib.get::<Sgemm>(b"cblas_sgemm\0").map_err(|e| format!("{name}: {e}"))?;
+                    let threads = lib.get::<SetThreads>(b"openblas_set_num_threads\0").ok().map(|f| *f);
+                    let config = lib.get::<GetConfig>(b"openblas_get_config\0").ok().map(|f| *f);
+                    (sgemm, threads, config)
+                };
+                let config = match config {
+                    // SAFETY: OpenBLAS returns a static NUL-terminated string.
+                    Some(f) => unsafe {
+                        let p = f();
+                        if p.is_null() { String::new() } else { std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned() }
+                    },
+                    None => String::new(),
+                };
+                if let Some(set) = threads {
+                    // One OpenBLAS thread per thread candle uses: the two pools take turns, never oversubscribe.
+                    let n = candle_core::utils::get_num_threads().max(1) as c_int;
+                    // SAFETY: a plain setter of OpenBLAS's pool size.
+                    unsafe { set(n) };
+                }
+                return Ok(OpenBlas { sgemm, config: config.trim().to_string(), _lib: lib });
+            }
+            Err(e) => last = format!("{name}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+fn openblas() -> Option<&'static OpenBlas> {
+    static LIB: OnceLock<Option<OpenBlas>> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let wanted = std::env::var("CLIPLAB_BLAS").unwrap_or_default();
+        if wanted.eq_ignore_ascii_case("gemm") {
+            return None;
+        }
+        match load_openblas() {
+            Ok(lib) => {
+                tracing::debug!(config = %lib.config, "matrix products through OpenBLAS");
+                Some(lib)
+            }
+            Err(e) => {
+                if wanted.eq_ignore_ascii_case("openblas") {
+                    tracing::error!("CLIPLAB_BLAS=openblas but OpenBLAS could not be loaded ({e}); using gemm");
+                } else {
+                    tracing::debug!("OpenBLAS not found ({e}); matrix products through the gemm crate");
+                }
+                None
+            }
+        }
+    })
+    .as_ref()
+}
+
+/// The backend products use in this process (decided once, on first use).
+pub fn backend() -> Backend {
+    if openblas().is_some() { Backend::OpenBlas } else { Backend::Gemm }
+}
+
+/// A one-line description for run records and `cliplab bench`: `"OpenBLAS 0.3.21 (...)"` or `"gemm"`.
+pub fn describe() -> String {
+    match openblas() {
+        Some(lib) if !lib.config.is_empty() => lib.config.clone(),
+        Some(_) => "OpenBLAS".to_string(),
+        None => "gemm (pure Rust)".to_string(),
+    }
+}
+
+/// One operand of a product: row-major elements, read as stored (`[rows, cols]`) or transposed.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    pub data: &'a [f32],
+    /// Read as its transpose.
+    pub t: bool,
+}
+
+impl<'a> Mat<'a> {
+    pub fn n(data: &'a [f32]) -> Self {
+        Self { data, t: false }
+    }
+    pub fn t(data: &'a [f32]) -> Self {
+        Self { data, t: true }
+    }
+}
+
+/// `c = op(a) · op(b) + beta · c`, all row-major, where `op(a)` is `[m, k]` and `op(b)` is `[k, n]` (so `a` is
+/// stored `[m, k]`, or `[k, m]` when transposed; `b` `[k, n]`, or `[n, k]`). `beta = 0` ignores what `c` held.
+///
+/// # Panics
+/// When a slice is shorter than its dims say (a programming error in the caller, never user input).
+pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, beta: f32, c: &mut [f32]) {
+    assert!(a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n, "sgemm: operand shorter than its dims");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].iter_mut().for_each(|v| *v *= beta);
+        return;
+    }
+    match openblas() {
+        // OpenBLAS takes int dims: products past 2^31 elements per side go to gemm.
+        Some(lib) if m.max(n).max(k) < c_int::MAX as usize => {
+            let (lda, ldb) = (if a.t { m } else { k }, if b.t { k } else { n });
+            // SAFETY: the slices hold at least the elements the dims and leading dimensions address (asserted
+            // above), and `c` does not alias `a` or `b` (it is `&mut`).
+            unsafe {
+                (lib.sgemm)(
+                    ROW_MAJOR,
+                    if a.t { TRANS } else { NO_TRANS },
+                    if b.t { TRANS } else { NO_TRANS },
+                    m as c_int,
+                    n as c_int,
+                    k as c_int,
+                    1.0,
+                    a.data.as_ptr(),
+                    lda as c_int,
+                    b.data.as_ptr(),
+                    ldb as c_int,
+                    beta,
+                    c.as_mut_ptr(),
+                    n as c_int,
+                )
+            }
+        }
+        _ => gemm_only(m, n, k, a, b, beta, c),
+    }
+}
+
+/// [`sgemm`] on the `gemm` crate whatever the backend (the fallback; benchmarks compare it with OpenBLAS).
+pub fn gemm_only(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, beta: f32, c: &mut [f32]) {
+    // (column stride, row stride) of each operand as gemm wants them.
+    let (a_cs, a_rs) = if a.t { (m as isize, 1) } else { (1, k as isize) };
+    let (b_cs, b_rs) = if b.t { (k as isize, 1) } else { (1, n as isize) };
+    let threads = candle_core::utils::get_num_threads();
+    let par = if threads > 1 && m * n * k > 1 << 18 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: as in `sgemm`: the strides address only elements inside the slices, `c` is exclusive.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            beta != 0.0,
+            a.data.as_ptr(),
+            a_cs,
+            a_rs,
+            b.data.as_ptr(),
+            b_cs,
+            b_rs,
+            beta,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>) -> Vec<f32> {
+        let at = |i: usize, p: usize| if a.t { a.data[p * m + i] } else { a.data[i * k + p] };
+        let bt = |p: usize, j: usize| if b.t { b.data[j * k + p] } else { b.data[p * n + j] };
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn every_transpose_matches_the_naive_product_on_both_backends() {
+        let (m, n, k) = (37, 29, 53);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (ma, mb) = (Mat { data: &a, t: ta }, Mat { data: &b, t: tb });
+            let want = naive(m, n, k, ma, mb);
+            let mut got = vec![1f32; m * n];
+            sgemm(m, n, k, ma, mb, 0.0, &mut got);
+            let mut fallback = vec![1f32; m * n];
+            gemm_only(m, n, k, ma, mb, 0.0, &mut fallback);
+            for (w, (g, f)) in want.iter().zip(got.iter().zip(&fallback)) {
+                assert!((w - g).abs() < 1e-4 && (w - f).abs() < 1e-4, "ta={ta} tb={tb}: {w} vs {g} / {f}");
+            }
+            // beta = 1 accumulates into c.
+            sgemm(m, n, k, ma, mb, 1.0, &mut got);
+            gemm_only(m, n, k, ma, mb, 1.0, &mut fallback);
+            for (w, (g, f)) in want.iter().zip(got.iter().zip(&fallback)) {
+                assert!((2.0 * w - g).abs() < 1e-4 && (2.0 * w - f).abs() < 1e-4, "beta=1, ta={ta} tb={tb}");
+            }
+        }
+    }
+}

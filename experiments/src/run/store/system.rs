@@ -1,0 +1,67 @@
+//! What each run measured about itself, as MLflow and W&B log system metrics: scoring and training speed, peak
+//! memory, and the machine it ran on (CPU model, threads, matrix-product library, GPU, version). One row per run,
+//! replaced whole when the run records it again.
+
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::{check_exists, Ctx, Store};
+use crate::model::device::Machine;
+use crate::Result;
+
+/// A run's system metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RunSystem {
+    pub machine: Machine,
+    /// Images per second while scoring (before training).
+    pub score_images_per_s: Option<f64>,
+    /// Mean wall time of one optimizer step (seconds).
+    pub train_step_s: Option<f64>,
+    /// Training images per second over the fine-tuning phase (held-out evaluation included).
+    pub train_images_per_s: Option<f64>,
+    /// Peak resident memory of the process (MiB).
+    pub peak_rss_mib: Option<f64>,
+    /// GPU memory in use (MiB), where the run used a GPU.
+    pub gpu_memory_mib: Option<f64>,
+}
+
+impl Store {
+    /// Records (or replaces) run `run`'s system metrics.
+    pub fn record_system(&mut self, run: i64, s: &RunSystem) -> Result<()> {
+        check_exists(&self.conn, &self.path, "run", run)?;
+        let machine = serde_json::to_string(&s.machine).ctx(&self.path, "encoding the machine")?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO run_system (run_id, machine, score_images_per_s, train_step_s,
+                     train_images_per_s, peak_rss_mib, gpu_memory_mib) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![run, machine, s.score_images_per_s, s.train_step_s, s.train_images_per_s, s.peak_rss_mib, s.gpu_memory_mib],
+            )
+            .ctx(&self.path, format!("recording the system metrics of run {run}"))?;
+        Ok(())
+    }
+
+    /// Run `run`'s system metrics, if it recorded them (runs from before they existed, and pulled runs, did not).
+    pub fn run_system(&self, run: i64) -> Result<Option<RunSystem>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT machine, score_images_per_s, train_step_s, train_images_per_s, peak_rss_mib, gpu_memory_mib
+                 FROM run_system WHERE run_id = ?1",
+                [run],
+                |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .optional()
+            .ctx(&self.path, format!("reading the system metrics of run {run}"))?;
+        let Some((machine, score, step, train, rss, gpu)) = row else { return Ok(None) };
+        let machine = serde_json::from_str(&machine).ctx(&self.path, format!("the machine of run {run}"))?;
+        Ok(Some(RunSystem {
+            machine,
+            score_images_per_s: score,
+            train_step_s: step,
+            train_images_per_s: train,
+            peak_rss_mib: rss,
+            gpu_memory_mib: gpu,
+        }))
+    }
+}
