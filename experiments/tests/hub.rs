@@ -1,8 +1,8 @@
 //! Models from the Hugging Face hub, against a fake hub on 127.0.0.1 (`support/fake_hub.rs`) serving the tiny
 //! reference CLIP: the pull lands in the standard cache layout and loads; a second pull downloads nothing; offline
 //! mode reads the cache only; and the faults, each one line naming the URL with nothing unverified left behind:
-//! 404, connection refused, a download cut half-way (then resumed by a range request), a hash mismatch, a
-//! repository that is not CLIP.
+//! 404, connection refused, a download cut half-way (then resumed by a range request), a hash mismatch, a size
+//! mismatch, a repository that is not CLIP.
 
 #[path = "support/fake_hub.rs"]
 mod fake_hub;
@@ -122,6 +122,39 @@ fn a_file_whose_hash_differs_from_the_listing_is_refused_and_removed() {
         "the bad weights are not kept as a blob"
     );
     assert!(hub::cached(&id("tiny/clip"), &cfg).is_none());
+}
+
+/// `tokenizer.json` is not an LFS file: the listing gives its size only, and that is what catches a short copy.
+#[test]
+fn a_file_shorter_than_the_listing_is_refused_and_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hub, cfg) = hub_with_tiny(dir.path());
+    hub.set_faults(Faults { short: Some("tokenizer.json".into()), ..Default::default() });
+    let e = pull(&cfg, "tiny/clip").expect_err("short");
+    assert!(matches!(e, Error::Integrity { .. }), "{e:?}");
+    let msg = e.to_string();
+    let want = std::fs::metadata(tiny_clip().join("tokenizer.json")).expect("len").len();
+    assert!(
+        msg.contains("/tiny/clip/resolve/main/tokenizer.json")
+            && msg.contains(&format!("downloaded {} bytes but the hub lists {want}", want - 10))
+            && !msg.contains('\n'),
+        "{msg}"
+    );
+    let repo = cfg.cache_dir.join("models--tiny--clip");
+    assert!(!repo.join("snapshots").join(COMMIT).join("tokenizer.json").exists());
+    let short_blobs = std::fs::read_dir(repo.join("blobs"))
+        .expect("blobs")
+        .flatten()
+        .filter(|b| b.metadata().map(|m| m.len()).unwrap_or(0) == want - 10)
+        .count();
+    assert_eq!(short_blobs, 0, "the short copy is not kept as a blob");
+    assert!(hub::cached(&id("tiny/clip"), &cfg).is_none());
+
+    // The hub fixed: the next pull fetches the file again and completes.
+    hub.set_faults(Faults::default());
+    let pulled = pull(&cfg, "tiny/clip").expect("pull after the fix");
+    assert!(pulled.downloaded.contains(&"tokenizer.json".to_string()), "{pulled:?}");
+    engine::check_model_folder(&pulled.folder).expect("a complete model");
 }
 
 #[test]

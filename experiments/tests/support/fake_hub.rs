@@ -1,7 +1,8 @@
 //! A small Hugging Face hub on 127.0.0.1 for the hub tests: the three requests `hf-hub` 0.4 makes (the listing
 //! `GET /api/models/REPO/revision/REV`, the probe `GET /REPO/resolve/REV/FILE` with `Range: bytes=0-0` answered 206
 //! with `ETag`, `X-Repo-Commit` and `Content-Range`, the download with `Range: bytes=N-`), no Xet header. It serves
-//! in-memory repositories and can break: cut a download half-way once, or serve other bytes than it lists.
+//! in-memory repositories and can break: cut a download half-way once, or serve other bytes than it lists (another
+//! hash, or fewer bytes).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -25,6 +26,9 @@ pub struct Faults {
     pub cut_once: Option<String>,
     /// This file's body is other bytes than the listing's (same size, another hash).
     pub corrupt: Option<String>,
+    /// This file is served whole but shorter than the listing says (its last 10 bytes left out, the headers
+    /// consistent with the shorter body).
+    pub short: Option<String>,
 }
 
 #[derive(Default)]
@@ -179,6 +183,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         for b in bytes.iter_mut().skip(100).take(16) {
             *b ^= 0xff;
         }
+    }
+    if s.faults.short.as_deref() == Some(file.as_str()) {
+        bytes.truncate(bytes.len().saturating_sub(10));
     }
     let total = bytes.len();
     let start: usize = req
