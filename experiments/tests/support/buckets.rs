@@ -76,7 +76,8 @@ impl Drop for Server {
     fn drop(&mut self) {
         let pid = self.child.id().to_string();
         // The group first, then the leader for sure; either may be gone already.
-        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{pid}")]).status(); // best effort: see above
+        let kill = |signal: &str| Command::new("kill").args([signal, "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
+        let _ = kill("-TERM"); // best effort: see above
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -84,7 +85,7 @@ impl Drop for Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status(); // best effort: see above
+        let _ = kill("-KILL"); // best effort: usually gone already ("No such process", not shown)
         let _ = self.child.kill(); // already gone is fine
         let _ = self.child.wait(); // reaps it; an error only means it was reaped
     }

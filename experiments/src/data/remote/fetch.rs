@@ -130,16 +130,18 @@ pub async fn fetch_all(
     while let Some(done) = downloads.next().await {
         report.downloaded_bytes += done?;
         report.downloaded += 1;
-        if cancel.is_cancelled() || obs.cancelled() {
-            return Err(Error::Cancelled);
-        }
+        // The first file, the last, and at most ten a second between.
         let finished = report.downloaded == missing.len();
-        if finished || last.elapsed() >= Duration::from_millis(100) {
+        if report.downloaded == 1 || finished || last.elapsed() >= Duration::from_millis(100) {
             last = Instant::now();
             let elapsed_s = start.elapsed().as_secs_f64();
             let rate = report.downloaded as f64 / elapsed_s.max(1e-9);
             let eta_s = (missing.len() - report.downloaded) as f64 / rate.max(1e-9);
             obs.on_event(&Event::Progress { phase: Phase::Load, done: report.downloaded, total: missing.len(), elapsed_s, eta_s });
+        }
+        // Downloads still in flight are dropped with their temporary files: the cache keeps only finished ones.
+        if cancel.is_cancelled() || obs.cancelled() {
+            return Err(Error::Cancelled);
         }
     }
     report.seconds = start.elapsed().as_secs_f64();
