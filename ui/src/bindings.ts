@@ -424,7 +424,7 @@ source: string, };
 
 export type ChartSvg = { name: string, title: string, svg: string, };
 
-export type RunView = { detail: RunDetail, 
+export type RunView = { series: Array<RunSeries>, detail: RunDetail, 
 /**
  * Headline numbers from the per-sample scores (absent until scores exist).
  */
@@ -482,7 +482,7 @@ image_id: number, split: Split, filename: string, choices: Array<string>,
  */
 letters: Array<string>, label: number, };
 
-export type CompareView = { runs: Array<CompareRun>, charts: Array<ChartSvg>, 
+export type CompareView = { series: Array<RunSeries>, runs: Array<CompareRun>, charts: Array<ChartSvg>, 
 /**
  * Hyperparameters that differ.
  */
@@ -500,7 +500,40 @@ export type AppEvent = { "type": "run", run_id: number, event: Event, } | { "typ
 export const EVENT_NAME = "app-event";
 
 /** One typed function per command (over Tauri IPC or HTTP: see transport.ts). Errors reject with the command's readable message. */
+
+export type RunLabels = { run_id: number, sweep_id: number | null, queue_position: number | null, tags: Array<string>, note: string, archived: boolean, pulled: boolean, };
+export type Deleted = { runs: Array<number>, experiments: Array<number>, datasets: Array<number>, folders: Array<string>, images: Array<string>, applied: boolean, };
+export type QueuedRun = { run_id: number, position: number, experiment_id: number, experiment_name: string, sweep_id: number | null, created_at: string, };
+export type SweepInfo = { id: number, name: string, grid: unknown, created_at: string, run_ids: Array<number>, };
+export type GridAxis = { key: string, values: Array<string>, };
+export type RunRow = { info: RunInfo, labels: RunLabels, experiment_tags: Array<string>, disk_bytes: number, has_checkpoint: boolean, params: { [key in string]?: string }, };
+export type SweepBrief = { id: number, name: string, n_runs: number, };
+export type RunsTable = { rows: Array<RunRow>, total_bytes: number, sweeps: Array<SweepBrief>, };
+export type LabelsView = { run: RunLabels, experiment_id: number, experiment_tags: Array<string>, experiment_note: string, };
+export type DeletePlan = { deleted: Deleted, description: string, };
+export type QueuedRuns = { sweep_id: number | null, run_ids: Array<number>, };
+export type RunSeries = { run_id: number, label: string, colour: string, steps: Array<StepLoss>, epochs: Array<EpochLoss>, };
+export type SweepPoint = { run_id: number, values: Array<string>, metric: number | null, status: RunStatus, colour: string, };
+export type SweepView = { id: number, name: string, axes: Array<string>, metric_name: string, points: Array<SweepPoint>, best_run: number | null, series: Array<RunSeries>, };
+
 export const api = {
+  runsTable: (): Promise<RunsTable> => invoke("runs_table"),
+  runLabels: (runId: number): Promise<LabelsView> => invoke("run_labels", { runId }),
+  tagRun: (runId: number, tag: string, on: boolean): Promise<void> => invoke("tag_run", { runId, tag, on }),
+  tagExperiment: (experimentId: number, tag: string, on: boolean): Promise<void> => invoke("tag_experiment", { experimentId, tag, on }),
+  setRunNote: (runId: number, note: string): Promise<void> => invoke("set_run_note", { runId, note }),
+  setExperimentNote: (experimentId: number, note: string): Promise<void> => invoke("set_experiment_note", { experimentId, note }),
+  setArchived: (runIds: Array<number>, archived: boolean): Promise<void> => invoke("set_archived", { runIds, archived }),
+  deleteRuns: (runIds: Array<number>, apply: boolean): Promise<DeletePlan> => invoke("delete_runs", { runIds, apply }),
+  deleteExperiment: (experimentId: number, apply: boolean): Promise<DeletePlan> => invoke("delete_experiment", { experimentId, apply }),
+  deleteDataset: (datasetId: number, withRuns: boolean, apply: boolean): Promise<DeletePlan> => invoke("delete_dataset", { datasetId, withRuns, apply }),
+  deleteCheckpoint: (runId: number): Promise<number> => invoke("delete_checkpoint", { runId }),
+  queueRuns: (spec: ExperimentSpec, grid: Array<GridAxis>): Promise<QueuedRuns> => invoke("queue_runs", { spec, grid }),
+  listQueue: (): Promise<Array<QueuedRun>> => invoke("list_queue"),
+  cancelQueued: (runId: number): Promise<void> => invoke("cancel_queued", { runId }),
+  moveQueued: (runId: number, to: number): Promise<void> => invoke("move_queued", { runId, to }),
+  listSweeps: (): Promise<Array<SweepInfo>> => invoke("list_sweeps"),
+  sweepView: (sweepId: number): Promise<SweepView> => invoke("sweep_view", { sweepId }),
   appInfo: (): Promise<AppInfo> => invoke("app_info"),
   listDatasets: (): Promise<Array<DatasetInfo>> => invoke("list_datasets"),
   datasetSamples: (datasetId: number, query: SampleQuery): Promise<SamplePage> => invoke("dataset_samples", { datasetId, query }),
