@@ -132,7 +132,15 @@ function livePanel(view: RunView, ctx: ViewCtx, finished: () => void): HTMLEleme
   setProgress(info.phase_done ?? 0, info.phase_total ?? 0, info.phase_eta_s);
   const cancel = h(
     "button",
-    { class: "danger", testid: "cancel-run", on: { click: async () => { cancel.disabled = true; cancel.textContent = "Cancelling…"; await attempt(() => api.cancelRun(id), "cancel"); } } },
+    { class: "danger", testid: "cancel-run", on: {
+        click: async () => {
+          cancel.disabled = true;
+          cancel.textContent = "Cancelling…";
+          // A run still waiting in the queue is taken out of it; a running one stops after its step.
+          const running = await api.cancelRun(id).then(() => true, () => false);
+          if (!running && (await done(() => api.cancelQueued(id), "cancel"))) finished();
+        },
+      } },
     "Cancel run",
   );
   const drawChart = () => clear(chart, lossSparkline(steps, view.colour));
