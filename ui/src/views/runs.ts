@@ -20,13 +20,11 @@ const COLS: Col[] = [
     value: (r) => r.info.experiment_name,
     show: (r) => h("span", { class: "exp-cell" }, h("span", { class: "clip", title: r.info.experiment_name }, r.info.experiment_name), tagChips([...r.labels.tags, ...r.experiment_tags])),
   },
-  { key: "dataset", title: "Dataset", value: (r) => r.info.dataset_name, show: (r) => r.info.dataset_name },
   { key: "status", title: "Status", value: (r) => r.info.status, show: (r) => statusCell(r.info, r.labels.queue_position) },
   { key: "lr", title: "lr", value: (r) => r.info.lr, show: (r) => sci(r.info.lr), num: true },
   { key: "epochs", title: "Epochs", value: (r) => r.info.epochs, show: (r) => String(r.info.epochs), num: true },
   { key: "batch", title: "Batch", value: (r) => r.info.batch_size, show: (r) => String(r.info.batch_size), num: true },
   { key: "optimizer", title: "Optimizer", value: (r) => r.info.optimizer, show: (r) => r.info.optimizer },
-  { key: "n", title: "Train / held-out", value: (r) => r.info.train_samples, show: (r) => `${r.info.train_samples} / ${r.info.heldout_samples}`, num: true },
   {
     key: "acc",
     title: "Held-out accuracy",
@@ -43,8 +41,10 @@ const COLS: Col[] = [
   { key: "created", title: "Created", value: (r) => r.info.created_at, show: (r) => shortWhen(r.info.created_at) },
 ];
 
-/** Metric columns the chooser offers beside the spec keys. */
+/** Columns the chooser offers beside the spec keys (the run's dataset and split sizes, metrics, device, note). */
 const METRICS: Col[] = [
+  { key: "dataset", title: "Dataset", value: (r) => r.info.dataset_name, show: (r) => r.info.dataset_name },
+  { key: "n", title: "Train / held-out", value: (r) => r.info.train_samples, show: (r) => `${r.info.train_samples} / ${r.info.heldout_samples}`, num: true },
   { key: "m:train_acc", title: "Train accuracy", value: (r) => r.info.metrics.train_after?.accuracy ?? null, show: (r) => delta(r.info.metrics.train_before?.accuracy, r.info.metrics.train_after?.accuracy) },
   { key: "m:train_prob", title: "Train p(right)", value: (r) => r.info.metrics.train_after?.mean_label_prob ?? null, show: (r) => delta(r.info.metrics.train_before?.mean_label_prob, r.info.metrics.train_after?.mean_label_prob) },
   { key: "m:device", title: "Device", value: (r) => r.info.device ?? "", show: (r) => r.info.device ?? "–" },
@@ -141,7 +141,7 @@ export async function renderRuns(root: HTMLElement, ctx: ViewCtx): Promise<void>
       return h("label", { class: "check small" }, b, title);
     };
     const wasOpen = columns.open;
-    clear(columns, h("summary", null, "Columns"), h("div", { class: "col-list" }, h("b", { class: "small" }, "Metrics"), METRICS.map((c) => box(c.key, c.title)), h("b", { class: "small" }, "Spec"), keys.map((k) => box(`p:${k}`, k))));
+    clear(columns, h("summary", null, "Columns"), h("div", { class: "col-list" }, h("b", { class: "small" }, "Run and metrics"), METRICS.map((c) => box(c.key, c.title)), h("b", { class: "small" }, "Spec"), keys.map((k) => box(`p:${k}`, k))));
     columns.open = wasOpen;
   };
 
