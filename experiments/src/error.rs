@@ -100,6 +100,15 @@ pub enum Error {
     /// `code` MLflow's error code (`RESOURCE_DOES_NOT_EXIST`, `INVALID_PARAMETER_VALUE`, ...) when it sent one.
     #[error("{url}: {message}")]
     Remote { url: String, status: Option<u16>, code: Option<String>, message: String },
+
+    /// A downloaded file is not what its source lists (size or SHA-256): it was removed again, nothing kept.
+    #[error("{url}: {message}")]
+    Integrity { url: String, message: String },
+
+    /// A Hugging Face hub repository (`repo`) that is not a CLIP model CLIP Lab can load (no CLIP `config.json`,
+    /// no weights or tokenizer in a form it reads).
+    #[error("{repo}: not a CLIP model CLIP Lab can load: {message}")]
+    NotClip { repo: String, message: String },
 }
 
 /// `Result` with the crate's [`Error`].

@@ -168,6 +168,22 @@ pub fn is_empty_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
 }
 
+/// A size in decimal units with one decimal, for messages: `"812 B"`, `"1.5 kB"`, `"12.3 MB"`.
+pub fn human_bytes(n: u64) -> String {
+    let v = n as f64;
+    if v >= 1e12 {
+        format!("{:.1} TB", v / 1e12)
+    } else if v >= 1e9 {
+        format!("{:.1} GB", v / 1e9)
+    } else if v >= 1e6 {
+        format!("{:.1} MB", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1} kB", v / 1e3)
+    } else {
+        format!("{n} B")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

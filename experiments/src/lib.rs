@@ -7,7 +7,8 @@
 //!   │
 //! run      spec, runner, store, demo
 //!   │
-//! model ── data   CLIP in candle, preprocess, tokenize, optim, device, engine  │  dataset import, synth
+//! model ── data   CLIP in candle, preprocess, tokenize, optim, device, engine, hub  │  dataset import (local,
+//!                 gs:// s3:// https://), synth
 //!   │
 //! error, events, fsio, vocab, validation                                  (bottom: every layer uses them)
 //! ```

@@ -8,7 +8,8 @@ use cliplab_api::views::*;
 use cliplab_api::{with_commands, Error, Result};
 use experiments::data::ColumnMap;
 use experiments::run::spec::{ExperimentSpec, FieldProblem};
-use experiments::run::store::{DatasetInfo, ExperimentInfo, RunInfo};
+use experiments::run::store::{DatasetInfo, ExperimentInfo, QueuedRun, RunInfo, SweepInfo};
+use experiments::run::sweep::GridAxis;
 use tauri::State;
 
 /// The app, or why it could not start (shown in the window instead of a blank page).

@@ -430,6 +430,10 @@ export type RunView = { detail: RunDetail,
  */
 summary: RunSummary | null, charts: Array<ChartSvg>, 
 /**
+ * The loss curves for the interactive chart.
+ */
+series: Array<RunSeries>, 
+/**
  * The run's colour in its charts.
  */
 colour: string, };
@@ -490,7 +494,11 @@ diff: Array<ParamDiff>,
 /**
  * Flips between the first two runs (after fine-tuning).
  */
-flips: FlipTable, flip_cards: Array<FlipCard>, };
+flips: FlipTable, flip_cards: Array<FlipCard>, 
+/**
+ * The runs' loss curves for the interactive chart, labelled by what differs.
+ */
+series: Array<RunSeries>, };
 
 export type Exported = { dir: string, files: Array<string>, };
 
@@ -550,6 +558,99 @@ replaced: number,
  */
 skipped: Array<string>, };
 
+export type RunLabels = { run_id: number, sweep_id: number | null, 
+/**
+ * 1-based place in the queue while it waits there.
+ */
+queue_position: number | null, 
+/**
+ * Sorted.
+ */
+tags: Array<string>, note: string, 
+/**
+ * Hidden from the default views (`Store::archive_run`).
+ */
+archived: boolean, 
+/**
+ * A read-only copy pulled from an MLflow tracking server.
+ */
+pulled: boolean, };
+
+export type Deleted = { runs: Array<number>, experiments: Array<number>, datasets: Array<number>, 
+/**
+ * Run folders removed from the disk (or to remove).
+ */
+folders: Array<string>, 
+/**
+ * Images the deleted datasets' imports extracted into the home, used by no other dataset: removed (or to
+ * remove).
+ */
+images: Array<string>, 
+/**
+ * Whether it was done (false: only planned).
+ */
+applied: boolean, };
+
+export type QueuedRun = { run_id: number, 
+/**
+ * 1-based place in the queue (1: the next run a worker takes).
+ */
+position: number, experiment_id: number, experiment_name: string, sweep_id: number | null, created_at: string, };
+
+export type SweepInfo = { id: number, name: string, 
+/**
+ * The grid as recorded: `[{"key": "train.lr", "values": [...]}, ...]` (`run::sweep::Grid`).
+ */
+grid: unknown, created_at: string, run_ids: Array<number>, };
+
+export type GridAxis = { 
+/**
+ * A key of the spec file, dotted (`train.lr`, `freeze.vision`, `sample.seed`).
+ */
+key: string, 
+/**
+ * Each value as TOML (`1e-5`, `true`, `3`); a word that is not TOML is a string (`adamw`).
+ */
+values: Array<string>, };
+
+export type RunRow = { info: RunInfo, labels: RunLabels, experiment_tags: Array<string>, 
+/**
+ * Bytes only this run's folder holds (what deleting the run frees).
+ */
+disk_bytes: number, has_checkpoint: boolean, 
+/**
+ * The experiment's spec as dotted keys (`train.lr`) and values as text, for the column chooser.
+ */
+params: { [key in string]: string }, };
+
+export type SweepBrief = { id: number, name: string, n_runs: number, };
+
+export type RunsTable = { rows: Array<RunRow>, 
+/**
+ * Every run's own bytes plus the shared blobs.
+ */
+total_bytes: number, sweeps: Array<SweepBrief>, };
+
+export type LabelsView = { run: RunLabels, experiment_id: number, experiment_tags: Array<string>, experiment_note: string, };
+
+export type DeletePlan = { deleted: Deleted, 
+/**
+ * "3 runs, 1 experiment and 2 run folders".
+ */
+description: string, };
+
+export type QueuedRuns = { sweep_id: number | null, run_ids: Array<number>, };
+
+export type RunSeries = { run_id: number, 
+/**
+ * Named by what differs between the runs shown together (`report::labels`), else the run's own label.
+ */
+label: string, colour: string, steps: Array<StepLoss>, epochs: Array<EpochLoss>, };
+
+export type SweepPoint = { run_id: number, values: Array<string>, metric: number | null, status: RunStatus, colour: string, };
+
+export type SweepView = { id: number, name: string, axes: Array<string>, metric_name: string, points: Array<SweepPoint>, best_run: number | null, series: Array<RunSeries>, };
+
 /** The event (Tauri's, or the server-sent event's name) that carries {@link AppEvent}s. */
 export const EVENT_NAME = "app-event";
 
@@ -580,6 +681,23 @@ export const api = {
   mlflowPull: (job: number, request: MlflowPullRequest): Promise<PulledRuns> => invoke("mlflow_pull", { job, request }),
   cancelJob: (job: number): Promise<void> => invoke("cancel_job", { job }),
   compareRuns: (runIds: Array<number>): Promise<CompareView> => invoke("compare_runs", { runIds }),
+  runsTable: (): Promise<RunsTable> => invoke("runs_table"),
+  runLabels: (runId: number): Promise<LabelsView> => invoke("run_labels", { runId }),
+  tagRun: (runId: number, tag: string, on: boolean): Promise<void> => invoke("tag_run", { runId, tag, on }),
+  tagExperiment: (experimentId: number, tag: string, on: boolean): Promise<void> => invoke("tag_experiment", { experimentId, tag, on }),
+  setRunNote: (runId: number, note: string): Promise<void> => invoke("set_run_note", { runId, note }),
+  setExperimentNote: (experimentId: number, note: string): Promise<void> => invoke("set_experiment_note", { experimentId, note }),
+  setArchived: (runIds: Array<number>, archived: boolean): Promise<void> => invoke("set_archived", { runIds, archived }),
+  deleteRuns: (runIds: Array<number>, apply: boolean): Promise<DeletePlan> => invoke("delete_runs", { runIds, apply }),
+  deleteExperiment: (experimentId: number, apply: boolean): Promise<DeletePlan> => invoke("delete_experiment", { experimentId, apply }),
+  deleteDataset: (datasetId: number, withRuns: boolean, apply: boolean): Promise<DeletePlan> => invoke("delete_dataset", { datasetId, withRuns, apply }),
+  deleteCheckpoint: (runId: number): Promise<number> => invoke("delete_checkpoint", { runId }),
+  queueRuns: (spec: ExperimentSpec, grid: Array<GridAxis>): Promise<QueuedRuns> => invoke("queue_runs", { spec, grid }),
+  listQueue: (): Promise<Array<QueuedRun>> => invoke("list_queue"),
+  cancelQueued: (runId: number): Promise<void> => invoke("cancel_queued", { runId }),
+  moveQueued: (runId: number, to: number): Promise<void> => invoke("move_queued", { runId, to }),
+  listSweeps: (): Promise<Array<SweepInfo>> => invoke("list_sweeps"),
+  sweepView: (sweepId: number): Promise<SweepView> => invoke("sweep_view", { sweepId }),
   exportCheckpoint: (runId: number): Promise<Exported | null> => invoke("export_checkpoint", { runId }),
   exportReport: (runIds: Array<number>): Promise<Exported | null> => invoke("export_report", { runIds }),
 };

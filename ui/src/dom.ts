@@ -252,3 +252,66 @@ export function bar(p: number | undefined, colour: string, kind: "before" | "aft
   const width = p === undefined ? 0 : Math.max(0, Math.min(1, p)) * 100;
   return h("div", { class: `bar ${kind}` }, h("div", { class: "fill", style: `width:${width.toFixed(1)}%;background:${colour}` }));
 }
+
+/** Bytes as "12.3 MB". */
+export function bytes(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return "–";
+  if (n === 0) return "0 B";
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  const k = Math.min(units.length - 1, Math.floor(Math.log10(Math.max(1, n)) / 3));
+  return `${(n / 1000 ** k).toFixed(k === 0 ? 0 : 1)} ${units[k]}`;
+}
+
+/** A date on one line: "12-01 14:05" this year, "2025-12-01" before. */
+export function shortWhen(iso: string | null | undefined): string {
+  if (!iso) return "–";
+  const d = new Date(iso.includes("T") || iso.endsWith("Z") ? iso : iso.replace(" ", "T") + "Z");
+  if (Number.isNaN(d.getTime())) return iso;
+  const p = (x: number) => String(x).padStart(2, "0");
+  if (d.getFullYear() !== new Date().getFullYear()) return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+  return `${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/** A modal confirmation: `title`, what it does (`body`), and an OK button labelled `ok`; resolves true on OK. */
+export function confirmDialog(title: string, body: Child, ok: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (v: boolean) => {
+      dlg.close();
+      dlg.remove();
+      resolve(v);
+    };
+    const dlg = h(
+      "dialog",
+      { class: "confirm", testid: "confirm-dialog" },
+      h("h2", null, title),
+      h("div", { testid: "confirm-text" }, body),
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { testid: "confirm-cancel", on: { click: () => done(false) } }, "Cancel"),
+        h("button", { class: "danger", testid: "confirm-ok", on: { click: () => done(true) } }, ok),
+      ),
+    );
+    dlg.addEventListener("cancel", () => done(false));
+    document.body.appendChild(dlg);
+    dlg.showModal();
+  });
+}
+
+/** Tag chips, each with a remove button when `remove` is given. */
+export function tagChips(tags: string[], remove?: (tag: string) => void, testid = "tag"): HTMLElement[] {
+  return tags.map((t) =>
+    h("span", { class: "chip tag", testid, attrs: { "data-tag": t } }, t, remove ? h("button", { class: "chip-x", title: `Remove ${t}`, testid: `${testid}-remove`, on: { click: () => remove(t) } }, "×") : null),
+  );
+}
+
+/** Runs `fn` (a command that returns nothing), showing its error in the banner; true when it succeeded. */
+export async function done(fn: () => Promise<unknown>, context?: string): Promise<boolean> {
+  try {
+    await fn();
+    return true;
+  } catch (e) {
+    showError(e, context);
+    return false;
+  }
+}

@@ -1,4 +1,4 @@
-// CLIP Lab's front end: a hash router over five screens. Every screen reads what the store holds through the
+// CLIP Lab's front end: a hash router over the screens. Every screen reads what the store holds through the
 // typed commands in bindings.ts and listens to the app's events for live updates.
 
 import { api, type RunInfo } from "./bindings";
@@ -9,6 +9,7 @@ import { renderRuns } from "./views/runs";
 import { renderRun } from "./views/run";
 import { renderCompare } from "./views/compare";
 import { pullFromMlflow } from "./views/mlflow";
+import { renderSweep, renderSweeps } from "./views/sweep";
 
 export interface ViewCtx {
   /** Registers something to undo when the user leaves the screen. */
@@ -51,6 +52,10 @@ async function route(): Promise<void> {
         break;
       case "compare":
         await renderCompare(root, ctx);
+        break;
+      case "sweeps":
+        if (parts[1]) await renderSweep(root, ctx, Number(parts[1]));
+        else await renderSweeps(root, ctx);
         break;
       default: {
         const datasets = await api.listDatasets();

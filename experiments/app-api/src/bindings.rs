@@ -18,8 +18,9 @@ use experiments::model::optim::OptimizerKind;
 use experiments::run::spec::{ExperimentSpec, FieldProblem, SampleSpec, TrainSpec};
 use experiments::run::store::{
     DatasetInfo, EpochLoss, ExperimentInfo, LogLine, RunDetail, RunInfo, RunMetrics, RunStatus, StepLoss,
-    StoredSample, StoredScore,
+    StoredSample, StoredScore, RunLabels, Deleted, QueuedRun, SweepInfo,
 };
+use experiments::run::sweep::GridAxis;
 use heck::ToLowerCamelCase;
 use ts_rs::{Config, TS};
 
@@ -114,7 +115,9 @@ pub fn typescript() -> String {
         // desktop app
         AppInfo, SampleQuery, SamplePage, ImportDraft, KindCount, PreviewRow, ImportPreview, ModelChoice,
         ChartSvg, RunView, SampleSort, RunSampleQuery, SampleCard, SampleCardPage, CompareRun, FlipCard, CompareView,
-        Exported, AppEvent, MlflowDefaults, MlflowPushRequest, PushedRun, MlflowPullRequest, PulledRuns,
+        Exported, AppEvent, RunLabels, Deleted, QueuedRun, SweepInfo, GridAxis, RunRow, SweepBrief, RunsTable,
+        LabelsView, DeletePlan, QueuedRuns, RunSeries, SweepPoint, SweepView,
+        MlflowDefaults, MlflowPushRequest, PushedRun, MlflowPullRequest, PulledRuns,
     );
     out.push_str(&format!("/** The event (Tauri's, or the server-sent event's name) that carries {{@link AppEvent}}s. */\nexport const EVENT_NAME = \"{EVENT_NAME}\";\n\n"));
     out.push_str("/** One typed function per command (over Tauri IPC or HTTP: see transport.ts). Errors reject with the command's readable message. */\nexport const api = {\n");

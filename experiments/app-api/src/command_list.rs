@@ -76,6 +76,42 @@ macro_rules! with_commands {
             }
             /// Runs side by side.
             fn compare_runs(app, run_ids: Vec<i64>) -> CompareView { app.compare(&run_ids) }
+            /// The runs table: every run with its labels, disk use and spec columns.
+            fn runs_table(app) -> RunsTable { app.runs_table() }
+            /// A run's and its experiment's tags and notes.
+            fn run_labels(app, run_id: i64) -> LabelsView { app.labels(run_id) }
+            /// Adds (`on`) or removes a run's tag.
+            fn tag_run(app, run_id: i64, tag: String, on: bool) -> () { app.tag_run(run_id, &tag, on) }
+            /// Adds (`on`) or removes an experiment's tag.
+            fn tag_experiment(app, experiment_id: i64, tag: String, on: bool) -> () { app.tag_experiment(experiment_id, &tag, on) }
+            /// Replaces a run's note.
+            fn set_run_note(app, run_id: i64, note: String) -> () { app.set_run_note(run_id, &note) }
+            /// Replaces an experiment's note.
+            fn set_experiment_note(app, experiment_id: i64, note: String) -> () { app.set_experiment_note(experiment_id, &note) }
+            /// Archives runs (hidden by default) or brings them back.
+            fn set_archived(app, run_ids: Vec<i64>, archived: bool) -> () { app.set_archived(&run_ids, archived) }
+            /// Deletes runs (`apply = false`: only says what would go).
+            fn delete_runs(app, run_ids: Vec<i64>, apply: bool) -> DeletePlan { app.delete_runs(&run_ids, apply) }
+            /// Deletes an experiment with its runs (`apply = false`: only says what would go).
+            fn delete_experiment(app, experiment_id: i64, apply: bool) -> DeletePlan { app.delete_experiment(experiment_id, apply) }
+            /// Deletes a dataset, with the runs that use it when `with_runs` (`apply = false`: only says what would go).
+            fn delete_dataset(app, dataset_id: i64, with_runs: bool, apply: bool) -> DeletePlan {
+                app.delete_dataset(dataset_id, with_runs, apply)
+            }
+            /// Deletes a run's checkpoint, keeping its records; the bytes freed.
+            fn delete_checkpoint(app, run_id: i64) -> u64 { app.delete_checkpoint(run_id) }
+            /// Queues a run of a spec, or a sweep over `grid`; the app's worker runs the queue.
+            fn queue_runs(app, spec: ExperimentSpec, grid: Vec<GridAxis>) -> QueuedRuns { app.queue_runs(&spec, &grid) }
+            /// The queued runs, next first.
+            fn list_queue(app) -> Vec<QueuedRun> { app.queue() }
+            /// Takes a run out of the queue (cancelled).
+            fn cancel_queued(app, run_id: i64) -> () { app.cancel_queued(run_id) }
+            /// Moves a queued run to 1-based place `to`.
+            fn move_queued(app, run_id: i64, to: usize) -> () { app.move_queued(run_id, to) }
+            /// Every sweep, newest first.
+            fn list_sweeps(app) -> Vec<SweepInfo> { app.sweeps() }
+            /// A sweep's results.
+            fn sweep_view(app, sweep_id: i64) -> SweepView { app.sweep_view(sweep_id) }
             /// Asks for a folder and exports a run's checkpoint (`null`: cancelled).
             fn export_checkpoint(app, run_id: i64) -> Option<Exported> { app.export_checkpoint(run_id) }
             /// Asks for a folder and exports the runs' charts and CSV (`null`: cancelled).

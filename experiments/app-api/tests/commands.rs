@@ -116,7 +116,8 @@ macro_rules! ts_of_commands {
 
 #[test]
 fn bindings_give_each_command_its_argument_types() {
-    use experiments::run::store::{DatasetInfo, ExperimentInfo, RunInfo};
+    use experiments::run::store::{DatasetInfo, ExperimentInfo, QueuedRun, RunInfo, SweepInfo};
+    use experiments::run::sweep::GridAxis;
     use heck::ToLowerCamelCase;
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/bindings.ts");
@@ -454,4 +455,86 @@ fn runs_found_dead_at_start_reach_the_banner() {
     let app = App::open(&f.home, Box::new(ScriptedPicker::default()), Arc::new(RecordingSink::default())).expect("reopen");
     assert_eq!(app.info().recovered, vec![run], "the banner lists the run found dead");
     assert_eq!(app.runs().expect("runs").iter().find(|r| r.id == run).map(|r| r.status), Some(RunStatus::Interrupted));
+}
+
+/// The queue in the app: a 2-run sweep queued from the form's lists runs through the app's worker; runs queued
+/// while the app was closed are taken up when it opens again; the runs table shows tags, queue places and disk
+/// use; a delete first says what it would remove, then removes the records and the run folder.
+#[test]
+fn queued_runs_run_in_the_worker_and_survive_a_restart() {
+    use experiments::run::store::NewRun;
+    use experiments::run::sweep::GridAxis;
+
+    let f = fixture();
+    let (ds, _) = import_demo(&f, 60);
+    let spec = tiny_spec(&f, "queued", 1e-3, 1);
+    let grid = vec![GridAxis { key: "train.lr".into(), values: vec!["1e-3".into(), "3e-3".into()] }];
+    let q = f.app.queue_runs(&spec, &grid).expect("queue a sweep");
+    let sweep = q.sweep_id.expect("a sweep");
+    assert_eq!(q.run_ids.len(), 2);
+    for &id in &q.run_ids {
+        assert_eq!(wait_finished(&f, id).0, RunStatus::Completed, "run {id} through the worker");
+    }
+    let view = f.app.sweep_view(sweep).expect("sweep view");
+    assert_eq!(view.points.len(), 2);
+    assert_eq!(view.axes, vec!["train.lr".to_string()]);
+    assert!(view.best_run.is_some() && view.series.iter().all(|s| !s.steps.is_empty()));
+    assert!(view.series[0].label.contains("lr="), "labelled by what differs: {}", view.series[0].label);
+
+    // Queued while no worker runs (as `cliplab run --queue` does while the app is closed): the next start runs them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.app.queue_worker_running() {
+        assert!(Instant::now() < deadline, "the worker stops once the queue is empty");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut store = Store::open(&f.home).expect("store");
+    let waiting: Vec<i64> =
+        (0..2).map(|_| store.enqueue_new_run(&NewRun { spec: spec.clone(), dataset_id: ds }).expect("enqueue")).collect();
+    drop(store);
+    let table = f.app.runs_table().expect("table");
+    let places: Vec<Option<usize>> =
+        waiting.iter().map(|id| table.rows.iter().find(|r| r.info.id == *id).and_then(|r| r.labels.queue_position)).collect();
+    assert_eq!(places, vec![Some(1), Some(2)], "queued, shown with their places");
+    let sink = Arc::new(RecordingSink::default());
+    let reopened = App::open(&f.home, Box::new(ScriptedPicker::default()), sink.clone()).expect("reopen");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while waiting.iter().any(|id| {
+        Store::open(&f.home).expect("store").run(*id).map(|d| d.info.status != RunStatus::Completed).unwrap_or(true)
+    }) {
+        assert!(Instant::now() < deadline, "the queued runs did not run after the restart");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(Store::open(&f.home).expect("store").queue_len().expect("queue"), 0);
+
+    // Tags, notes, the runs table, archive.
+    let run = q.run_ids[0];
+    reopened.tag_run(run, "keeper", true).expect("tag");
+    reopened.set_run_note(run, "the best lr").expect("note");
+    let labels = reopened.labels(run).expect("labels");
+    assert_eq!((labels.run.tags.clone(), labels.run.note.clone()), (vec!["keeper".to_string()], "the best lr".to_string()));
+    let table = reopened.runs_table().expect("table");
+    let row = table.rows.iter().find(|r| r.info.id == run).expect("row");
+    assert_eq!(row.labels.tags, vec!["keeper".to_string()]);
+    assert_eq!(row.labels.sweep_id, Some(sweep));
+    assert!(row.disk_bytes > 0 && row.has_checkpoint, "a checkpoint on disk");
+    assert!(table.total_bytes >= table.rows.iter().map(|r| r.disk_bytes).sum::<u64>());
+    assert_eq!(row.params.get("train.lr").map(String::as_str), Some("0.001"));
+    reopened.set_archived(&[run], true).expect("archive");
+    assert!(reopened.runs_table().expect("table").rows.iter().any(|r| r.info.id == run && r.labels.archived));
+
+    // Delete: asked first, then done; the run folder goes with the records.
+    let dir = Store::open(&f.home).expect("store").run_folders().expect("folders").into_iter().find(|x| x.run_id == run).and_then(|x| x.run_dir);
+    let dir = dir.expect("the run's folder");
+    let plan = reopened.delete_runs(&[run], false).expect("plan");
+    assert!(!plan.deleted.applied && plan.description.starts_with("1 run"), "{}", plan.description);
+    assert!(dir.is_dir(), "a plan deletes nothing");
+    let done = reopened.delete_runs(&[run], true).expect("delete");
+    assert!(done.deleted.applied);
+    assert!(!dir.exists(), "{} is gone", dir.display());
+    assert!(Store::open(&f.home).expect("store").run(run).is_err(), "the records are gone");
+    // A checkpoint alone.
+    let other = q.run_ids[1];
+    let freed = reopened.delete_checkpoint(other).expect("delete checkpoint");
+    assert!(freed > 0);
+    assert!(Store::open(&f.home).expect("store").run(other).expect("run kept").checkpoint.is_none());
 }

@@ -25,7 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Score captions for one image: the softmax over the given captions.
     Score {
-        /// A Hugging Face CLIP model folder (config.json, model.safetensors, tokenizer.json, preprocessor_config.json).
+        /// A Hugging Face CLIP model folder (config.json, model.safetensors, tokenizer.json, preprocessor_config.json),
+        /// or a hub id (openai/clip-vit-base-patch32) when no such folder exists: pulled into the hub cache first.
         #[arg(long)]
         model: PathBuf,
         #[arg(long)]
@@ -38,7 +39,7 @@ pub enum Command {
     },
     /// Measure scoring throughput and training-step time on this machine.
     Bench {
-        /// Load this model folder's weights instead of random ones.
+        /// Load this model folder's (or hub id's) weights instead of random ones.
         #[arg(long, conflicts_with = "preset")]
         model: Option<PathBuf>,
         /// A size preset with random weights: vit-b-32, vit-b-16, vit-l-14.
@@ -56,6 +57,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Models from the Hugging Face hub: pull, list (the standard cache: HF_HOME / HF_HUB_CACHE).
+    #[command(subcommand)]
+    Model(ModelCmd),
     /// Datasets: import, list, show.
     #[command(subcommand)]
     Dataset(DatasetCmd),
@@ -187,14 +191,37 @@ pub enum MlflowCmd {
 }
 
 #[derive(Subcommand)]
+pub enum ModelCmd {
+    /// Download a CLIP model from the hub into its cache (resumes, checks sizes and hashes); prints its folder.
+    /// Honours HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE.
+    Pull {
+        /// The repository, e.g. openai/clip-vit-base-patch32.
+        repo_id: String,
+        /// A branch, tag or commit.
+        #[arg(long, default_value = "main")]
+        revision: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the CLIP models in the hub cache.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum DatasetCmd {
-    /// Import a folder of images plus a metadata file (parquet, CSV or JSONL) joined on the file name.
+    /// Import a folder of images plus a metadata file (parquet, CSV or JSONL) joined on the file name; both may be
+    /// gs://, s3:// or https:// URLs (downloaded into the home's cache first; anonymous unless credentials are in
+    /// the environment).
     Import {
         #[arg(long)]
         name: String,
+        /// The metadata file: a path or a URL.
         #[arg(long)]
         metadata: PathBuf,
-        /// The image folder (searched recursively). Omit for parquet files that embed their images.
+        /// The image folder (searched recursively), a path or a URL. Omit for parquet files that embed their images.
         #[arg(long)]
         images: Option<PathBuf>,
         /// Leave out bad rows (and report them) instead of rejecting the whole import.
@@ -349,6 +376,8 @@ impl Command {
         match self {
             Command::Score { .. } => "score",
             Command::Bench { .. } => "bench",
+            Command::Model(ModelCmd::Pull { .. }) => "model pull",
+            Command::Model(ModelCmd::List { .. }) => "model list",
             Command::Dataset(DatasetCmd::Import { .. }) => "dataset import",
             Command::Dataset(DatasetCmd::List { .. }) => "dataset list",
             Command::Dataset(DatasetCmd::Show { .. }) => "dataset show",

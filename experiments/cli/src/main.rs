@@ -15,8 +15,8 @@ use experiments::events::CancelToken;
 use experiments::run::store::Store;
 use tracing::Level;
 
-use args::{Cli, Command, ExperimentCmd, RunsCmd};
-use commands::{dataset, demo, disk, experiment, manage, mlflow, model, queue, report, runs, serve, sweep, view, Ctx};
+use args::{Cli, Command, ExperimentCmd, ModelCmd, RunsCmd};
+use commands::{dataset, demo, disk, experiment, hub, manage, mlflow, model, queue, report, runs, serve, sweep, view, Ctx};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -53,6 +53,8 @@ fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx { home, device, cancel: CancelToken::new() };
     cancel_on_ctrl_c(ctx.cancel.clone());
     match cli.command {
+        Command::Model(ModelCmd::Pull { repo_id, revision, json }) => hub::pull(&repo_id, &revision, &ctx, json),
+        Command::Model(ModelCmd::List { json }) => hub::list(json),
         Command::Dataset(cmd) => dataset::run(cmd, &ctx),
         Command::Experiment(ExperimentCmd::Create { spec, json }) => experiment::create(&spec, &ctx, json),
         Command::Experiment(ExperimentCmd::List { json }) => experiment::list(&ctx, json),

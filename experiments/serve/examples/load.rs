@@ -80,9 +80,22 @@ fn experiment(r: &Running, name: &str, epochs: usize) -> Result<i64> {
     call(r, "create_experiment", json!({ "spec": spec }))?["id"].as_i64().context("experiment id")
 }
 
-/// Runs experiment `exp` with `listeners` clients following events (one of them times the steps) and `pollers`
-/// polling the runs list until the run ends; (step times of each listener, lagged, requests, errors, steps stored).
-fn measured_run(r: &Running, exp: i64, listeners: usize, polling: bool) -> Result<(Vec<Vec<Instant>>, bool, usize, usize, i64)> {
+/// What one observed run gave.
+struct Measured {
+    /// When each listener saw each step.
+    times: Vec<Vec<Instant>>,
+    /// Some listener's stream lagged (dropped events).
+    lagged: bool,
+    /// Runs-list requests the pollers made, and how many failed.
+    requests: usize,
+    errors: usize,
+    /// Steps the store holds at the end.
+    stored: i64,
+}
+
+/// Runs experiment `exp` with `listeners` clients following events (one of them times the steps) and as many
+/// polling the runs list (when `polling`) until the run ends.
+fn measured_run(r: &Running, exp: i64, listeners: usize, polling: bool) -> Result<Measured> {
     let run_id = Arc::new(AtomicUsize::new(usize::MAX));
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut followers = Vec::new();
@@ -133,7 +146,7 @@ fn measured_run(r: &Running, exp: i64, listeners: usize, polling: bool) -> Resul
     }
     let view = call(r, "run_view", json!({ "runId": id }))?;
     let stored = view["detail"]["step_losses"].as_array().map(Vec::len).unwrap_or(0) as i64;
-    Ok((times, lagged, requests.load(Ordering::Relaxed), errors.load(Ordering::Relaxed), stored))
+    Ok(Measured { times, lagged, requests: requests.load(Ordering::Relaxed), errors: errors.load(Ordering::Relaxed), stored })
 }
 
 fn main() -> Result<()> {
@@ -148,7 +161,7 @@ fn main() -> Result<()> {
 
     // Quiet: one listener, no polling.
     let quiet = experiment(&r, "quiet", 3)?;
-    let (times, _, _, _, _) = measured_run(&r, quiet, 1, false)?;
+    let Measured { times, .. } = measured_run(&r, quiet, 1, false)?;
     let quiet_step = step_time(&times[0]).context("no steps")?;
     let steps_per_epoch = times[0].len() as f64 / 3.0;
     let epochs = ((seconds * 1.2) / (steps_per_epoch * quiet_step)).ceil().max(1.0) as usize;
@@ -156,7 +169,7 @@ fn main() -> Result<()> {
 
     let loaded = experiment(&r, "loaded", epochs)?;
     let started = Instant::now();
-    let (times, lagged, requests, errors, stored) = measured_run(&r, loaded, clients, true)?;
+    let Measured { times, lagged, requests, errors, stored } = measured_run(&r, loaded, clients, true)?;
     let wall = started.elapsed().as_secs_f64();
     let counts: Vec<usize> = times.iter().map(Vec::len).collect();
     let all_complete = counts.iter().all(|&c| c as i64 == stored);

@@ -10,7 +10,8 @@ use cliplab_api::views::*;
 use cliplab_api::with_commands;
 use experiments::data::ColumnMap;
 use experiments::run::spec::{ExperimentSpec, FieldProblem};
-use experiments::run::store::{DatasetInfo, ExperimentInfo, RunInfo};
+use experiments::run::store::{DatasetInfo, ExperimentInfo, QueuedRun, RunInfo, SweepInfo};
+use experiments::run::sweep::GridAxis;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]

@@ -117,10 +117,11 @@ impl Tab {
                     event = v.trim().to_string();
                 } else if let Some(v) = line.strip_prefix("data:") {
                     data.push_str(v.strip_prefix(' ').unwrap_or(v));
-                } else if line.is_empty() && !data.is_empty() {
-                    if tx.send(Some((std::mem::take(&mut event), std::mem::take(&mut data)))).is_err() {
-                        return;
-                    }
+                } else if line.is_empty()
+                    && !data.is_empty()
+                    && tx.send(Some((std::mem::take(&mut event), std::mem::take(&mut data)))).is_err()
+                {
+                    return;
                 }
             }
             // The test may have stopped listening: nothing to tell.

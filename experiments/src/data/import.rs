@@ -29,6 +29,7 @@ use super::read::{read_metadata, Blobs, Format, RawRow, RawTable};
 use super::types::{remove_created, DatasetRow, ImageRecord, ImportOptions, ImportedDataset, OnError};
 use crate::error::{Error, Result};
 use crate::events::{CancelToken, Event, Observer, Phase};
+use crate::fsio::human_bytes;
 use crate::validation::{kind, Problem, ValidationReport};
 
 /// Reads, joins and validates a dataset (see the module docs and [`ImportOptions`]).
@@ -512,20 +513,6 @@ fn count(n: usize) -> String {
         out.push(c);
     }
     out
-}
-
-/// A size in decimal units with one decimal: `"812 B"`, `"1.5 kB"`, `"12.3 MB"`.
-fn human_bytes(n: u64) -> String {
-    let n = n as f64;
-    if n >= 1e9 {
-        format!("{:.1} GB", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.1} MB", n / 1e6)
-    } else if n >= 1e3 {
-        format!("{:.1} kB", n / 1e3)
-    } else {
-        format!("{n} B")
-    }
 }
 
 #[cfg(test)]

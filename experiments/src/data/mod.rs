@@ -7,6 +7,8 @@
 //! - `parse`: checking each row's file name, caption choices and label.
 //! - `images`: indexing the image folder, hashing and decoding images, [`verify_images`], [`sha256_file`].
 //! - `import`: the [`import`] pipeline itself, step by step.
+//! - [`remote`]: the same import from `gs://`, `s3://` and `https://` URLs (fetched into a cache in the home
+//!   first); [`remote::import_any`] takes local paths and URLs alike.
 //!
 //! And [`synth`]: deterministic generated data and tiny models for tests and the demo.
 //!
@@ -17,6 +19,7 @@ mod images;
 mod import;
 mod parse;
 mod read;
+pub mod remote;
 pub mod synth;
 pub mod types;
 

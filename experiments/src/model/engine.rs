@@ -51,17 +51,42 @@ impl std::fmt::Debug for ClipBundle {
     }
 }
 
+/// The PyTorch checkpoint older hub repositories hold instead of [`WEIGHTS_FILE`] (read when that is absent).
+pub const PYTORCH_WEIGHTS_FILE: &str = "pytorch_model.bin";
+/// The BPE files older hub repositories hold instead of [`TOKENIZER_FILE`] (read when that is absent).
+pub const VOCAB_FILE: &str = "vocab.json";
+pub const MERGES_FILE: &str = "merges.txt";
+
 fn required(dir: &Path, name: &str) -> Result<PathBuf> {
     let p = dir.join(name);
     if p.is_file() {
         return Ok(p);
     }
-    let hint = if name == WEIGHTS_FILE && dir.join("pytorch_model.bin").is_file() {
-        " (only pytorch_model.bin is there: CLIP Lab reads safetensors; convert it with transformers' save_pretrained(safe_serialization=True))".to_string()
-    } else {
-        " (a CLIP model folder holds config.json, model.safetensors, tokenizer.json and preprocessor_config.json)".to_string()
-    };
-    Err(Error::MissingFile { path: p, hint })
+    let hint = " (a CLIP model folder holds config.json, model.safetensors or pytorch_model.bin, tokenizer.json or \
+                vocab.json + merges.txt, and preprocessor_config.json)";
+    Err(Error::MissingFile { path: p, hint: hint.to_string() })
+}
+
+/// The one weights file of an unsharded model folder: [`WEIGHTS_FILE`], else [`PYTORCH_WEIGHTS_FILE`].
+pub fn weights_file(dir: &Path) -> Result<PathBuf> {
+    let bin = dir.join(PYTORCH_WEIGHTS_FILE);
+    if !dir.join(WEIGHTS_FILE).is_file() && bin.is_file() {
+        return Ok(bin);
+    }
+    required(dir, WEIGHTS_FILE)
+}
+
+/// The tokenizer of a model folder as `tokenizer.json` bytes, and the file they name in errors: [`TOKENIZER_FILE`],
+/// else one made from [`VOCAB_FILE`] + [`MERGES_FILE`] (see [`crate::model::bpe`]).
+fn tokenizer_json(dir: &Path) -> Result<(PathBuf, Vec<u8>)> {
+    let (vocab, merges) = (dir.join(VOCAB_FILE), dir.join(MERGES_FILE));
+    if !dir.join(TOKENIZER_FILE).is_file() && vocab.is_file() && merges.is_file() {
+        let bytes = crate::model::bpe::tokenizer_json_from_vocab_merges(&vocab, &merges)?;
+        return Ok((vocab, bytes));
+    }
+    let path = required(dir, TOKENIZER_FILE)?;
+    let bytes = crate::error::read_file(&path)?;
+    Ok((path, bytes))
 }
 
 /// What a model folder holds besides its weights, read and checked: everything [`ClipBundle::load`] needs before it
@@ -75,11 +100,11 @@ struct FolderParts {
 }
 
 /// The weights files of a model folder: `model.safetensors`, else the shards that `model.safetensors.index.json`
-/// names (plain file names in the folder, each once).
+/// names (plain file names in the folder, each once), else `pytorch_model.bin` (see [`weights_file`]).
 pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join(WEIGHTS_INDEX_FILE);
     if dir.join(WEIGHTS_FILE).is_file() || !index.is_file() {
-        return Ok(vec![required(dir, WEIGHTS_FILE)?]);
+        return Ok(vec![weights_file(dir)?]);
     }
     let v: serde_json::Value = serde_json::from_slice(&crate::error::read_file(&index)?)
         .map_err(|e| Error::bad_file(&index, format!("not JSON: {e}")))?;
@@ -144,9 +169,8 @@ impl FolderParts {
             return Err(Error::MissingFile { path: dir.to_path_buf(), hint: " (model folder)".into() });
         }
         let config = ClipConfig::from_file(&required(dir, CONFIG_FILE)?)?;
-        let tok_path = required(dir, TOKENIZER_FILE)?;
-        let tokenizer_json = crate::error::read_file(&tok_path)?;
-        let tokenizer = CaptionTokenizer::from_file(&tok_path, &config.text_config)?;
+        let (tok_path, tokenizer_json) = tokenizer_json(dir)?;
+        let tokenizer = CaptionTokenizer::from_bytes(&tok_path, &tokenizer_json, &config.text_config)?;
         check_tokenizer_hash(dir, &tokenizer_json)?;
         let processor = ImageProcessor::new(ImageProcessorConfig::from_file(&required(dir, PREPROCESSOR_FILE)?)?);
         let (h, w) = processor.config().output_size();
@@ -158,7 +182,10 @@ impl FolderParts {
             ));
         }
         let weights = weight_files(dir)?;
-        crate::model::clip::params::check_safetensors_files(&weights, &config)?;
+        match weights.as_slice() {
+            [one] => crate::model::clip::params::check_weights(one, &config)?,
+            shards => crate::model::clip::params::check_safetensors_files(shards, &config)?,
+        }
         Ok(Self { config, tokenizer, tokenizer_json, processor, weights })
     }
 }
@@ -166,14 +193,18 @@ impl FolderParts {
 /// Checks a model folder as [`ClipBundle::load`] would, without reading the weights: the config, tokenizer and
 /// preprocessor files, and the weights file's header (complete, every tensor there with the config's shape).
 /// Returns the model's config.
+/// A Hugging Face hub id (`openai/clip-vit-base-patch32`) is taken as the cached snapshot of that model, pulled first
+/// when it is not in the cache (see [`crate::model::hub::resolve`]).
 pub fn check_model_folder(dir: &Path) -> Result<ClipConfig> {
-    Ok(FolderParts::read(dir)?.config)
+    Ok(FolderParts::read(&crate::model::hub::resolve(dir)?)?.config)
 }
 
 impl ClipBundle {
     /// Loads a Hugging Face `CLIPModel` folder (`openai/clip-vit-base-patch32` layout, or sharded: see
-    /// [`weight_files`]), checked as [`check_model_folder`] checks it before any weight is read.
+    /// [`weight_files`]), checked as [`check_model_folder`] checks it before any weight is read. A hub id is
+    /// resolved as there.
     pub fn load(dir: &Path, device: &Device, freeze: &FreezeSpec) -> Result<Self> {
+        let dir = &crate::model::hub::resolve(dir)?;
         let FolderParts { config, tokenizer, tokenizer_json, processor, weights } = FolderParts::read(dir)?;
         let source = match <[PathBuf; 1]>::try_from(weights) {
             Ok([one]) => WeightSource::File(one),

@@ -78,8 +78,13 @@ fn check_special_ids(tokenizer: &Tokenizer, eos_id: u32, config: &ClipTextConfig
 impl CaptionTokenizer {
     /// Loads `tokenizer.json` and checks that it fits the text tower of `config`.
     pub fn from_file(path: &Path, config: &ClipTextConfig) -> Result<Self> {
-        let bytes = crate::error::read_file(path)?;
-        let tokenizer = Tokenizer::from_bytes(&bytes)
+        Self::from_bytes(path, &crate::error::read_file(path)?, config)
+    }
+
+    /// Loads `tokenizer.json` bytes (`path`: the file they came from, named in errors) and checks that it fits the
+    /// text tower of `config`.
+    pub fn from_bytes(path: &Path, bytes: &[u8], config: &ClipTextConfig) -> Result<Self> {
+        let tokenizer = Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::bad_file(path, format!("not a tokenizer.json the tokenizers crate can load: {e}")))?;
         Self::new(tokenizer, config).map_err(|e| match e {
             Error::Tokenizer(m) => Error::bad_file(path, m),

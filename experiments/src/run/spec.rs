@@ -152,10 +152,17 @@ fn yes() -> bool {
 
 impl ExperimentSpec {
     /// Parses TOML; a relative `model` path is taken relative to `base` (the spec file's folder).
+    ///
+    /// Beyond the field docs (kept as they are: the app's generated bindings carry them): `model` may be a hub id
+    /// written `hf://owner/name[@revision]` (pulled into the hub cache on first use, see `model::hub`), and
+    /// `dataset` a dataset folder URL (`gs://…/`, `s3://…/`, `https://…/`) naming the dataset imported from it
+    /// (`run::inputs::prepare` imports it when the store lacks it).
     pub fn from_toml(text: &str, base: Option<&Path>) -> Result<Self> {
         let mut spec: Self = toml::from_str(text).map_err(|e| Error::Invalid(format!("spec: {e}")))?;
         if let Some(base) = base {
-            if spec.model.is_relative() {
+            // `hf://owner/name` is a hub id, never a path (a bare `owner/name` stays a path relative to the spec).
+            let hub_id = spec.model.to_str().is_some_and(|m| m.starts_with(crate::model::hub::HF_PREFIX));
+            if spec.model.is_relative() && !hub_id {
                 spec.model = base.join(&spec.model);
             }
         }
@@ -208,11 +215,15 @@ impl ExperimentSpec {
         out
     }
 
-    /// Problems with the spec's model folder on disk (today: it holds no weights file, whole or sharded).
+    /// Problems with the spec's model folder on disk (today: it holds no weights file, whole, sharded or
+    /// `pytorch_model.bin`). A hub id has none here: it is pulled on first use.
     pub fn model_problems(&self) -> Vec<FieldProblem> {
         let weights = crate::model::engine::WEIGHTS_FILE;
         let index = crate::model::engine::WEIGHTS_INDEX_FILE;
-        if self.model.join(weights).is_file() || self.model.join(index).is_file() {
+        if crate::model::engine::weights_file(&self.model).is_ok()
+            || self.model.join(index).is_file()
+            || crate::model::hub::HubId::from_model_path(&self.model).is_some()
+        {
             Vec::new()
         } else {
             vec![FieldProblem::new("model", format!("{}: no {weights} in it", self.model.display()))]
@@ -320,6 +331,8 @@ mod tests {
         let t = s.train_config();
         assert_eq!((t.epochs, t.batch_size), (5, 2));
         assert_eq!(t.optimizer, AdamConfig::adam(1e-4));
-        assert!(s.model.ends_with("models/clip-vit-base-patch32"));
+        // The tutorial's model and data, fetched by `cliplab run` when missing (run::inputs).
+        assert_eq!(s.model, PathBuf::from("hf://openai/clip-vit-base-patch32"));
+        assert_eq!(s.dataset, "gs://datachain-demo/newyorker_caption_contest/");
     }
 }

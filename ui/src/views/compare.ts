@@ -28,7 +28,7 @@ export async function renderCompare(root: HTMLElement, ctx: ViewCtx): Promise<vo
     legend(v),
     metricsTable(v),
     diffTable(v),
-    chartsGrid(v.charts, "compare-charts"),
+    chartsGrid(v.charts, "compare-charts", v.series),
     flipsPanel(v),
   );
 }

@@ -2,7 +2,7 @@
 
 import { api, type ColumnMap, type ImportDraft, type ImportPreview, type StoredSample } from "../bindings";
 import type { ViewCtx } from "../main";
-import { attempt, clear, h, navigate, onAppEvent, pagedGrid, thumb, when } from "../dom";
+import { attempt, clear, confirmDialog, h, navigate, onAppEvent, pagedGrid, thumb, when } from "../dom";
 
 export async function renderDatasets(root: HTMLElement, ctx: ViewCtx): Promise<void> {
   const importBox = h("div", { testid: "import-box" });
@@ -48,7 +48,7 @@ export async function renderDatasets(root: HTMLElement, ctx: ViewCtx): Promise<v
       h(
         "table",
         { class: "grid-table" },
-        h("thead", null, h("tr", null, ["Name", "Samples", "Images", "Skipped at import", "Metadata", "Imported"].map((t) => h("th", null, t)))),
+        h("thead", null, h("tr", null, ["Name", "Samples", "Images", "Skipped at import", "Metadata", "Imported", ""].map((t) => h("th", null, t)))),
         h(
           "tbody",
           null,
@@ -62,11 +62,31 @@ export async function renderDatasets(root: HTMLElement, ctx: ViewCtx): Promise<v
               h("td", { class: "num" }, d.n_skipped.toLocaleString()),
               h("td", { class: "path", title: d.metadata_path }, d.metadata_path),
               h("td", null, when(d.created_at)),
+              h("td", null, h("button", { class: "ghost mini", testid: `delete-dataset-${d.id}`, title: "Delete this dataset", on: { click: (e) => { e.stopPropagation(); void deleteDataset(d.id, d.name); } } }, "Delete…")),
             ),
           ),
         ),
       ),
     );
+  }
+  /** Deletes a dataset after a confirmation naming what goes (with the runs that use it, when there are some). */
+  async function deleteDataset(id: number, name: string): Promise<void> {
+    let withRuns = false;
+    let plan = await api.deleteDataset(id, false, false).catch(() => undefined);
+    if (!plan) {
+      withRuns = true;
+      plan = await attempt(() => api.deleteDataset(id, true, false), "delete dataset");
+      if (!plan) return;
+    }
+    const body = h(
+      "div",
+      null,
+      h("p", null, `This deletes ${plan.description}.`),
+      withRuns ? h("p", { class: "failed-text" }, `Experiments use this dataset: their runs and run folders go too.`) : null,
+      h("p", { class: "muted small" }, "Your own metadata file and image folder are never touched; only images an import extracted into the CLIP Lab home go."),
+    );
+    if (!(await confirmDialog(`Delete dataset ${name}?`, body, withRuns ? "Delete with its runs" : "Delete"))) return;
+    if (await attempt(() => api.deleteDataset(id, withRuns, true), "delete dataset")) await refresh();
   }
   await refresh();
 }

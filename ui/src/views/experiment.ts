@@ -1,6 +1,8 @@
-// New experiment: every spec field, the tutorial's defaults, validation as you type, clone an earlier spec.
+// New experiment: every spec field, the tutorial's defaults, validation as you type, clone an earlier spec. A
+// hyperparameter field may hold a comma list (and a freezing box "both"): the form then makes a sweep, one run per
+// combination, put in the queue that the app's worker runs one at a time.
 
-import { api, type DeviceChoice, type ExperimentSpec, type FieldProblem, type ModelChoice, type OptimizerKind } from "../bindings";
+import { api, type DeviceChoice, type ExperimentSpec, type FieldProblem, type GridAxis, type ModelChoice, type OptimizerKind } from "../bindings";
 import type { ViewCtx } from "../main";
 import { attempt, clear, debounce, h, navigate, routeParams } from "../dom";
 
@@ -39,19 +41,22 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
     model: h("select", { testid: "spec-model" }),
     device: select("spec-device", [["auto", "auto (GPU if there is one)"], ["cpu", "CPU"], ["cuda", "CUDA"], ["metal", "Metal"]], spec.device),
     notes: h("textarea", { testid: "spec-notes", attrs: { rows: 2 } }),
-    train: input("spec-train", spec.sample.train, "number", { min: 1 }),
-    heldout: input("spec-heldout", spec.sample.heldout, "number", { min: 0 }),
-    sampleSeed: input("spec-sample-seed", spec.sample.seed, "number", { min: 0 }),
-    epochs: input("spec-epochs", spec.train.epochs, "number", { min: 1 }),
-    batch: input("spec-batch", spec.train.batch_size, "number", { min: 1 }),
-    optimizer: select("spec-optimizer", [["adam", "Adam (L2 weight decay)"], ["adamw", "AdamW (decoupled weight decay)"]], spec.train.optimizer),
+    train: input("spec-train", spec.sample.train, "text", { inputmode: "numeric" }),
+    heldout: input("spec-heldout", spec.sample.heldout, "text", { inputmode: "numeric" }),
+    sampleSeed: input("spec-sample-seed", spec.sample.seed, "text", { inputmode: "numeric" }),
+    epochs: input("spec-epochs", spec.train.epochs, "text", { inputmode: "numeric" }),
+    batch: input("spec-batch", spec.train.batch_size, "text", { inputmode: "numeric" }),
+    optimizer: select("spec-optimizer", [["adam", "Adam (L2 weight decay)"], ["adamw", "AdamW (decoupled weight decay)"], ["adam,adamw", "both (one run each)"]], spec.train.optimizer),
     lr: input("spec-lr", spec.train.lr, "text"),
     wd: input("spec-wd", spec.train.weight_decay, "text"),
-    trainSeed: input("spec-train-seed", spec.train.seed, "number", { min: 0 }),
+    trainSeed: input("spec-train-seed", spec.train.seed, "text", { inputmode: "numeric" }),
     evalBatch: input("spec-eval-batch", spec.train.eval_batch_size, "number", { min: 1 }),
     freezeVision: check("freeze-vision", spec.freeze.vision),
     freezeText: check("freeze-text", spec.freeze.text),
     freezeScale: check("freeze-logit-scale", spec.freeze.logit_scale),
+    bothVision: check("sweep-freeze-vision", false),
+    bothText: check("sweep-freeze-text", false),
+    bothScale: check("sweep-freeze-logit-scale", false),
     lastLayers: input("freeze-last-layers", spec.freeze.train_last_layers ?? "", "number", { min: 1, placeholder: "all" }),
     save: check("spec-save", spec.save_checkpoint),
   };
@@ -83,8 +88,30 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
     "Browse…",
   );
 
+  // The swept fields: spec key, the field, and its values as typed (a comma list; one value: no sweep).
+  const listed: [string, HTMLInputElement | HTMLSelectElement][] = [
+    ["sample.train", f.train],
+    ["sample.heldout", f.heldout],
+    ["sample.seed", f.sampleSeed],
+    ["train.epochs", f.epochs],
+    ["train.batch_size", f.batch],
+    ["train.optimizer", f.optimizer],
+    ["train.lr", f.lr],
+    ["train.weight_decay", f.wd],
+    ["train.seed", f.trainSeed],
+  ];
+  const values = (el: HTMLInputElement | HTMLSelectElement) => el.value.split(",").map((v) => v.trim()).filter((v) => v !== "");
+  /** The sweep's axes: every field with two or more values, each freezing box marked "both". */
+  const grid = (): GridAxis[] => {
+    const axes: GridAxis[] = listed.filter(([, el]) => values(el).length > 1).map(([key, el]) => ({ key, values: values(el) }));
+    for (const [key, both] of [["freeze.vision", f.bothVision], ["freeze.text", f.bothText], ["freeze.logit_scale", f.bothScale]] as const) {
+      if (both.checked) axes.push({ key, values: ["false", "true"] });
+    }
+    return axes;
+  };
+  const nRuns = () => grid().reduce((n, a) => n * a.values.length, 1);
   const read = (): ExperimentSpec => {
-    const n = (el: HTMLInputElement) => (el.value.trim() === "" ? NaN : Number(el.value));
+    const n = (el: HTMLInputElement) => (values(el).length === 0 ? NaN : Number(values(el)[0]));
     const last = f.lastLayers.value.trim();
     return {
       name: f.name.value,
@@ -95,7 +122,7 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
       train: {
         epochs: n(f.epochs),
         batch_size: n(f.batch),
-        optimizer: f.optimizer.value as OptimizerKind,
+        optimizer: (values(f.optimizer)[0] ?? "adam") as OptimizerKind,
         lr: n(f.lr),
         weight_decay: n(f.wd),
         seed: n(f.trainSeed),
@@ -123,12 +150,20 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
     if (!Number.isFinite(s.train.lr)) out.push({ field: "train.lr", message: "a number, e.g. 1e-4" });
     if (!Number.isFinite(s.train.weight_decay)) out.push({ field: "train.weight_decay", message: "a number, e.g. 0 or 0.01" });
     if (s.freeze.train_last_layers !== null) int(s.freeze.train_last_layers, "freeze", 1);
+    // Every value of a list, not only the first one the spec holds.
+    for (const [key, el] of listed) {
+      if (key === "train.optimizer") continue;
+      const vs = values(el);
+      if (vs.length > 1 && vs.some((v) => !Number.isFinite(Number(v)))) out.push({ field: key, message: "numbers separated by commas, e.g. 1e-5, 3e-5" });
+    }
     return out;
   };
 
   const status = h("div", { class: "form-status", testid: "form-status" });
   const createBtn = h("button", { testid: "create-experiment" }, "Create");
   const runBtn = h("button", { class: "primary", testid: "create-and-run" }, "Create and run");
+  const queueBtn = h("button", { testid: "queue-runs", title: "Put the run(s) in the queue; the app runs the queue one run at a time" }, "Queue");
+  const count = h("span", { class: "run-count", testid: "run-count" }, "1 run");
   let valid = false;
   let seq = 0;
   const show = (errs: FieldProblem[]) => {
@@ -140,7 +175,11 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
       else general.push(e.field ? `${e.field}: ${e.message}` : e.message);
     }
     valid = errs.length === 0;
-    createBtn.disabled = runBtn.disabled = !valid;
+    const n = nRuns();
+    createBtn.disabled = !valid || n > 1;
+    runBtn.disabled = queueBtn.disabled = !valid;
+    runBtn.textContent = n > 1 ? `Queue ${n} runs` : "Create and run";
+    count.textContent = n > 1 ? `${n} runs` : "1 run";
     status.textContent = valid ? "Ready to run." : general.length ? general.join(" · ") : `${errs.length} field(s) to fix.`;
     status.className = `form-status ${valid ? "ok-text" : "failed-text"}`;
   };
@@ -156,7 +195,16 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
   root.addEventListener("input", later);
   root.addEventListener("change", later);
 
+  const enqueue = async () => {
+    await validate();
+    if (!valid) return;
+    const q = await attempt(() => api.queueRuns(read(), grid()), "queue");
+    if (!q) return;
+    navigate(q.sweep_id != null ? `/sweeps/${q.sweep_id}` : "/runs");
+  };
+  queueBtn.addEventListener("click", () => void enqueue());
   const create = async (run: boolean) => {
+    if (nRuns() > 1) return enqueue();
     await validate();
     if (!valid) return;
     const exp = await attempt(() => api.createExperiment(read()), "create experiment");
@@ -206,6 +254,7 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
         "section",
         { class: "panel" },
         h("h2", null, "Training"),
+        h("p", { class: "muted small" }, "Any of these fields may hold a comma list (lr 1e-5, 3e-5, 1e-4): the form then makes a sweep, one run per combination, queued and run one at a time."),
         h(
           "div",
           { class: "form-grid" },
@@ -225,14 +274,14 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
         h(
           "div",
           { class: "form-grid" },
-          h("label", { class: "check" }, f.freezeVision, "Vision tower"),
-          h("label", { class: "check" }, f.freezeText, "Text tower"),
-          h("label", { class: "check" }, f.freezeScale, "Temperature (logit scale)"),
+          h("span", null, h("label", { class: "check" }, f.freezeVision, "Vision tower"), h("label", { class: "check small muted" }, f.bothVision, "both")),
+          h("span", null, h("label", { class: "check" }, f.freezeText, "Text tower"), h("label", { class: "check small muted" }, f.bothText, "both")),
+          h("span", null, h("label", { class: "check" }, f.freezeScale, "Temperature (logit scale)"), h("label", { class: "check small muted" }, f.bothScale, "both")),
           field("freeze", "Train only the last N layers", f.lastLayers, "empty: all layers"),
         ),
         h("label", { class: "check" }, f.save, "Save the fine-tuned checkpoint (needed for export)"),
       ),
-      h("div", { class: "actions sticky" }, status, createBtn, runBtn),
+      h("div", { class: "actions sticky" }, status, count, createBtn, queueBtn, runBtn),
     ),
   );
   await validate();

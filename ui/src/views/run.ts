@@ -1,14 +1,15 @@
 // One run: live progress while it runs, then its metrics, charts, spec, log and per-sample cards.
 
-import { api, type ChartSvg, type RunView, type SampleCard, type SampleSort, type Split } from "../bindings";
+import { api, type ChartSvg, type RunSeries, type RunView, type SampleCard, type SampleSort, type Split } from "../bindings";
+import { lossChart } from "../chart";
 import type { ViewCtx } from "../main";
 import { pushToMlflow } from "./mlflow";
-import { attempt, badge, bar, clear, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, svgNode, thumb, when } from "../dom";
+import { attempt, badge, bar, bytes, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, svgNode, tagChips, thumb, when } from "../dom";
 
 const BEFORE = "#9AA0A6";
 
 export async function renderRun(root: HTMLElement, ctx: ViewCtx, id: number): Promise<void> {
-  const view = await api.runView(id);
+  const [view, labels] = await Promise.all([api.runView(id), api.runLabels(id)]);
   if (ctx.left()) return;
   const info = view.detail.info;
   const live = info.status === "running" || info.status === "queued";
@@ -20,6 +21,24 @@ export async function renderRun(root: HTMLElement, ctx: ViewCtx, id: number): Pr
   const exportReport = async () => {
     const r = await attempt(() => api.exportReport([id]), "export charts");
     if (r) clear(exportMsg, h("div", { class: "panel ok" }, `${r.files.length} charts and CSV written to `, h("span", { class: "path", testid: "exported-path" }, r.dir)));
+  };
+  const archive = async () => {
+    if (await done(() => api.setArchived([id], !labels.run.archived), "archive")) void renderAgain();
+  };
+  const deleteRun = async () => {
+    const plan = await attempt(() => api.deleteRuns([id], false), "delete");
+    if (!plan) return;
+    if (!(await confirmDialog(`Delete run #${id}?`, h("p", null, `This deletes ${plan.description}: the run's records and its folder on disk. It cannot be undone.`), "Delete"))) return;
+    if ((await attempt(() => api.deleteRuns([id], true), "delete")) !== undefined) navigate("/runs");
+  };
+  const deleteCheckpoint = async () => {
+    const ok = await confirmDialog(`Delete run #${id}'s checkpoint?`, h("p", null, "Its fine-tuned weights are deleted from the disk; the run's records (losses, scores, metrics) stay. It can no longer be exported."), "Delete checkpoint");
+    if (!ok) return;
+    const freed = await attempt(() => api.deleteCheckpoint(id), "delete checkpoint");
+    if (freed !== undefined) {
+      clear(exportMsg, h("div", { class: "panel ok", testid: "checkpoint-deleted" }, `Checkpoint deleted (${bytes(freed)} freed).`));
+      window.setTimeout(() => void renderAgain(), 800);
+    }
   };
   const again = async () => {
     const r = await attempt(() => api.startRun(info.experiment_id), "run again");
@@ -39,6 +58,9 @@ export async function renderRun(root: HTMLElement, ctx: ViewCtx, id: number): Pr
         h("button", { testid: "push-mlflow", on: { click: () => void attempt(() => pushToMlflow([id]), "push to MLflow") } }, "Push to MLflow…"),
         h("button", { testid: "clone-spec", on: { click: () => navigate(`/new?from=${info.experiment_id}`) } }, "Clone spec"),
         h("button", { testid: "run-again", attrs: { disabled: live }, on: { click: again } }, "Run again"),
+        h("button", { testid: "archive-run", on: { click: archive } }, labels.run.archived ? "Unarchive" : "Archive"),
+        h("button", { testid: "delete-checkpoint", attrs: { disabled: !view.detail.checkpoint || live }, on: { click: deleteCheckpoint } }, "Delete checkpoint…"),
+        h("button", { class: "danger", testid: "delete-run", attrs: { disabled: live }, on: { click: deleteRun } }, "Delete run…"),
       ),
     ),
     h(
@@ -55,8 +77,9 @@ export async function renderRun(root: HTMLElement, ctx: ViewCtx, id: number): Pr
     root.appendChild(livePanel(view, ctx, () => void renderAgain()));
   } else {
     root.appendChild(summaryTiles(view));
-    root.appendChild(chartsGrid(view.charts, "run-charts"));
+    root.appendChild(chartsGrid(view.charts, "run-charts", view.series));
   }
+  root.appendChild(labelsPanel(id, labels, () => void renderAgain()));
   root.appendChild(specPanel(view));
   if (view.summary) root.appendChild(await samplesPanel(id, view.colour, ctx));
 
@@ -111,7 +134,15 @@ function livePanel(view: RunView, ctx: ViewCtx, finished: () => void): HTMLEleme
   setProgress(info.phase_done ?? 0, info.phase_total ?? 0, info.phase_eta_s);
   const cancel = h(
     "button",
-    { class: "danger", testid: "cancel-run", on: { click: async () => { cancel.disabled = true; cancel.textContent = "Cancelling…"; await attempt(() => api.cancelRun(id), "cancel"); } } },
+    { class: "danger", testid: "cancel-run", on: {
+        click: async () => {
+          cancel.disabled = true;
+          cancel.textContent = "Cancelling…";
+          // A run still waiting in the queue is taken out of it; a running one stops after its step.
+          const running = await api.cancelRun(id).then(() => true, () => false);
+          if (!running && (await done(() => api.cancelQueued(id), "cancel"))) finished();
+        },
+      } },
     "Cancel run",
   );
   const drawChart = () => clear(chart, lossSparkline(steps, view.colour));
@@ -193,11 +224,58 @@ export function lossSparkline(points: [number, number][], colour: string): Node 
   return svg;
 }
 
-export function chartsGrid(charts: ChartSvg[], testid: string): HTMLElement {
+/** The charts; with `series`, the step-loss chart is the interactive one drawn in the page. */
+export function chartsGrid(charts: ChartSvg[], testid: string, series?: RunSeries[]): HTMLElement {
   return h(
     "section",
     { class: "charts", testid },
-    charts.map((c) => h("figure", { class: "chart", testid: `chart-${c.name}`, attrs: { "data-chart": c.name } }, svgNode(c.svg))),
+    charts.map((c) =>
+      series && c.name === "loss_steps" ? lossChart(series, `chart-${c.name}`, c.title) : h("figure", { class: "chart", testid: `chart-${c.name}`, attrs: { "data-chart": c.name } }, svgNode(c.svg)),
+    ),
+  );
+}
+
+async function deleteExperiment(experimentId: number): Promise<void> {
+  const plan = await attempt(() => api.deleteExperiment(experimentId, false), "delete experiment");
+  if (!plan) return;
+  if (!(await confirmDialog(`Delete experiment #${experimentId}?`, h("p", null, `This deletes ${plan.description}. It cannot be undone.`), "Delete"))) return;
+  if ((await attempt(() => api.deleteExperiment(experimentId, true), "delete experiment")) !== undefined) navigate("/runs");
+}
+
+/** Tags and notes of the run and of its experiment, editable. */
+function labelsPanel(id: number, labels: import("../bindings").LabelsView, changed: () => void): HTMLElement {
+  const tagRow = (what: "run" | "experiment", tags: string[]) => {
+    const input = h("input", { class: "tag-input", testid: `${what}-tag-input`, attrs: { placeholder: "add a tag", maxlength: 64 } });
+    const set = async (tag: string, on: boolean) => {
+      const ok = what === "run" ? await done(() => api.tagRun(id, tag, on), "tag") : await done(() => api.tagExperiment(labels.experiment_id, tag, on), "tag");
+      if (ok) changed();
+    };
+    const add = () => {
+      const t = input.value.trim();
+      if (t) void set(t, true);
+    };
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") add(); });
+    return h("div", { class: "tag-row", testid: `${what}-tags` }, h("span", { class: "muted small" }, what === "run" ? "Run tags" : "Experiment tags"), tagChips(tags, (t) => void set(t, false), `${what}-tag`), input, h("button", { class: "mini", testid: `${what}-tag-add`, on: { click: add } }, "Add"));
+  };
+  const noteBox = (what: "run" | "experiment", note: string) => {
+    const area = h("textarea", { testid: `${what}-note`, attrs: { rows: 2, placeholder: what === "run" ? "A note on this run" : "A note on its experiment" } });
+    area.value = note;
+    const status = h("span", { class: "small muted", testid: `${what}-note-status` });
+    area.addEventListener("change", async () => {
+      const ok = what === "run" ? await done(() => api.setRunNote(id, area.value), "note") : await done(() => api.setExperimentNote(labels.experiment_id, area.value), "note");
+      if (ok) status.textContent = "saved";
+    });
+    return h("label", { class: "field" }, h("span", null, what === "run" ? "Run note" : "Experiment note"), area, status);
+  };
+  return h(
+    "section",
+    { class: "panel labels-panel", testid: "labels-panel" },
+    h("h2", null, "Tags and notes"),
+    labels.run.archived ? h("p", { class: "chip warn", testid: "archived-mark" }, "archived") : null,
+    tagRow("run", labels.run.tags),
+    tagRow("experiment", labels.experiment_tags),
+    h("p", { class: "small" }, h("button", { class: "ghost mini failed-text", testid: "delete-experiment", on: { click: () => void deleteExperiment(labels.experiment_id) } }, "Delete the experiment and all its runs…")),
+    h("div", { class: "two-col" }, noteBox("run", labels.run.note), noteBox("experiment", labels.experiment_note)),
   );
 }
 

@@ -37,7 +37,8 @@ impl App {
         let images = self.image_ids(runs[0].info.dataset_id)?;
         let flip_cards = flip_cards(a, b, &flips, &images);
         let diff = analysis::json_diff(&data.iter().map(|d| &d.hyperparameters).collect::<Vec<_>>());
-        Ok(CompareView { runs, charts, diff, flips, flip_cards })
+        let series = self.series(run_ids)?;
+        Ok(CompareView { runs, charts, diff, flips, flip_cards, series })
     }
 
     /// Asks for a folder and copies the run's checkpoint into `<folder>/cliplab-run-<id>`.

@@ -3,12 +3,16 @@
 //! (`tests/commands.rs`) with a scripted picker and a recording event sink.
 //!
 //! By concern: [`datasets`] (listing, import drafts, thumbnails), [`experiments`] (models, the form's checks),
-//! [`runs`] (worker threads, the run-detail screen), [`compare`] (runs side by side, exports), [`remote`] (MLflow push and pull), [`events`] (the
-//! core's events to the window).
+//! [`runs`] (worker threads, the run-detail screen), [`compare`] (runs side by side, exports), [`manage`] (the
+//! runs table, tags, notes, archiving, deleting), [`queue`] (the queue's background worker, sweeps, the loss
+//! series of the interactive charts), [`remote`] (MLflow push and
+//! pull, model downloads, imports from URLs).
 
 mod compare;
 mod datasets;
 mod experiments;
+mod manage;
+mod queue;
 mod remote;
 mod runs;
 
@@ -70,6 +74,10 @@ pub struct App {
     samples: Mutex<HashMap<i64, Arc<Vec<StoredSample>>>>,
     finished_runs: Mutex<HashMap<i64, Arc<RunData>>>,
     recovered: Vec<i64>,
+    /// Whether the queue's background worker is running.
+    worker: Mutex<bool>,
+    /// The last disk measurement and when it was taken.
+    disk: Mutex<Option<(std::time::Instant, ::experiments::run::checkpoint::DiskUsage)>>,
     /// Demo size used by the "demo data" button (overridable for tests).
     pub demo: DemoOptions,
 }
@@ -96,10 +104,18 @@ impl App {
             samples: Mutex::default(),
             finished_runs: Mutex::default(),
             recovered,
+            worker: Mutex::new(false),
+            disk: Mutex::default(),
             demo: DemoOptions::default(),
         };
         app.refresh_models()?;
-        Ok(Arc::new(app))
+        let queued = app.store().queue_len()?;
+        let app = Arc::new(app);
+        // Runs left in the queue when the app last closed go on now.
+        if queued > 0 {
+            app.kick_queue();
+        }
+        Ok(app)
     }
 
     pub fn home(&self) -> &Path {

@@ -126,6 +126,7 @@ impl App {
             summary: has_scores.then(|| analysis::summarize(&data)),
             detail,
             charts,
+            series: self.series(&[run_id])?,
             colour: plots::palette_hex(0),
         })
     }

@@ -37,7 +37,8 @@ fn import(opts: &ImportOptions, store: &mut Store, ctx: &Ctx, json: bool) -> Res
     if store.datasets()?.iter().any(|d| d.name == wanted) {
         bail!("a dataset named `{wanted}` already exists; choose another name");
     }
-    let mut imported = match data::import(opts, &mut ctx.progress(json), ctx.cancel.clone()) {
+    // Local paths and gs:// / s3:// / https:// URLs alike (URLs are fetched into the home's cache first).
+    let mut imported = match data::remote::import_any(opts, &ctx.home, &mut ctx.progress(json), ctx.cancel.clone()) {
         Ok(d) => d,
         Err(experiments::Error::Cancelled) => bail!("import cancelled: nothing was stored"),
         Err(e) => return Err(e.into()),
@@ -94,6 +95,9 @@ fn show(store: &Store, dataset: &str, limit: usize, json: bool) -> Result<()> {
     }
     println!("dataset {} `{}`: {} samples, {} images, {} rows skipped", d.id, d.name, d.n_samples, d.n_images, d.n_skipped);
     println!("metadata: {}", d.metadata_path.display());
+    if let Some(images) = &d.images_dir {
+        println!("images: {}", images.display());
+    }
     println!("content hash: {}", d.content_hash);
     for s in samples.iter().take(limit) {
         println!("\nrow {}  {}", s.row, s.filename);

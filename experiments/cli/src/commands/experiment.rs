@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use experiments::run::runner;
+use experiments::run::{inputs, runner};
 use experiments::run::spec::ExperimentSpec;
 
 use super::Ctx;
@@ -13,6 +13,7 @@ use crate::output::print_outcome;
 pub fn create(spec: &Path, ctx: &Ctx, json: bool) -> Result<()> {
     let mut store = ctx.open()?;
     let spec = ctx.apply_device(ExperimentSpec::from_file(spec)?);
+    inputs::prepare(&mut store, &ctx.home, &spec, &mut ctx.progress(json), &ctx.cancel)?;
     let id = runner::create_experiment(&mut store, &spec)?;
     tracing::info!(id, name = %spec.name, "experiment created");
     if json {
@@ -37,10 +38,12 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `run`: records the experiment a spec describes and runs it, showing progress; Ctrl-C stops it between steps.
+/// `run`: fetches what the spec names and this machine lacks (a hub model, a dataset URL), records the experiment
+/// and runs it, showing progress; Ctrl-C stops it between steps.
 pub fn run(spec: &Path, ctx: &Ctx, json: bool) -> Result<()> {
     let mut store = ctx.open()?;
     let spec = ctx.apply_device(ExperimentSpec::from_file(spec)?);
+    inputs::prepare(&mut store, &ctx.home, &spec, &mut ctx.progress(json), &ctx.cancel)?;
     let id = runner::create_experiment(&mut store, &spec)?;
     tracing::info!(experiment = id, name = %spec.name, "running experiment");
     let out = runner::run_experiment(&mut store, &ctx.home, id, &mut ctx.progress(json), ctx.cancel.clone())?;

@@ -5,6 +5,7 @@ pub mod dataset;
 pub mod demo;
 pub mod disk;
 pub mod experiment;
+pub mod hub;
 pub mod manage;
 pub mod mlflow;
 pub mod model;

@@ -51,9 +51,11 @@ pub fn bench(args: BenchArgs, ctx: &Ctx, json: bool) -> Result<()> {
     let device = device::select(ctx.device())?;
     let mut opts = match &args.model {
         Some(dir) => {
+            // A hub id (pulled when the cache lacks it) or a folder.
+            let dir = experiments::model::hub::resolve(dir)?;
             let cfg = ClipConfig::from_file(&dir.join(engine::CONFIG_FILE))?;
             let mut o = BenchOptions::new(cfg);
-            o.weights = Some(dir.join(engine::WEIGHTS_FILE));
+            o.weights = Some(engine::weights_file(&dir)?);
             o
         }
         None => BenchOptions::new(ClipConfig::preset(&args.preset)?),

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use experiments::events::Observer;
-use experiments::run::runner;
+use experiments::run::{inputs, runner};
 use experiments::run::spec::ExperimentSpec;
 use experiments::run::store::NewRun;
 use experiments::run::sweep::{self, GridAxis};
@@ -18,6 +18,7 @@ use crate::output::print_summary_table;
 pub fn run(spec: &Path, grid: &[String], enqueue: bool, ctx: &Ctx, json: bool) -> Result<()> {
     let mut store = ctx.open()?;
     let spec = ctx.apply_device(ExperimentSpec::from_file(spec)?);
+    inputs::prepare(&mut store, &ctx.home, &spec, &mut ctx.progress(json), &ctx.cancel)?;
     if grid.is_empty() {
         let ds = runner::check_experiment(&store, &spec)?;
         let run = store.enqueue_new_run(&NewRun { spec, dataset_id: ds.id })?;

@@ -107,7 +107,7 @@ fn layer_index(name: &str) -> Option<usize> {
 /// Where the weights come from.
 #[derive(Debug, Clone)]
 pub enum WeightSource {
-    /// A `model.safetensors` file with Hugging Face key names.
+    /// A `model.safetensors` (or `pytorch_model.bin`) file with Hugging Face key names.
     File(PathBuf),
     /// Several safetensors files whose tensors together make the model (a sharded folder's shards, as listed by
     /// its `model.safetensors.index.json`); a tensor in two of them is an error.
@@ -454,6 +454,55 @@ impl candle_nn::var_builder::SimpleBackend for ParamBackend {
     }
 }
 
+/// Whether `path` is a PyTorch checkpoint (`pytorch_model.bin`, read with candle's pickle reader) rather than
+/// safetensors.
+fn is_pytorch(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "bin" || e == "pt" || e == "pth")
+}
+
+/// Reads a PyTorch checkpoint (`torch.save`'s zip format, as `pytorch_model.bin` is) into CPU tensors.
+pub fn read_pytorch(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let tensors = candle_core::pickle::read_all(path)
+        .map_err(|e| Error::bad_file(path, format!("not a PyTorch checkpoint candle can read: {e}")))?;
+    Ok(tensors.into_iter().collect())
+}
+
+/// Checks a weights file against `config`: a safetensors file from its header ([`check_safetensors`]), a PyTorch
+/// checkpoint by reading it (its format has no header to check alone).
+pub fn check_weights(path: &Path, config: &ClipConfig) -> Result<()> {
+    if !is_pytorch(path) {
+        return check_safetensors(path, config);
+    }
+    let tensors = read_pytorch(path)?;
+    for (name, shape) in expected_shapes(config)? {
+        let Some(t) = tensors.get(&name) else {
+            return Err(Error::BadTensor {
+                path: path.to_path_buf(),
+                name,
+                message: format!("missing (expected shape {shape:?}); is this a CLIP checkpoint of this config?"),
+            });
+        };
+        if t.dims() != shape.as_slice() {
+            return Err(Error::BadTensor {
+                path: path.to_path_buf(),
+                name,
+                message: format!("shape {:?} does not match config.json (expected {shape:?})", t.dims()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads a weights file into CPU tensors, naming the file in every error: safetensors, or a PyTorch checkpoint
+/// (`.bin`).
+pub fn read_weights(path: &Path) -> Result<HashMap<String, Tensor>> {
+    if is_pytorch(path) {
+        read_pytorch(path)
+    } else {
+        read_safetensors(path)
+    }
+}
+
 /// Reads a safetensors file into CPU tensors, naming the file in every error.
 pub fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     let bytes = crate::error::read_file(path)?;
@@ -470,7 +519,7 @@ pub fn build_model(
 ) -> Result<(ClipModel, ParamStore)> {
     let source = match source {
         WeightSource::File(path) => {
-            let tensors = read_safetensors(&path)?;
+            let tensors = read_weights(&path)?;
             Source::Checkpoint { path, tensors }
         }
         WeightSource::Files(paths) => {

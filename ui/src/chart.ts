@@ -1,0 +1,192 @@
+// Interactive loss chart drawn in the page (the exported charts stay the core's plotters SVG/PNG): hover shows
+// every visible run's exact loss at that step, clicking a legend entry hides a run, a smoothing slider (an
+// exponential moving average with W&B's debiasing), log scale, and x by step or epoch.
+
+import type { RunSeries } from "./bindings";
+import { h } from "./dom";
+
+const NS = "http://www.w3.org/2000/svg";
+// The SVG is drawn in CSS pixels at the width it gets, so text sizes are what the screen shows.
+const FONT = 12;
+const HEIGHT = 300;
+const PAD = { l: 58, r: 16, t: 14, b: 40 };
+
+type Pt = { x: number; step: number; epoch: number; loss: number; shown: number };
+
+/** EMA with the debiasing W&B uses: `s_t = (a·s_{t-1} + (1-a)·x_t)`, divided by `1 - a^t`. */
+export function smooth(ys: number[], a: number): number[] {
+  if (a <= 0) return ys.slice();
+  let s = 0;
+  return ys.map((y, i) => {
+    s = a * s + (1 - a) * y;
+    return s / (1 - a ** (i + 1));
+  });
+}
+
+/** x of each step: the step, or the epoch with the steps spread over it (epoch 1's steps between 0 and 1). */
+function xs(series: RunSeries, byEpoch: boolean): number[] {
+  if (!byEpoch) return series.steps.map((s) => s.step);
+  const perEpoch = new Map<number, number>();
+  for (const s of series.steps) perEpoch.set(s.epoch, (perEpoch.get(s.epoch) ?? 0) + 1);
+  const seen = new Map<number, number>();
+  return series.steps.map((s) => {
+    const k = seen.get(s.epoch) ?? 0;
+    seen.set(s.epoch, k + 1);
+    return s.epoch - 1 + (k + 1) / (perEpoch.get(s.epoch) ?? 1);
+  });
+}
+
+/** A loss value as the tooltip shows it (the test compares it with the store's, formatted alike). */
+export function lossText(x: number): string {
+  return x.toFixed(5);
+}
+
+function niceTicks(lo: number, hi: number, n: number): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+function svgEl(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
+  const e = document.createElementNS(NS, tag) as SVGElement;
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** The interactive step-loss chart of `series` (a figure with `testid`, its polylines in each run's colour). */
+export function lossChart(series: RunSeries[], testid: string, title = "Training loss per step"): HTMLElement {
+  const hidden = new Set<number>();
+  const smoothing = h("input", { testid: "smoothing", attrs: { type: "range", min: 0, max: 0.99, step: 0.01, value: 0 } });
+  const smoothText = h("span", { class: "small muted", testid: "smoothing-value" }, "0");
+  const logScale = h("input", { testid: "log-scale", attrs: { type: "checkbox" } });
+  const xAxis = h("select", { testid: "x-axis" }, h("option", { attrs: { value: "step" } }, "x: step"), h("option", { attrs: { value: "epoch" } }, "x: epoch"));
+  const plot = h("div", { class: "plot" });
+  const tip = h("div", { class: "chart-tip", testid: "chart-tooltip" });
+  const legend = h("div", { class: "chart-legend", testid: "chart-legend" });
+  let pts: Map<number, Pt[]> = new Map();
+  let scale = { x: (v: number) => v, y: (v: number) => v, x0: 0, x1: 1 };
+
+  const drawLegend = () => {
+    legend.replaceChildren(
+      ...series.map((s) =>
+        h(
+          "button",
+          {
+            class: `legend-entry${hidden.has(s.run_id) ? " off" : ""}`,
+            testid: `legend-${s.run_id}`,
+            title: hidden.has(s.run_id) ? "Show this run" : "Hide this run",
+            on: { click: () => { if (hidden.has(s.run_id)) hidden.delete(s.run_id); else hidden.add(s.run_id); draw(); } },
+          },
+          h("span", { class: "swatch", style: `background:${s.colour}` }),
+          s.label,
+        ),
+      ),
+    );
+  };
+
+  const draw = () => {
+    drawLegend();
+    const a = Number(smoothing.value);
+    smoothText.textContent = a.toFixed(2);
+    const log = logScale.checked;
+    const byEpoch = xAxis.value === "epoch";
+    const width = Math.max(320, plot.clientWidth || 640);
+    pts = new Map();
+    for (const s of series) {
+      if (hidden.has(s.run_id) || s.steps.length === 0) continue;
+      const x = xs(s, byEpoch);
+      const sm = smooth(s.steps.map((p) => p.loss), a);
+      pts.set(s.run_id, s.steps.map((p, i) => ({ x: x[i], step: p.step, epoch: p.epoch, loss: p.loss, shown: sm[i] })));
+    }
+    const all = [...pts.values()].flat();
+    const svg = svgEl("svg", { width, height: HEIGHT, viewBox: `0 0 ${width} ${HEIGHT}`, "font-size": FONT, "font-family": "inherit" });
+    if (all.length === 0) {
+      svg.appendChild(svgEl("text", { x: width / 2, y: HEIGHT / 2, "text-anchor": "middle", fill: "#888" }, series.some((s) => s.steps.length) ? "every run is hidden" : "no step recorded yet"));
+      plot.replaceChildren(svg);
+      return;
+    }
+    const ty = (v: number) => (log ? Math.log10(Math.max(v, 1e-12)) : v);
+    const x0 = Math.min(...all.map((p) => p.x));
+    const x1 = Math.max(...all.map((p) => p.x), x0 + 1);
+    const ys = all.flatMap((p) => [ty(p.shown), ty(p.loss)]);
+    let y0 = Math.min(...ys);
+    let y1 = Math.max(...ys);
+    if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
+    const sx = (v: number) => PAD.l + ((v - x0) / (x1 - x0)) * (width - PAD.l - PAD.r);
+    const sy = (v: number) => HEIGHT - PAD.b - ((ty(v) - y0) / (y1 - y0)) * (HEIGHT - PAD.t - PAD.b);
+    scale = { x: sx, y: sy, x0, x1 };
+    // Axes, grid and labels.
+    for (const t of niceTicks(x0, x1, 8)) {
+      svg.appendChild(svgEl("line", { x1: sx(t), x2: sx(t), y1: PAD.t, y2: HEIGHT - PAD.b, stroke: "#eceef4" }));
+      svg.appendChild(svgEl("text", { x: sx(t), y: HEIGHT - PAD.b + 16, "text-anchor": "middle", fill: "#555" }, String(t)));
+    }
+    for (const t of niceTicks(y0, y1, 5)) {
+      const v = log ? 10 ** t : t;
+      const y = HEIGHT - PAD.b - ((t - y0) / (y1 - y0)) * (HEIGHT - PAD.t - PAD.b);
+      svg.appendChild(svgEl("line", { x1: PAD.l, x2: width - PAD.r, y1: y, y2: y, stroke: "#eceef4" }));
+      svg.appendChild(svgEl("text", { x: PAD.l - 6, y: y + 4, "text-anchor": "end", fill: "#555" }, Number(v.toPrecision(3)).toString()));
+    }
+    svg.appendChild(svgEl("text", { x: (PAD.l + width - PAD.r) / 2, y: HEIGHT - 6, "text-anchor": "middle", fill: "#333" }, byEpoch ? "epoch" : "step"));
+    svg.appendChild(svgEl("text", { x: 14, y: (PAD.t + HEIGHT - PAD.b) / 2, "text-anchor": "middle", fill: "#333", transform: `rotate(-90 14 ${(PAD.t + HEIGHT - PAD.b) / 2})` }, log ? "loss (log)" : "loss"));
+    for (const s of series) {
+      const p = pts.get(s.run_id);
+      if (!p) continue;
+      if (a > 0) {
+        svg.appendChild(svgEl("polyline", { points: p.map((q) => `${sx(q.x).toFixed(1)},${sy(q.loss).toFixed(1)}`).join(" "), fill: "none", stroke: s.colour, "stroke-opacity": 0.25, "stroke-width": 1, class: "raw" }));
+      }
+      svg.appendChild(svgEl("polyline", { points: p.map((q) => `${sx(q.x).toFixed(1)},${sy(q.shown).toFixed(1)}`).join(" "), fill: "none", stroke: s.colour, "stroke-width": 2, "data-run": s.run_id }));
+    }
+    svg.appendChild(svgEl("line", { class: "hover-line", x1: 0, x2: 0, y1: PAD.t, y2: HEIGHT - PAD.b, stroke: "#888", "stroke-dasharray": "3 3", visibility: "hidden" }));
+    svg.addEventListener("mousemove", (e) => hover(svg, e));
+    svg.addEventListener("mouseleave", () => { tip.style.display = "none"; svg.querySelector(".hover-line")?.setAttribute("visibility", "hidden"); });
+    plot.replaceChildren(svg);
+  };
+
+  const hover = (svg: SVGElement, e: MouseEvent) => {
+    const r = svg.getBoundingClientRect();
+    const px = e.clientX - r.left;
+    const want = scale.x0 + ((px - PAD.l) / (r.width - PAD.l - PAD.r)) * (scale.x1 - scale.x0);
+    // The step nearest the pointer among every visible run; each run's value at that x.
+    let best: Pt | undefined;
+    for (const p of pts.values()) for (const q of p) if (!best || Math.abs(q.x - want) < Math.abs(best.x - want)) best = q;
+    if (!best) return;
+    const at = best.x;
+    const line = svg.querySelector(".hover-line");
+    line?.setAttribute("x1", String(scale.x(at)));
+    line?.setAttribute("x2", String(scale.x(at)));
+    line?.setAttribute("visibility", "visible");
+    const rows: HTMLElement[] = [];
+    for (const s of series) {
+        const q = pts.get(s.run_id)?.find((p) => p.x === at);
+        if (!q) continue;
+        const smoothed = Number(smoothing.value) > 0 ? h("span", { class: "muted" }, ` (smoothed ${lossText(q.shown)})`) : null;
+        rows.push(h("div", { testid: `tip-run-${s.run_id}`, attrs: { "data-step": q.step } }, h("span", { class: "swatch", style: `background:${s.colour}` }), ` ${s.label}: `, h("b", { testid: "tip-value" }, lossText(q.loss)), smoothed));
+    }
+    tip.replaceChildren(h("div", { class: "muted", testid: "tip-step" }, `step ${best.step} · epoch ${best.epoch}`), ...rows);
+    tip.style.display = "block";
+    const left = Math.min(px + 14, r.width - 260);
+    tip.style.left = `${Math.max(0, left)}px`;
+    tip.style.top = `${PAD.t}px`;
+  };
+
+  for (const el of [smoothing, logScale, xAxis]) el.addEventListener("input", draw);
+  xAxis.addEventListener("change", draw);
+  const fig = h(
+    "figure",
+    { class: "chart interactive", testid, attrs: { "data-chart": "loss_steps" } },
+    h("div", { class: "chart-head" }, h("b", null, title), h("label", { class: "inline-group small" }, "smoothing", smoothing, smoothText), h("label", { class: "inline-group small" }, logScale, "log scale"), xAxis),
+    h("div", { class: "plot-wrap" }, plot, tip),
+    legend,
+  );
+  // Drawn once it has a width; again when the window resizes.
+  requestAnimationFrame(draw);
+  const ro = new ResizeObserver(() => draw());
+  ro.observe(plot);
+  draw();
+  return fig;
+}
