@@ -504,60 +504,6 @@ export type Exported = { dir: string, files: Array<string>, };
 
 export type AppEvent = { "type": "run", run_id: number, event: Event, } | { "type": "run_finished", run_id: number, status: RunStatus, error: string | null, } | { "type": "import", token: number, event: Event, } | { "type": "job", job: number, event: Event, };
 
-export type MlflowDefaults = { 
-/**
- * `MLFLOW_TRACKING_URI`, else the server this home last reached; `null`: none yet.
- */
-tracking_uri: string | null, };
-
-export type MlflowPushRequest = { run_ids: Array<number>, 
-/**
- * `null` or empty: the default tracking server.
- */
-tracking_uri: string | null, 
-/**
- * The MLflow experiment; `null` or empty: each run's CLIP Lab experiment name.
- */
-experiment: string | null, 
-/**
- * Upload the fine-tuned checkpoint folder too.
- */
-with_checkpoint: boolean, };
-
-export type PushedRun = { run: number, remote_run_id: string, 
-/**
- * The run's page in the MLflow UI.
- */
-url: string, 
-/**
- * This push created the MLflow run (false: it updated the one pushed before).
- */
-created: boolean, metrics_logged: number, artifacts: number, warnings: Array<string>, };
-
-export type MlflowPullRequest = { 
-/**
- * `null` or empty: the default tracking server.
- */
-tracking_uri: string | null, experiment: string, 
-/**
- * MLflow run ids; empty: every run CLIP Lab pushed to the experiment.
- */
-remote_run_ids: Array<string>, };
-
-export type PulledRuns = { 
-/**
- * The local ids of the pulled runs (read-only copies).
- */
-runs: Array<number>, 
-/**
- * How many of them replaced an earlier copy.
- */
-replaced: number, 
-/**
- * Runs left out, each with why.
- */
-skipped: Array<string>, };
-
 export type RunLabels = { run_id: number, sweep_id: number | null, 
 /**
  * 1-based place in the queue while it waits there.
@@ -651,6 +597,60 @@ export type SweepPoint = { run_id: number, values: Array<string>, metric: number
 
 export type SweepView = { id: number, name: string, axes: Array<string>, metric_name: string, points: Array<SweepPoint>, best_run: number | null, series: Array<RunSeries>, };
 
+export type MlflowDefaults = { 
+/**
+ * `MLFLOW_TRACKING_URI`, else the server this home last reached; `null`: none yet.
+ */
+tracking_uri: string | null, };
+
+export type MlflowPushRequest = { run_ids: Array<number>, 
+/**
+ * `null` or empty: the default tracking server.
+ */
+tracking_uri: string | null, 
+/**
+ * The MLflow experiment; `null` or empty: each run's CLIP Lab experiment name.
+ */
+experiment: string | null, 
+/**
+ * Upload the fine-tuned checkpoint folder too.
+ */
+with_checkpoint: boolean, };
+
+export type PushedRun = { run: number, remote_run_id: string, 
+/**
+ * The run's page in the MLflow UI.
+ */
+url: string, 
+/**
+ * This push created the MLflow run (false: it updated the one pushed before).
+ */
+created: boolean, metrics_logged: number, artifacts: number, warnings: Array<string>, };
+
+export type MlflowPullRequest = { 
+/**
+ * `null` or empty: the default tracking server.
+ */
+tracking_uri: string | null, experiment: string, 
+/**
+ * MLflow run ids; empty: every run CLIP Lab pushed to the experiment.
+ */
+remote_run_ids: Array<string>, };
+
+export type PulledRuns = { 
+/**
+ * The local ids of the pulled runs (read-only copies).
+ */
+runs: Array<number>, 
+/**
+ * How many of them replaced an earlier copy.
+ */
+replaced: number, 
+/**
+ * Runs left out, each with why.
+ */
+skipped: Array<string>, };
+
 /** The event (Tauri's, or the server-sent event's name) that carries {@link AppEvent}s. */
 export const EVENT_NAME = "app-event";
 
@@ -660,6 +660,7 @@ export const api = {
   listDatasets: (): Promise<Array<DatasetInfo>> => invoke("list_datasets"),
   datasetSamples: (datasetId: number, query: SampleQuery): Promise<SamplePage> => invoke("dataset_samples", { datasetId, query }),
   pickImport: (): Promise<ImportDraft | null> => invoke("pick_import"),
+  importUrl: (metadata: string, images: string | null): Promise<ImportDraft> => invoke("import_url", { metadata, images }),
   demoImport: (images: number): Promise<ImportDraft> => invoke("demo_import", { images }),
   previewImport: (token: number, name: string, columns: ColumnMap): Promise<ImportPreview> => invoke("preview_import", { token, name, columns }),
   confirmImport: (token: number, skipBadRows: boolean): Promise<DatasetInfo> => invoke("confirm_import", { token, skipBadRows }),
@@ -667,6 +668,7 @@ export const api = {
   listExperiments: (): Promise<Array<ExperimentInfo>> => invoke("list_experiments"),
   listModels: (): Promise<Array<ModelChoice>> => invoke("list_models"),
   pickModel: (): Promise<ModelChoice | null> => invoke("pick_model"),
+  pullModel: (job: number, repo: string): Promise<ModelChoice> => invoke("pull_model", { job, repo }),
   defaultSpec: (): Promise<ExperimentSpec> => invoke("default_spec"),
   checkSpec: (spec: ExperimentSpec): Promise<Array<FieldProblem>> => invoke("check_spec", { spec }),
   createExperiment: (spec: ExperimentSpec): Promise<ExperimentInfo> => invoke("create_experiment", { spec }),

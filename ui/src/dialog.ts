@@ -24,8 +24,10 @@ export interface JobDialog<T> {
   startLabel: string;
   /** Runs the job; rejects with the command's readable message. */
   start(values: Record<string, string>, job: number): Promise<T>;
-  /** What to show once it is done (the dialog stays open until closed). */
+  /** What to show once it is done (the dialog stays open until closed, unless `closeOnDone`). */
   done(result: T): Node | string;
+  /** Close as soon as the job succeeds (the caller goes on with the result). */
+  closeOnDone?: boolean;
 }
 
 let nextJob = Math.floor(Math.random() * 1_000_000_000);
@@ -101,6 +103,11 @@ export function openJobDialog<T>(d: JobDialog<T>): Promise<T | undefined> {
       clear(status, h("span", { class: "muted" }, "Starting…"));
       try {
         result = await d.start(values, job);
+        if (d.closeOnDone) {
+          running = null;
+          close();
+          return;
+        }
         clear(status, h("div", { class: "ok", testid: `${d.testid}-done` }, d.done(result)));
       } catch (e) {
         clear(status, h("span", { class: "error-text", testid: `${d.testid}-error` }, message(e)));

@@ -26,6 +26,8 @@ macro_rules! with_commands {
             fn dataset_samples(app, dataset_id: i64, query: SampleQuery) -> SamplePage { app.samples(dataset_id, &query) }
             /// Asks for a metadata file and an image folder (`null`: cancelled).
             fn pick_import(app) -> Option<ImportDraft> { app.pick_import() }
+            /// Starts an import from gs://, s3:// or https:// URLs (the preview downloads).
+            fn import_url(app, metadata: String, images: Option<String>) -> ImportDraft { app.import_url(&metadata, images.as_deref()) }
             /// Writes the demo data and starts an import of it.
             fn demo_import(app, images: usize) -> ImportDraft { app.demo_import(images) }
             /// Validates a draft with this name and column map.
@@ -45,6 +47,8 @@ macro_rules! with_commands {
             fn list_models(app) -> Vec<ModelChoice> { app.models() }
             /// Asks for a CLIP model folder (`null`: cancelled).
             fn pick_model(app) -> Option<ModelChoice> { app.pick_model() }
+            /// Downloads a CLIP model from the Hugging Face hub (progress: `job` events) and offers it.
+            fn pull_model(app, job: u64, repo: String) -> ModelChoice { app.pull_model(job, &repo) }
             /// The experiment form's starting values.
             fn default_spec(app) -> ExperimentSpec { app.default_spec() }
             /// Every problem with a spec, per form field.

@@ -78,7 +78,7 @@ fn push_and_pull_through_the_app_commands() {
     assert!(jobs.iter().all(|&j| j == 1 || j == 7), "{jobs:?}");
     let remote = server.get("runs/get", &[("run_id", &pushed[0].remote_run_id)]);
     let tags = remote["run"]["data"]["tags"].as_array().expect("tags");
-    assert!(tags.iter().any(|t| t["key"] == "cliplab.run_id" && t["value"] == run.to_string()), "{tags:?}");
+    assert!(tags.iter().any(|t| t["key"] == "cliplab.run_id" && t["value"].as_str() == Some(run.to_string().as_str())), "{tags:?}");
     assert_eq!(app.mlflow_defaults().expect("defaults").tracking_uri.as_deref(), Some(server.uri.as_str()), "the next dialog starts here");
 
     // Again: the same MLflow run, updated.

@@ -168,12 +168,22 @@ for base, _, files in os.walk(root):
 pub fn tutorial_bucket(root: &Path, bucket: &str) -> PathBuf {
     let folder = root.join(bucket).join("newyorker_caption_contest");
     std::fs::create_dir_all(folder.join("images/sub")).expect("mkdir");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/new_yorker_meta_mini.parquet");
+    let fixture = core_dir().join("tests/fixtures/new_yorker_meta_mini.parquet");
     std::fs::copy(fixture, folder.join("new_yorker_meta.parquet")).expect("copy metadata");
     std::fs::write(folder.join("images/527.png"), png(10, 6, [1, 2, 3])).expect("png");
     std::fs::write(folder.join("images/sub/612.png"), png(4, 4, [9, 9, 9])).expect("png");
     std::fs::write(folder.join("images/703.png"), png(5, 7, [0, 200, 0])).expect("png");
     folder
+}
+
+/// The core crate's folder: these helpers are shared with the app crate's tests (`experiments/app-api`).
+fn core_dir() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if here.join("tests/support/buckets.rs").is_file() {
+        here.to_path_buf()
+    } else {
+        here.join("..")
+    }
 }
 
 fn png(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {

@@ -2,7 +2,8 @@
 //! `GET /api/models/REPO/revision/REV`, the probe `GET /REPO/resolve/REV/FILE` with `Range: bytes=0-0` answered 206
 //! with `ETag`, `X-Repo-Commit` and `Content-Range`, the download with `Range: bytes=N-`), no Xet header. It serves
 //! in-memory repositories and can break: cut a download half-way once, or serve other bytes than it lists (another
-//! hash, or fewer bytes).
+//! hash, or fewer bytes). Shared with the app crate's tests, which use a part.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -2,6 +2,7 @@
 
 import { api, type ColumnMap, type ImportDraft, type ImportPreview, type StoredSample } from "../bindings";
 import type { ViewCtx } from "../main";
+import { openJobDialog } from "../dialog";
 import { attempt, clear, confirmDialog, h, navigate, onAppEvent, pagedGrid, thumb, when } from "../dom";
 
 export async function renderDatasets(root: HTMLElement, ctx: ViewCtx): Promise<void> {
@@ -22,6 +23,7 @@ export async function renderDatasets(root: HTMLElement, ctx: ViewCtx): Promise<v
         "div",
         { class: "actions" },
         h("button", { class: "primary", testid: "import-dataset", on: { click: async () => startDraft(await attempt(() => api.pickImport())) } }, "Import dataset…"),
+        h("button", { testid: "import-url", on: { click: async () => startDraft(await attempt(() => importFromUrl(), "import from URL")) } }, "Import from URL…"),
         h(
           "span",
           { class: "inline-group", title: "Generated caption-contest drawings and a tiny random CLIP: no download" },
@@ -92,6 +94,23 @@ export async function renderDatasets(root: HTMLElement, ctx: ViewCtx): Promise<v
 }
 
 /** The import panel: file names, column names, validate, then the report and confirm. */
+/** "Import from URL…": bucket or web URLs for the metadata and the images (or a dataset folder alone). */
+function importFromUrl(): Promise<ImportDraft | undefined> {
+  return openJobDialog<ImportDraft>({
+    title: "Import from URL",
+    testid: "url-import",
+    intro: "gs://, s3:// or https://. Public buckets need no credentials; otherwise the standard environment's (GOOGLE_APPLICATION_CREDENTIALS, AWS_*). Images download in parallel into the home's cache when you validate.",
+    fields: [
+      { key: "metadata", label: "Metadata file (or dataset folder ending in /)", placeholder: "gs://datachain-demo/newyorker_caption_contest/", required: true },
+      { key: "images", label: "Image folder", placeholder: "(the folder's images/, or embedded in the metadata)" },
+    ],
+    startLabel: "Continue",
+    start: (v) => api.importUrl(v.metadata, v.images || null),
+    done: (d) => d.name,
+    closeOnDone: true,
+  });
+}
+
 function showDraft(box: HTMLElement, draft: ImportDraft, done: () => Promise<void>): void {
   const name = h("input", { testid: "import-name", attrs: { value: draft.name } });
   const cols: Record<keyof ColumnMap, HTMLInputElement> = {

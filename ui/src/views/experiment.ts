@@ -4,6 +4,7 @@
 
 import { api, type DeviceChoice, type ExperimentSpec, type FieldProblem, type GridAxis, type ModelChoice, type OptimizerKind } from "../bindings";
 import type { ViewCtx } from "../main";
+import { openJobDialog } from "../dialog";
 import { attempt, clear, debounce, h, navigate, routeParams } from "../dom";
 
 export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Promise<void> {
@@ -86,6 +87,23 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
       },
     },
     "Browse…",
+  );
+  const download = h(
+    "button",
+    {
+      testid: "download-model",
+      on: {
+        click: async () => {
+          const m = await attempt(() => downloadModel(), "download model");
+          if (m) {
+            models = await api.listModels();
+            fillModels(m.path);
+            validate();
+          }
+        },
+      },
+    },
+    "Download model…",
   );
 
   // The swept fields: spec key, the field, and its values as typed (a comma list; one value: no sweep).
@@ -238,7 +256,7 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
           { class: "form-grid" },
           field("name", "Name", f.name),
           field("dataset", "Dataset", f.dataset),
-          field("model", "Model (Hugging Face CLIP folder)", h("div", { class: "inline-group" }, f.model, browse), "config.json, model.safetensors, tokenizer.json"),
+          field("model", "Model (Hugging Face CLIP folder)", h("div", { class: "inline-group" }, f.model, browse, download), "a folder with config.json, weights and tokenizer, or a model from the hub"),
           field("device", "Device", f.device),
         ),
         field("notes", "Notes", f.notes),
@@ -285,4 +303,18 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
     ),
   );
   await validate();
+}
+
+/** "Download model…": a CLIP model from the Hugging Face hub into its standard cache (shared with transformers). */
+function downloadModel(): Promise<ModelChoice | undefined> {
+  return openJobDialog<ModelChoice>({
+    title: "Download a CLIP model",
+    testid: "model-download",
+    intro: "From the Hugging Face hub (HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE apply). An interrupted download resumes.",
+    fields: [{ key: "repo", label: "Model id", value: "openai/clip-vit-base-patch32", placeholder: "owner/name or owner/name@revision", required: true }],
+    startLabel: "Download",
+    start: (v, job) => api.pullModel(job, v.repo),
+    done: (m) => `Downloaded ${m.name} into ${m.path}.`,
+    closeOnDone: true,
+  });
 }

@@ -74,7 +74,7 @@ impl App {
         Ok(SamplePage { total, offset: q.offset, items, letters: letters(n_letters) })
     }
 
-    fn new_draft(&self, name: String, metadata: PathBuf, images_dir: Option<PathBuf>) -> ImportDraft {
+    pub(super) fn new_draft(&self, name: String, metadata: PathBuf, images_dir: Option<PathBuf>) -> ImportDraft {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let columns = ColumnMap::default();
         lock(&self.drafts).insert(
@@ -139,7 +139,8 @@ impl App {
         };
         let sink = self.sink.as_ref();
         let mut obs = Throttle::new(Callback::new(|e: &Event| sink.emit(AppEvent::Import { token, event: e.clone() })));
-        let (report, mut validated) = match data::import(&opts, &mut obs, cancel) {
+        // A URL draft downloads into the home's remote cache here (what is cached already is not fetched again).
+        let (report, mut validated) = match data::remote::import_any(&opts, &self.home, &mut obs, cancel) {
             Ok(d) => (d.report.clone(), Some(d)),
             Err(experiments::Error::Rejected { report, .. }) => (*report, None),
             Err(e) => return Err(e.into()),

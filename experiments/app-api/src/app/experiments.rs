@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use experiments::model::engine::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use experiments::model::engine::{self, CONFIG_FILE, WEIGHTS_FILE};
+use experiments::model::hub::{self, HubConfig};
 use experiments::run::runner;
 use experiments::run::spec::{ExperimentSpec, FieldProblem, SampleSpec, TrainSpec};
 use experiments::run::store::ExperimentInfo;
@@ -18,14 +19,28 @@ impl App {
 
     pub(super) fn allow_model(&self, path: &Path, source: &str) {
         let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+        self.allow_model_named(path, name, source);
+    }
+
+    /// Like [`Self::allow_model`], under a name of the caller's (a hub model's `owner/name`, not its commit).
+    pub(super) fn allow_model_named(&self, path: &Path, name: String, source: &str) {
         let mut models = lock(&self.models);
         if !models.iter().any(|m| m.path == path) {
             models.insert(ModelChoice { path: path.to_path_buf(), name, source: source.into() });
         }
     }
 
-    /// Re-reads the model folders the app knows: those of earlier experiments and the demo's.
+    /// Re-reads the model folders the app knows: those of earlier experiments, the demo's, and the CLIP models in
+    /// the Hugging Face cache (downloaded by CLIP Lab or by `transformers`).
     pub(super) fn refresh_models(&self) -> Result<()> {
+        for m in hub::list_cached(&HubConfig::from_env())? {
+            let name = if m.revisions.iter().any(|r| r == "main") || m.revisions.is_empty() {
+                m.repo.clone()
+            } else {
+                format!("{}@{}", m.repo, m.revisions.join(","))
+            };
+            self.allow_model_named(&m.folder, name, "hub");
+        }
         for e in self.store().experiments()? {
             if e.spec.model.is_dir() {
                 self.allow_model(&e.spec.model, "experiment");
@@ -52,11 +67,9 @@ impl App {
         let Some(dir) = self.picker.pick_folder("CLIP model folder (config.json, model.safetensors, tokenizer.json)") else {
             return Ok(None);
         };
-        for f in [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE] {
-            if !dir.join(f).is_file() {
-                return Err(Error::Invalid(format!("{}: not a CLIP model folder ({f} is missing)", dir.display())));
-            }
-        }
+        // Any form the loader reads: one safetensors file, shards with their index, or a PyTorch checkpoint; a
+        // tokenizer.json or vocab.json + merges.txt.
+        engine::check_model_folder(&dir)?;
         self.allow_model(&dir, "picked");
         Ok(lock(&self.models).iter().find(|m| m.path == dir).cloned())
     }
