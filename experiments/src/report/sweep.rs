@@ -22,6 +22,15 @@ pub struct SweepReport {
     pub best_run: Option<i64>,
 }
 
+/// The run with the highest finite metric (the first of equals); `None` when no run has one yet.
+pub fn best_run(data: &SweepData) -> Option<i64> {
+    data.runs
+        .iter()
+        .filter_map(|r| r.metric.filter(|m| m.is_finite()).map(|m| (r.run_id, m)))
+        .fold(None, |b: Option<(i64, f64)>, (id, m)| if b.is_none_or(|(_, bm)| m > bm) { Some((id, m)) } else { b })
+        .map(|b| b.0)
+}
+
 /// Sweep `id` as the sweep chart shows it: each run's swept values (as typed) and its held-out accuracy after
 /// fine-tuning (the train accuracy when the sweep has no held-out split).
 pub fn load_sweep_data(store: &Store, id: i64) -> Result<SweepData> {
@@ -70,11 +79,6 @@ pub fn compare_sweep(store: &Store, id: i64, out_dir: &Path) -> Result<SweepRepo
     }
     crate::fsio::publish_export(tmp, out_dir)?;
     let files = written.iter().filter_map(|p| p.file_name()).map(|n| out_dir.join(n)).collect();
-    let best_run = data
-        .runs
-        .iter()
-        .filter_map(|r| r.metric.filter(|m| m.is_finite()).map(|m| (r.run_id, m)))
-        .fold(None, |b: Option<(i64, f64)>, (id, m)| if b.is_none_or(|(_, bm)| m > bm) { Some((id, m)) } else { b })
-        .map(|b| b.0);
+    let best_run = best_run(&data);
     Ok(SweepReport { sweep_id: id, files, data, best_run })
 }

@@ -128,12 +128,7 @@ impl App {
             experiments::report::sweep::load_sweep_data(&store, sweep_id)?
         };
         let infos = self.runs()?;
-        let best_run = data
-            .runs
-            .iter()
-            .filter_map(|r| r.metric.filter(|m| m.is_finite()).map(|m| (r.run_id, m)))
-            .fold(None, |b: Option<(i64, f64)>, (id, m)| if b.is_none_or(|(_, bm)| m > bm) { Some((id, m)) } else { b })
-            .map(|b| b.0);
+        let best_run = experiments::report::sweep::best_run(&data);
         let points = data
             .runs
             .iter()
