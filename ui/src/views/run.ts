@@ -118,8 +118,26 @@ function summaryTiles(view: RunView): HTMLElement {
 }
 
 /** Progress bar, phase, ETA and the loss curve growing step by step; cancel. */
-function livePanel(view: RunView, ctx: ViewCtx, finished: () => void): HTMLElement {
+function livePanel(view: RunView, ctx: ViewCtx, onFinished: () => void): HTMLElement {
   const id = view.detail.info.id;
+  let ended = false;
+  const finished = () => {
+    if (ended || ctx.left()) return;
+    ended = true;
+    onFinished();
+  };
+  // The end may come without an event this page sees: a run that failed between this page's load and its
+  // subscription, or one another process runs (`cliplab run`, the queue). The store says so: look every 2 s.
+  const poll = window.setInterval(() => {
+    api
+      .listRuns()
+      .then((runs) => {
+        const r = runs.find((x) => x.id === id);
+        if (r && r.status !== "running" && r.status !== "queued") finished();
+      })
+      .catch(() => undefined); // the next look tries again
+  }, 2000);
+  ctx.cleanup(() => window.clearInterval(poll));
   const info = view.detail.info;
   const steps: [number, number][] = view.detail.step_losses.map((s) => [s.step, s.loss]);
   const phase = h("div", { class: "phase", testid: "live-phase" }, info.phase ? info.phase.replace("_", " ") : "starting");
