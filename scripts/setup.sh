@@ -28,7 +28,9 @@ fi
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v tauri-driver >/dev/null 2>&1; then
   echo "setup: cargo install tauri-driver" >&2
-  cargo install tauri-driver --locked --version 2.1.0
+  # A debug build: it only relays WebDriver requests to WebKitWebDriver, and compiles in a fraction of a release
+  # build's time on a new machine.
+  cargo install tauri-driver --locked --version 2.1.0 --debug
 fi
 
 # pinned_venv DIR REQUIREMENTS LABEL PYTHON-CHECK: a virtual environment of its own at DIR with REQUIREMENTS'

@@ -19,6 +19,8 @@ use args::{Cli, Command, ExperimentCmd, ModelCmd, RunsCmd};
 use commands::{dataset, demo, disk, experiment, hub, manage, mlflow, model, queue, report, runs, serve, sweep, view, Ctx};
 
 fn main() -> ExitCode {
+    // Before any thread starts (it sets environment variables the compute libraries read).
+    experiments::model::device::set_cpu_thread_defaults();
     restore_sigpipe();
     let cli = Cli::parse();
     let level = match cli.verbose {

@@ -31,6 +31,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts (it sets environment variables the compute libraries read).
+    experiments::model::device::set_cpu_thread_defaults();
     let args = Args::parse();
     if let Err(e) = experiments::logging::init_stderr(tracing::Level::INFO) {
         eprintln!("warning: no logs: {e}");

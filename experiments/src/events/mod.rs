@@ -43,6 +43,16 @@ impl Phase {
             Phase::Export => "exporting",
         }
     }
+
+    /// What a phase's `total` counts, as printed: loading counts items of whatever it loads (images, rows, files,
+    /// bytes of a download), scoring and fine-tuning count batches, exporting its steps.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Phase::Load => "items",
+            Phase::ScoreBefore | Phase::Train | Phase::ScoreAfter => "batches",
+            Phase::Export => "steps",
+        }
+    }
 }
 
 /// A progress report.

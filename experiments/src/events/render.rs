@@ -101,7 +101,7 @@ impl Observer for ProgressRenderer {
             (RenderMode::Quiet, _) => {}
             (_, Event::Info { message }) => self.line(message),
             (RenderMode::Lines, Event::PhaseStarted { phase, total }) => {
-                self.line(&format!("{} ({total} batches)", phase.label()));
+                self.line(&format!("{} ({total} {})", phase.label(), phase.unit()));
             }
             (RenderMode::Bars, Event::PhaseStarted { phase, total }) => self.start_bar(phase.label(), *total),
             (RenderMode::Bars, Event::Progress { done, total, eta_s, .. }) => {
@@ -188,6 +188,15 @@ mod tests {
              two lines \n"
         );
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "no control characters: {text:?}");
+    }
+
+    #[test]
+    fn lines_mode_counts_loading_in_items_not_batches() {
+        let buf = Buffer::default();
+        let mut r = ProgressRenderer::new(RenderMode::Lines, Box::new(buf.clone()));
+        r.on_event(&Event::PhaseStarted { phase: Phase::Load, total: 1_048_576 });
+        drop(r);
+        assert_eq!(buf.text(), "loading (1048576 items)\n");
     }
 
     #[test]

@@ -152,3 +152,30 @@ pub fn peak_rss_mib() -> Option<f64> {
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
+
+/// How long idle CPU worker threads wait busily for the next piece of work before they sleep, unless the user set
+/// it: `(variable, value)`.
+///
+/// Two thread pools share the cores: OpenBLAS's (matrix products) and candle's (element-wise ops, and the fused ops
+/// of [`crate::model::clip::ops`]). They take turns, but each by default keeps spinning long after its work is done
+/// (OpenBLAS `sched_yield`s for about 2^28 cycles, candle spins 25,000 times), and on a machine with few cores the
+/// spinning threads take the cores the other pool needs. Measured on 2 cores (a training step, ViT-B/32): the
+/// backward pass took 30–45% less time with short waits; see `docs/performance.md`. A wake-up costs a few
+/// microseconds against products of hundreds.
+pub const CPU_THREAD_WAITS: [(&str, &str); 2] = [
+    ("OPENBLAS_THREAD_TIMEOUT", "4"),
+    ("CANDLE_BARRIER_POOL_SPIN_LIMIT", "100"),
+];
+
+/// Sets the [`CPU_THREAD_WAITS`] the user has not set. Both libraries read them when their pool starts (on first
+/// use), so this must run before any model work.
+///
+/// Call it first thing in `main`, before the program starts any thread: changing the environment while another
+/// thread may read it is a data race in C's `getenv`.
+pub fn set_cpu_thread_defaults() {
+    for (name, value) in CPU_THREAD_WAITS {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value);
+        }
+    }
+}

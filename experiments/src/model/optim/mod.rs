@@ -216,7 +216,7 @@ fn run_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coeffs3
     }
 }
 
-/// Below this many elements per thread, spawning costs more than it saves.
+/// Below this many elements per thread, waking the worker pool costs more than it saves.
 const MIN_ELEMS_PER_THREAD: usize = 1 << 16;
 
 /// Runs the kernel over all elements, split into `threads` contiguous chunks for large tensors.
@@ -234,20 +234,23 @@ fn fused_update(
         run_kernel(p, g, m, v, c);
         return;
     }
-    // Chunks of whole cache lines (16 f32), so that no two threads write the same line.
-    let chunk = n.div_ceil(threads).div_ceil(16) * 16;
-    std::thread::scope(|s| {
-        let mut parts = p
-            .chunks_mut(chunk)
-            .zip(g.chunks(chunk))
-            .zip(m.chunks_mut(chunk))
-            .zip(v.chunks_mut(chunk));
-        let first = parts.next();
-        for (((p, g), m), v) in parts {
-            s.spawn(move || run_kernel(p, g, m, v, c));
-        }
-        if let Some((((p, g), m), v)) = first {
-            run_kernel(p, g, m, v, c);
+    // Chunks of whole cache lines (16 f32), so that no two threads write the same line; run on candle's worker pool
+    // (already running, shared with candle's own parallel ops: no thread spawn per parameter tensor).
+    let chunk = n.div_ceil(threads * 4).div_ceil(16) * 16;
+    type Part<'a> = std::sync::Mutex<Option<(&'a mut [f32], &'a [f32], &'a mut [f32], &'a mut [f32])>>;
+    let parts: Vec<Part<'_>> = p
+        .chunks_mut(chunk)
+        .zip(g.chunks(chunk))
+        .zip(m.chunks_mut(chunk))
+        .zip(v.chunks_mut(chunk))
+        .map(|(((p, g), m), v)| std::sync::Mutex::new(Some((p, g, m, v))))
+        .collect();
+    candle_core::utils::barrier_pool().execute_chunked(parts.len(), |range| {
+        for i in range {
+            // Each part is handed out once; a poisoned lock means the kernel panicked elsewhere (the pool re-raises).
+            if let Some((p, g, m, v)) = parts[i].lock().ok().and_then(|mut part| part.take()) {
+                run_kernel(p, g, m, v, c);
+            }
         }
     });
 }

@@ -170,12 +170,17 @@ fn row_input<'a>([arg]: [Arg<'a>; 1], op: &str) -> Result<(Input<'a, f32>, usize
     }
 }
 
-/// Below this much work (elements touched, roughly), one thread is faster than spawning a second (a thread
-/// spawn costs tens of microseconds of system time, and on small VMs the second vCPU may share a core).
-const PAR_MIN_WORK: usize = 1 << 22;
+/// Below this much work (elements touched, roughly), one thread is faster than waking the pool (as candle's own
+/// element-wise ops: `PAR_ELEMWISE_MIN`).
+const PAR_MIN_WORK: usize = 1 << 16;
 
 /// Runs `f(first_item, out_chunk)` over `out` split into items of `item_len` elements, in contiguous runs of
-/// items over the CPU threads when `work` (an estimate of the elements touched) is large enough.
+/// items over candle's CPU worker pool when `work` (an estimate of the elements touched) is large enough.
+///
+/// The pool's workers are already running (no thread spawn per call, which cost tens of microseconds and a fresh
+/// stack's page faults each time) and they are the ones candle's own parallel ops use, so the two never compete
+/// for the cores. Runs of items are handed out through a shared cursor (a thread that finishes early takes the
+/// next run), each run behind its own lock so that the split stays safe code.
 fn par_items<F>(out: &mut [f32], item_len: usize, work: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync,
@@ -184,21 +189,24 @@ where
         return;
     }
     let items = out.len() / item_len;
-    let threads = candle_core::utils::get_num_threads().clamp(1, 8).min(items).min(work / PAR_MIN_WORK).max(1);
+    let pool = candle_core::utils::barrier_pool();
+    let threads = (pool.n_workers() + 1).min(items).min(work / PAR_MIN_WORK).max(1);
     if threads <= 1 {
         f(0, out);
         return;
     }
-    let per = items.div_ceil(threads);
-    std::thread::scope(|s| {
-        let f = &f;
-        let mut chunks = out.chunks_mut(per * item_len).enumerate();
-        let first = chunks.next();
-        for (i, c) in chunks {
-            s.spawn(move || f(i * per, c));
-        }
-        if let Some((_, c)) = first {
-            f(0, c);
+    // A few runs per thread: a straggler's share is taken over by the others.
+    let per = items.div_ceil(threads * 4);
+    let runs: Vec<std::sync::Mutex<Option<&mut [f32]>>> =
+        out.chunks_mut(per * item_len).map(|c| std::sync::Mutex::new(Some(c))).collect();
+    pool.execute_chunked(runs.len(), |range| {
+        for i in range {
+            // Each run is taken exactly once (the cursor hands out every index once); a poisoned lock means `f`
+            // panicked in another run, which the pool propagates to the caller.
+            let run = runs[i].lock().ok().and_then(|mut r| r.take());
+            if let Some(c) = run {
+                f(i * per, c);
+            }
         }
     });
 }
