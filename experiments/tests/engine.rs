@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use candle_core::Device;
 use experiments::model::clip::{ClipConfig, FreezeSpec, Param};
-use experiments::model::engine::{ClipBundle, McqSample, TrainConfig};
+use experiments::model::engine::{ClipBundle, McqSample, Precision, TrainConfig};
 use experiments::events::{Event, NullObserver, Phase, Recorder};
 use experiments::model::optim::AdamConfig;
 use experiments::model::preprocess::ImageProcessorConfig;
@@ -106,7 +106,8 @@ fn fine_tuning_lowers_the_loss_and_is_deterministic() {
     let run = || {
         let mut b = bundle(3, &FreezeSpec::default());
         let data = samples(&b, 8, 3);
-        let cfg = TrainConfig { epochs: 12, batch_size: 4, optimizer: AdamConfig::adam(1e-3), seed: 7, eval_batch_size: 8 };
+        let optimizer = AdamConfig::adam(1e-3);
+        let cfg = TrainConfig { epochs: 12, batch_size: 4, optimizer, seed: 7, eval_batch_size: 8, precision: Precision::F32 };
         let mut rec = Recorder::default();
         let report = b.train(&data, Some(&data[..4]), &cfg, &mut rec).expect("train");
         (report, rec)
@@ -124,6 +125,44 @@ fn fine_tuning_lowers_the_loss_and_is_deterministic() {
     assert!(rec.events.iter().any(|e| matches!(e, Event::Progress { phase: Phase::Train, done: 24, total: 24, .. })));
     let (again, _) = run();
     assert_eq!(report, again, "same seed must give the same losses on CPU");
+}
+
+/// Mixed precision as the engine runs it (on the CPU here, where the same composite ops run as on a GPU):
+/// bf16/f16 logits close to the f32 ones, every trainable tensor gets an f32 gradient through the casts, and a
+/// training step keeps the parameters f32 and moves them.
+#[test]
+fn half_precision_computes_close_to_f32_with_f32_master_weights() {
+    let mut b = bundle(6, &FreezeSpec::default());
+    let data = samples(&b, 4, 6);
+    let refs: Vec<&McqSample> = data.iter().collect();
+    let want = b.logits(&refs).expect("f32 logits").to_vec2::<f32>().expect("vec");
+    let scale = want.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+    for precision in [Precision::Bf16, Precision::F16] {
+        b.set_precision(precision);
+        let logits = b.logits(&refs).expect("half logits");
+        assert_eq!(logits.dtype(), candle_core::DType::F32, "{precision}: the head computes in f32");
+        let got = logits.to_vec2::<f32>().expect("vec");
+        let diff = got.iter().flatten().zip(want.iter().flatten()).fold(0f32, |m, (a, c)| m.max((a - c).abs()));
+        assert!(diff < 0.05 * scale.max(1.0), "{precision}: logits differ by {diff} (largest {scale})");
+        let labels = candle_core::Tensor::new(&[0u32, 1, 2, 3], &Device::Cpu).expect("labels");
+        let grads = candle_nn::loss::cross_entropy(&logits, &labels).expect("loss").backward().expect("backward");
+        for (name, var) in &b.params.named_vars() {
+            let g = grads.get(var).unwrap_or_else(|| panic!("{precision}: no gradient for {name}"));
+            assert_eq!(g.dtype(), candle_core::DType::F32, "{precision}: {name}'s gradient");
+            assert!(abs_sum(g) > 0.0, "{precision}: zero gradient for {name}");
+        }
+    }
+    let cfg = TrainConfig { epochs: 1, batch_size: 4, optimizer: AdamConfig::adam(1e-3), ..Default::default() };
+    b.set_precision(Precision::Bf16);
+    let before = b.params.snapshot().expect("snapshot");
+    let report = b.train(&data, None, &cfg, &mut NullObserver).expect("bf16 training");
+    assert!(report.step_losses.iter().all(|l| l.is_finite()));
+    for (name, var) in &b.params.named_vars() {
+        assert_eq!(var.dtype(), candle_core::DType::F32, "{name} is no longer f32");
+    }
+    let after = b.params.snapshot().expect("snapshot");
+    let moved = after.iter().filter(|(n, t)| abs_sum(&(*t - &before[n.as_str()]).expect("sub")) > 0.0).count();
+    assert_eq!(moved, after.len(), "every trainable tensor moves in a bf16 step");
 }
 
 #[test]

@@ -43,6 +43,8 @@ pub struct ClipBundle {
     /// The folder it was loaded from (None for an in-memory random model).
     pub source: Option<PathBuf>,
     tokenizer_json: Arc<Vec<u8>>,
+    /// What scoring and training compute in ([`ClipBundle::set_precision`]); the parameters stay f32.
+    precision: Precision,
 }
 
 impl std::fmt::Debug for ClipBundle {
@@ -220,6 +222,7 @@ impl ClipBundle {
             device: device.clone(),
             source: Some(dir.to_path_buf()),
             tokenizer_json: Arc::new(tokenizer_json),
+            precision: Precision::F32,
         })
     }
 
@@ -245,6 +248,7 @@ impl ClipBundle {
             device: device.clone(),
             source: None,
             tokenizer_json: Arc::new(tokenizer_json),
+            precision: Precision::F32,
         })
     }
 
@@ -286,6 +290,18 @@ impl ClipBundle {
         b.export(out, &serde_json::json!({ "source": "random", "seed": seed }))
     }
 
+    /// Makes scoring and training compute in `precision`: bf16 or f16 compute (the towers' weights cast at each
+    /// forward pass) with the f32 parameters as master weights and the optimizer's state in f32; F32 (the
+    /// default) computes in the parameters' own dtype. Works on any device (the CPU too, slowly: the fused CPU ops
+    /// are f32 only); runs refuse half precision on the CPU ([`Precision::check_device`]).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// The bytes of the tokenizer's `tokenizer.json` (written as they are into checkpoints).
     pub fn tokenizer_json(&self) -> &[u8] {
         &self.tokenizer_json
@@ -322,7 +338,12 @@ impl ClipBundle {
         let index = Tensor::from_vec(index, (batch.len(), k), &self.device)?;
         let ragged = mask.iter().any(|&m| m != 0.0);
         let mask = if ragged { Some(Tensor::from_vec(mask, (batch.len(), k), &self.device)?) } else { None };
-        Ok(self.model.choice_logits(&pix, &tokens.ids, &tokens.last, &index, mask.as_ref())?)
+        let dtype = self.precision.dtype();
+        if dtype == DType::F32 {
+            return Ok(self.model.choice_logits(&pix, &tokens.ids, &tokens.last, &index, mask.as_ref())?);
+        }
+        let model = self.model.cast(dtype)?;
+        Ok(model.choice_logits(&pix.to_dtype(dtype)?, &tokens.ids, &tokens.last, &index, mask.as_ref())?)
     }
 
     /// Scores every sample (softmax over its own choices), `batch_size` images per forward pass.
@@ -509,12 +530,75 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Images per forward pass when scoring.
     pub eval_batch_size: usize,
+    /// What the model computes in (mixed precision on GPUs); the runner sets it on the bundle for scoring and
+    /// training alike.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
-    /// The tutorial's: 5 epochs, batch size 2, Adam with lr 1e-4, seed 42, 16 images per scoring pass.
+    /// The tutorial's: 5 epochs, batch size 2, Adam with lr 1e-4, seed 42, 16 images per scoring pass, f32.
     fn default() -> Self {
-        Self { epochs: 5, batch_size: 2, optimizer: AdamConfig::adam(1e-4), seed: 42, eval_batch_size: 16 }
+        Self {
+            epochs: 5,
+            batch_size: 2,
+            optimizer: AdamConfig::adam(1e-4),
+            seed: 42,
+            eval_batch_size: 16,
+            precision: Precision::F32,
+        }
+    }
+}
+
+/// The dtype the model computes in. Whatever it is, the parameters (master weights) and the optimizer's moments
+/// stay f32: bf16 and f16 are mixed precision, as PyTorch's autocast, for GPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Single precision throughout (the default; the CPU's fused ops).
+    #[default]
+    F32,
+    /// bfloat16 compute (f32's range, 8 bits of mantissa): Ampere and later GPUs.
+    Bf16,
+    /// float16 compute (5 exponent bits: large activations can overflow).
+    F16,
+}
+
+impl Precision {
+    /// The compute dtype.
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::Bf16 => DType::BF16,
+            Precision::F16 => DType::F16,
+        }
+    }
+
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+
+    /// Half precision is for GPUs: on the CPU the fused ops are f32 only, so bf16/f16 would run candle's slow
+    /// composite ops and be both slower and less exact than f32. An error naming the fix on the CPU.
+    pub fn check_device(self, device: &Device) -> Result<()> {
+        if !self.is_f32() && device.is_cpu() {
+            return Err(Error::Invalid(format!(
+                "precision {self} is for GPUs: this run is on the CPU, where f32 is faster and exact (set \
+                 train.precision = \"f32\" or run on a CUDA device)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::clip::{ClipConfig, FreezeSpec};
 use crate::data::{self, ColumnMap, ImportOptions, OnError};
 use crate::model::device::DeviceChoice;
-use crate::model::engine::ClipBundle;
+use crate::model::engine::{ClipBundle, Precision};
 use crate::events::{CancelToken, Event, Observer};
 use crate::model::optim::OptimizerKind;
 use crate::model::preprocess::ImageProcessorConfig;
@@ -171,6 +171,7 @@ pub fn run_demo(
             weight_decay: 0.0,
             seed: opts.seed,
             eval_batch_size: 64,
+            precision: Precision::F32,
         },
         freeze: FreezeSpec::default(),
         save_checkpoint: true,

@@ -418,7 +418,10 @@ fn execute(
     p.store.start_run(run_id, &device_name)?;
     p.on_event(&Event::Info { message: format!("device: {device_name}") });
 
+    let config = spec.train_config();
+    config.precision.check_device(&device)?;
     let mut bundle = ClipBundle::load(&spec.model, &device, &spec.freeze)?;
+    bundle.set_precision(config.precision);
     let (all, trainable) = bundle.params.counts();
     p.on_event(&Event::Info {
         message: format!("model {}: {all} parameters, {trainable} trained ({})", spec.model.display(), spec.freeze.describe()),
@@ -435,7 +438,6 @@ fn execute(
 
     let held = if heldout.is_empty() { None } else { Some(heldout.as_slice()) };
     let (clock, steps_before) = (Instant::now(), p.steps);
-    let config = spec.train_config();
     bundle.train(&train, held, &config, p)?;
     let train_s = clock.elapsed().as_secs_f64();
     let steps = p.steps - steps_before;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::clip::FreezeSpec;
 use crate::model::device::DeviceChoice;
-use crate::model::engine::TrainConfig;
+use crate::model::engine::{Precision, TrainConfig};
 use crate::model::optim::{AdamConfig, OptimizerKind};
 use crate::{Error, Result};
 
@@ -44,6 +44,11 @@ pub struct TrainSpec {
     pub seed: u64,
     /// Images per forward pass when scoring.
     pub eval_batch_size: usize,
+    /// What the model computes in, scoring and training: "f32" (default), or "bf16" / "f16" for mixed precision
+    /// on a GPU (f32 master weights and optimizer state). Refused on the CPU.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    #[cfg_attr(feature = "ts", ts(skip))]
+    pub precision: Precision,
 }
 
 impl Default for TrainSpec {
@@ -64,6 +69,7 @@ impl From<&TrainConfig> for TrainSpec {
             weight_decay: c.optimizer.weight_decay,
             seed: c.seed,
             eval_batch_size: c.eval_batch_size,
+            precision: c.precision,
         }
     }
 }
@@ -81,6 +87,7 @@ impl From<&TrainSpec> for TrainConfig {
             optimizer,
             seed: t.seed,
             eval_batch_size: t.eval_batch_size.max(1),
+            precision: t.precision,
         }
     }
 }
@@ -203,6 +210,8 @@ impl ExperimentSpec {
         check(t.batch_size > 0, "train.batch_size", "the batch size must be at least 1");
         check(t.eval_batch_size > 0, "train.eval_batch_size", "the scoring batch size must be at least 1");
         check(self.sample.train > 0, "sample.train", "at least one training sample");
+        let half_on_cpu = self.device == DeviceChoice::Cpu && !t.precision.is_f32();
+        check(!half_on_cpu, "train.precision", "bf16 and f16 are for GPUs: on the CPU use \"f32\" (or device = \"cuda\")");
         check(self.keep_best != Some(0), "keep_best", "keep at least one checkpoint (or leave keep_best out)");
         let f = &self.freeze;
         check(!(f.vision && f.text && f.logit_scale), "freeze", "everything is frozen: nothing would be trained");
@@ -321,6 +330,34 @@ mod tests {
         s.train.epochs = 0;
         assert!(s.validate().expect_err("no epochs").to_string().contains("train.epochs"));
         assert_eq!(s.model_problems()[0].field, "model", "no weights in /m");
+    }
+
+    #[test]
+    fn precision_parses_defaults_to_f32_and_half_is_refused_on_the_cpu() {
+        let s = tutorial();
+        assert_eq!(s.train.precision, Precision::F32);
+        // f32 is not written out: specs stored before the option existed read and write the same.
+        assert!(!s.to_toml().expect("toml").contains("precision"));
+        let base = "name = \"t\"\ndataset = \"d\"\nmodel = \"/m\"\n[sample]\ntrain = 10\n[train]\n";
+        for (word, want) in [("bf16", Precision::Bf16), ("f16", Precision::F16), ("f32", Precision::F32)] {
+            let s = ExperimentSpec::from_toml(&format!("{base}precision = \"{word}\"\n"), None).expect(word);
+            assert_eq!((s.train.precision, s.train_config().precision), (want, want));
+            let back = ExperimentSpec::from_toml(&s.to_toml().expect("toml"), None).expect("reparse");
+            assert_eq!(back, s);
+        }
+        let e = ExperimentSpec::from_toml(&format!("{base}precision = \"fp8\"\n"), None).expect_err("fp8");
+        assert!(e.to_string().contains("fp8"), "{e}");
+        let half_on = |device: &str| {
+            let text = format!("device = \"{device}\"\n{base}precision = \"bf16\"\n");
+            ExperimentSpec::from_toml(&text, None)
+        };
+        let e = half_on("cpu").expect_err("bf16 on the cpu").to_string();
+        assert!(e.contains("train.precision") && e.contains("GPU"), "{e}");
+        // Auto or CUDA: checked where the device is known (the runner, `Precision::check_device`).
+        assert!(half_on("cuda").is_ok() && half_on("auto").is_ok());
+        let e = Precision::Bf16.check_device(&candle_core::Device::Cpu).expect_err("cpu").to_string();
+        assert!(e.contains("bf16") && e.contains("f32"), "{e}");
+        assert!(Precision::F32.check_device(&candle_core::Device::Cpu).is_ok());
     }
 
     #[test]

@@ -37,6 +37,12 @@ impl LayerNorm {
     }
 }
 
+impl LayerNorm {
+    fn cast(&self, dtype: DType) -> Result<Self> {
+        Ok(Self { weight: self.weight.to_dtype(dtype)?, bias: self.bias.to_dtype(dtype)?, eps: self.eps })
+    }
+}
+
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         ops::layer_norm(xs, &self.weight, &self.bias, self.eps)
@@ -65,6 +71,11 @@ pub fn linear(input: usize, output: usize, vb: VarBuilder) -> Result<Linear> {
 }
 
 impl Linear {
+    fn cast(&self, dtype: DType) -> Result<Self> {
+        let bias = self.bias.as_ref().map(|b| b.to_dtype(dtype)).transpose()?;
+        Ok(Self { weight: self.weight.to_dtype(dtype)?, bias })
+    }
+
     /// `xs` `[.., in]` times `weight^T` as one `[rows, out]` product, and the output shape `[.., out]`.
     fn product(&self, xs: &Tensor, weight: &Tensor) -> Result<(Tensor, Vec<usize>)> {
         let dims = xs.dims();
@@ -173,6 +184,17 @@ impl Attention {
         })
     }
 
+    fn cast(&self, dtype: DType) -> Result<Self> {
+        Ok(Self {
+            q_proj: self.q_proj.cast(dtype)?,
+            k_proj: self.k_proj.cast(dtype)?,
+            v_proj: self.v_proj.cast(dtype)?,
+            out_proj: self.out_proj.cast(dtype)?,
+            heads: self.heads,
+            scale: self.scale,
+        })
+    }
+
     /// `residual + attention(xs)`; `causal` masks each position's view of the later ones.
     ///
     /// The attention itself (scale, mask, softmax, weighted sum, all heads) is one fused op on the projections
@@ -205,6 +227,10 @@ impl Mlp {
 }
 
 impl Mlp {
+    fn cast(&self, dtype: DType) -> Result<Self> {
+        Ok(Self { fc1: self.fc1.cast(dtype)?, fc2: self.fc2.cast(dtype)?, act: self.act })
+    }
+
     /// `residual + mlp(xs)`.
     fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
         self.fc2.forward_residual(&self.fc1.forward_activated(xs, self.act)?, residual)
@@ -230,6 +256,15 @@ impl EncoderLayer {
         })
     }
 
+    fn cast(&self, dtype: DType) -> Result<Self> {
+        Ok(Self {
+            self_attn: self.self_attn.cast(dtype)?,
+            layer_norm1: self.layer_norm1.cast(dtype)?,
+            mlp: self.mlp.cast(dtype)?,
+            layer_norm2: self.layer_norm2.cast(dtype)?,
+        })
+    }
+
     fn forward(&self, xs: &Tensor, causal: bool) -> Result<Tensor> {
         let h = self.self_attn.forward_residual(&self.layer_norm1.forward(xs)?, xs, causal)?;
         self.mlp.forward_residual(&self.layer_norm2.forward(&h)?, &h)
@@ -249,6 +284,10 @@ impl Encoder {
             .map(|i| EncoderLayer::new(d, vb.pp(i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { layers })
+    }
+
+    fn cast(&self, dtype: DType) -> Result<Self> {
+        Ok(Self { layers: self.layers.iter().map(|l| l.cast(dtype)).collect::<Result<_>>()? })
     }
 
     fn forward(&self, xs: &Tensor, causal: bool) -> Result<Tensor> {
@@ -285,6 +324,16 @@ impl ClipTextTransformer {
             position_embedding,
             encoder: Encoder::new(c.into(), vb.pp("encoder"))?,
             final_layer_norm: LayerNorm::new(c.hidden_size, c.layer_norm_eps, vb.pp("final_layer_norm"))?,
+        })
+    }
+
+    fn cast(&self, dtype: DType) -> Result<Self> {
+        let table = self.token_embedding.embeddings();
+        Ok(Self {
+            token_embedding: Embedding::new(table.to_dtype(dtype)?, table.dim(1)?),
+            position_embedding: self.position_embedding.to_dtype(dtype)?,
+            encoder: self.encoder.cast(dtype)?,
+            final_layer_norm: self.final_layer_norm.cast(dtype)?,
         })
     }
 
@@ -352,6 +401,20 @@ impl ClipVisionTransformer {
     }
 }
 
+impl ClipVisionTransformer {
+    fn cast(&self, dtype: DType) -> Result<Self> {
+        Ok(Self {
+            class_embedding: self.class_embedding.to_dtype(dtype)?,
+            patch_weight: self.patch_weight.to_dtype(dtype)?,
+            position_embedding: self.position_embedding.to_dtype(dtype)?,
+            pre_layrnorm: self.pre_layrnorm.cast(dtype)?,
+            encoder: self.encoder.cast(dtype)?,
+            post_layernorm: self.post_layernorm.cast(dtype)?,
+            ..*self
+        })
+    }
+}
+
 impl Module for ClipVisionTransformer {
     /// `pixel_values` `[b, channels, size, size]` → pooled `[b, hidden]`.
     fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
@@ -411,6 +474,24 @@ impl ClipModel {
         })
     }
 
+    /// The model computing in `dtype` (bf16 or f16 for mixed precision; F32: the model itself): every weight of
+    /// both towers and the projections cast, `logit_scale` kept, as the head after the projections computes in
+    /// f32 (see [`ClipModel::choice_logits`]). The casts are differentiable, so gradients of the cast model's
+    /// outputs reach the original (f32 master) parameters in their own dtype; cast once per forward pass, as
+    /// PyTorch's autocast does.
+    pub fn cast(&self, dtype: DType) -> Result<Self> {
+        if dtype == DType::F32 {
+            return Ok(self.clone());
+        }
+        Ok(Self {
+            text_model: self.text_model.cast(dtype)?,
+            vision_model: self.vision_model.cast(dtype)?,
+            visual_projection: self.visual_projection.cast(dtype)?,
+            text_projection: self.text_projection.cast(dtype)?,
+            logit_scale: self.logit_scale.clone(),
+        })
+    }
+
     /// Projected image embeddings `[b, projection_dim]` (not normalised).
     pub fn image_features(&self, pixel_values: &Tensor) -> Result<Tensor> {
         self.visual_projection.forward(&self.vision_model.forward(pixel_values)?)
@@ -431,7 +512,8 @@ impl ClipModel {
     /// `choices` is `[b, k]` (u32): row `i` lists the rows of the text batch that are image `i`'s choices;
     /// `mask` is `None` or `[b, k]` with 0 for real choices and a large negative number for padding (images
     /// with fewer than `k` choices). Returns `[b, k]` = `exp(logit_scale) * cos(image_i, caption_ij)`, exactly
-    /// `CLIPModel`'s `logits_per_image` restricted to each image's choices.
+    /// `CLIPModel`'s `logits_per_image` restricted to each image's choices. The towers compute in the dtype of
+    /// their weights (see [`ClipModel::cast`]); the normalisation, cosines and logits always in f32.
     pub fn choice_logits(
         &self,
         pixel_values: &Tensor,
@@ -440,8 +522,8 @@ impl ClipModel {
         choices: &Tensor,
         mask: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let img = l2_normalize(&self.image_features(pixel_values)?)?;
-        let txt = l2_normalize(&self.text_features(ids, last)?)?;
+        let img = l2_normalize(&self.image_features(pixel_values)?.to_dtype(DType::F32)?)?;
+        let txt = l2_normalize(&self.text_features(ids, last)?.to_dtype(DType::F32)?)?;
         let (b, k) = choices.dims2()?;
         let d = img.dim(1)?;
         let picked = txt.index_select(&choices.flatten_all()?, 0)?.reshape((b, k, d))?;
@@ -459,5 +541,6 @@ pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
     xs.broadcast_div(&xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)
 }
 
-/// Which dtype the trainable model computes in.
+/// The dtype of the trainable model's parameters (the master weights; [`ClipModel::cast`] makes the model that
+/// computes in bf16 or f16 from them).
 pub const COMPUTE_DTYPE: DType = DType::F32;

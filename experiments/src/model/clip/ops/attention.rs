@@ -198,7 +198,11 @@ fn attention_composite(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: 
         let m = Tensor::from_vec(m, (s, s), q.device())?.to_dtype(w.dtype())?;
         w = w.broadcast_add(&m)?;
     }
-    let w = softmax_last_dim(&w)?;
+    // In half precision the softmax's sums run in f32 (as PyTorch's autocast does), the products stay half.
+    let w = match w.dtype() {
+        DType::BF16 | DType::F16 => softmax_last_dim(&w.to_dtype(DType::F32)?)?.to_dtype(w.dtype())?,
+        _ => softmax_last_dim(&w)?,
+    };
     w.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))
 }
 

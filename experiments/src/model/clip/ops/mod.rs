@@ -26,6 +26,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, La
 mod attention;
 mod bias;
 mod embed;
+#[cfg(test)]
+mod fallback_tests;
 mod layer_norm;
 mod linear;
 mod softmax;
