@@ -165,6 +165,7 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
     for c in [experiments::report::plots::palette_hex(0), experiments::report::plots::palette_hex(1)] {
         assert!(colours.contains(&c), "the loss chart has a curve in {c}: {colours:?}");
     }
+    before_after_hover(s, &store, run_a, run_b);
     let flips = |k: &str| s.text(&format!("[data-testid=flips-{k}]")).expect("flips").replace(',', "").parse::<usize>().expect("number");
     assert_eq!(flips("rr") + flips("rw") + flips("wr") + flips("ww"), 84, "every sample of the two runs is counted");
     assert_eq!(s.count("[data-testid=flip-card]").expect("cards"), (flips("rw").min(24) + flips("wr").min(24)));
@@ -193,6 +194,33 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
     s.wait("the runs table after the error", SHORT, |s| Ok((s.count("[data-testid=runs-table] tr[data-status]")? == 3).then_some(())));
 
     daily_loop(s, home, run_a);
+}
+
+/// The compare page's before → after chart: hovering the held-out accuracy panel shows each run's stored
+/// accuracy before and after; clicking run B's legend entry hides its bars, clicking again shows them.
+fn before_after_hover(s: &Session, store: &Store, run_a: i64, run_b: i64) {
+    let hover = "const svg = document.querySelector('[data-testid=chart-metrics] svg[data-panel=heldout-accuracy]'); if (!svg) return null; \
+         const r = svg.getBoundingClientRect(); \
+         svg.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true})); \
+         const row = document.querySelector(`[data-testid=chart-metrics] [data-testid=tip-run-${arguments[0]}][data-measure=accuracy][data-split=heldout]`); \
+         return row ? [row.querySelector('[data-testid=tip-before]').textContent, row.querySelector('[data-testid=tip-after]').textContent] : null;";
+    for id in [run_a, run_b] {
+        let tip = s.wait("the before → after tooltip", SHORT, |s| {
+            let v = s.js(hover, json!([id]))?;
+            Ok(v.as_array().and_then(|a| Some((a.first()?.as_str()?.to_string(), a.get(1)?.as_str()?.to_string()))))
+        });
+        let m = store.run(id).expect("run").info.metrics;
+        let stored = |x: Option<f64>| format!("{:.2}%", 100.0 * x.expect("held-out metrics"));
+        let stored = (stored(m.heldout_before.map(|x| x.accuracy)), stored(m.heldout_after.map(|x| x.accuracy)));
+        assert_eq!(tip, stored, "hover on run {id}'s held-out accuracy");
+    }
+    s.screenshot("07b-compare-before-after");
+    let bars = |s: &Session| s.count(&format!("[data-testid=chart-metrics] rect[data-run=\"{run_b}\"]"));
+    assert!(bars(s).expect("bars") > 0, "run B has bars");
+    s.click(&format!("[data-testid=chart-metrics] [data-testid=legend-{run_b}]")).expect("hide run B");
+    s.wait("run B hidden", SHORT, |s| Ok((bars(s)? == 0).then_some(())));
+    s.click(&format!("[data-testid=chart-metrics] [data-testid=legend-{run_b}]")).expect("show run B");
+    s.wait("run B shown again", SHORT, |s| Ok((bars(s)? > 0).then_some(())));
 }
 
 /// The daily loop: a 2 x 2 sweep through the queue and its sweep view, a tag found again in the runs table, the
