@@ -349,6 +349,8 @@ images_dir: string,
  */
 model: string, };
 
+export type CheckpointState = "kept" | "deleted" | "none";
+
 export type AppInfo = { version: string, 
 /**
  * The CLIP Lab home folder (store, run folders, demo data).
@@ -436,7 +438,11 @@ series: Array<RunSeries>,
 /**
  * The run's colour in its charts.
  */
-colour: string, };
+colour: string, 
+/**
+ * Its checkpoint kept, deleted (e.g. by `keep_best`) or none, from the store.
+ */
+checkpoint_state: CheckpointState, };
 
 export type SampleSort = "gain" | "loss" | "hardest" | "order";
 
@@ -564,6 +570,10 @@ export type RunRow = { info: RunInfo, labels: RunLabels, experiment_tags: Array<
  * Bytes only this run's folder holds (what deleting the run frees).
  */
 disk_bytes: number, has_checkpoint: boolean, 
+/**
+ * Its checkpoint kept, deleted (e.g. by `keep_best`) or none, from the store (`checkpoint::checkpoint_state`).
+ */
+checkpoint: CheckpointState, 
 /**
  * The experiment's spec as dotted keys (`train.lr`) and values as text, for the column chooser.
  */

@@ -20,6 +20,7 @@ use experiments::run::store::{
     DatasetInfo, EpochLoss, ExperimentInfo, LogLine, RunDetail, RunInfo, RunMetrics, RunStatus, StepLoss,
     StoredSample, StoredScore, RunLabels, Deleted, QueuedRun, SweepInfo,
 };
+use experiments::run::checkpoint::CheckpointState;
 use experiments::run::sweep::GridAxis;
 use heck::ToLowerCamelCase;
 use ts_rs::{Config, TS};
@@ -111,7 +112,7 @@ pub fn typescript() -> String {
         Problem, ValidationReport, RunStatus, Split, Stage, DatasetInfo, StoredSample, ExperimentInfo, RunMetrics,
         RunInfo, StepLoss, EpochLoss, LogLine, RunDetail, StoredScore, Phase, Event, SampleResult,
         Flip, FlipTable, LetterAccuracy, SplitMetrics, ParamDiff, RunSummary, ReliabilityBin, Calibration, DemoOptions,
-        DemoFiles,
+        DemoFiles, CheckpointState,
         // desktop app
         AppInfo, SampleQuery, SamplePage, ImportDraft, KindCount, PreviewRow, ImportPreview, ModelChoice,
         ChartSvg, RunView, SampleSort, RunSampleQuery, SampleCard, SampleCardPage, CompareRun, FlipCard, CompareView,

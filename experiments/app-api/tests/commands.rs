@@ -10,6 +10,7 @@ use cliplab_api::picker::ScriptedPicker;
 use cliplab_api::views::*;
 use experiments::data::ColumnMap;
 use experiments::events::Event;
+use experiments::run::checkpoint::CheckpointState;
 use experiments::run::spec::{ExperimentSpec, FieldProblem};
 use experiments::run::store::{RunStatus, Store};
 
@@ -517,6 +518,8 @@ fn queued_runs_run_in_the_worker_and_survive_a_restart() {
     assert_eq!(row.labels.tags, vec!["keeper".to_string()]);
     assert_eq!(row.labels.sweep_id, Some(sweep));
     assert!(row.disk_bytes > 0 && row.has_checkpoint, "a checkpoint on disk");
+    assert_eq!(row.checkpoint, CheckpointState::Kept);
+    assert_eq!(reopened.run_view(run).expect("view").checkpoint_state, CheckpointState::Kept);
     assert!(table.total_bytes >= table.rows.iter().map(|r| r.disk_bytes).sum::<u64>());
     assert_eq!(row.params.get("train.lr").map(String::as_str), Some("0.001"));
     reopened.set_archived(&[run], true).expect("archive");

@@ -5,7 +5,7 @@ import { beforeAfterChart, type BeforeAfterKind, type BeforeAfterRun } from "../
 import { lossChart } from "../chart";
 import type { ViewCtx } from "../main";
 import { pushToMlflow } from "./mlflow";
-import { attempt, badge, bar, bytes, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, svgNode, tagChips, thumb, when } from "../dom";
+import { attempt, badge, bar, bytes, checkpointBadge, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, svgNode, tagChips, thumb, when } from "../dom";
 
 const BEFORE = "#9AA0A6";
 
@@ -68,6 +68,8 @@ export async function renderRun(root: HTMLElement, ctx: ViewCtx, id: number): Pr
       "p",
       { class: "meta" },
       badge(info.status),
+      " ",
+      checkpointBadge(view.checkpoint_state),
       ` dataset ${info.dataset_name} · device ${info.device ?? "–"} · created ${when(info.created_at)}`,
       info.ended_at ? ` · ended ${when(info.ended_at)}` : "",
     ),

@@ -5,7 +5,7 @@
 
 import { api, type RunInfo, type RunRow, type RunsTable } from "../bindings";
 import type { ViewCtx } from "../main";
-import { attempt, badge, bytes, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pct, sci, setBox, shortWhen, tagChips, throttle } from "../dom";
+import { attempt, badge, bytes, checkpointBadge, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pct, sci, setBox, shortWhen, tagChips, throttle } from "../dom";
 
 type Col = { key: string; title: string; value: (r: RunRow) => number | string | null; show: (r: RunRow) => Node | string; num?: boolean };
 
@@ -38,6 +38,7 @@ const COLS: Col[] = [
     show: (r) => delta(r.info.metrics.heldout_before?.mean_label_prob, r.info.metrics.heldout_after?.mean_label_prob),
   },
   { key: "disk", title: "Disk", value: (r) => r.disk_bytes, show: (r) => h("span", { title: r.has_checkpoint ? "with its checkpoint" : "no checkpoint" }, bytes(r.disk_bytes), r.has_checkpoint ? "" : h("span", { class: "muted" }, " ·")), num: true },
+  { key: "checkpoint", title: "Checkpoint", value: (r) => r.checkpoint, show: (r) => checkpointBadge(r.checkpoint, false) },
   { key: "created", title: "Created", value: (r) => r.info.created_at, show: (r) => shortWhen(r.info.created_at) },
 ];
 
@@ -325,3 +326,4 @@ export async function renderRuns(root: HTMLElement, ctx: ViewCtx): Promise<void>
   );
   await load();
 }
+
