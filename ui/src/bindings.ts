@@ -597,6 +597,17 @@ description: string, };
 
 export type QueuedRuns = { sweep_id: number | null, run_ids: Array<number>, };
 
+export type QueueSettings = { 
+/**
+ * Runs the app's worker runs at once when the runs go on the CPU (at least 1; a machine with a GPU runs
+ * one at a time). Taken up when the worker next starts on the queue.
+ */
+cpu_concurrency: number, 
+/**
+ * The most it may be.
+ */
+max_concurrency: number, };
+
 export type RunSeries = { run_id: number, 
 /**
  * Named by what differs between the runs shown together (`report::labels`), else the run's own label.
@@ -708,6 +719,8 @@ export const api = {
   listQueue: (): Promise<Array<QueuedRun>> => invoke("list_queue"),
   cancelQueued: (runId: number): Promise<void> => invoke("cancel_queued", { runId }),
   moveQueued: (runId: number, to: number): Promise<void> => invoke("move_queued", { runId, to }),
+  queueSettings: (): Promise<QueueSettings> => invoke("queue_settings"),
+  setQueueConcurrency: (concurrency: number): Promise<QueueSettings> => invoke("set_queue_concurrency", { concurrency }),
   listSweeps: (): Promise<Array<SweepInfo>> => invoke("list_sweeps"),
   sweepView: (sweepId: number): Promise<SweepView> => invoke("sweep_view", { sweepId }),
   exportCheckpoint: (runId: number): Promise<Exported | null> => invoke("export_checkpoint", { runId }),

@@ -383,6 +383,16 @@ impl From<Deleted> for DeletePlan {
     }
 }
 
+/// The queue's settings, kept in the home's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct QueueSettings {
+    /// Runs the app's worker runs at once when the runs go on the CPU (at least 1; a machine with a GPU runs
+    /// one at a time). Taken up when the worker next starts on the queue.
+    pub cpu_concurrency: usize,
+    /// The most it may be.
+    pub max_concurrency: usize,
+}
+
 /// Runs put in the queue from the New experiment screen (a sweep when the form held lists).
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct QueuedRuns {

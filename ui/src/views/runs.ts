@@ -323,7 +323,36 @@ export async function renderRuns(root: HTMLElement, ctx: ViewCtx): Promise<void>
     ),
     body,
     foot,
+    await queueSettings(),
   );
   await load();
 }
 
+/** The queue's setting: how many queued runs the app's worker runs at once on the CPU (kept in the home). */
+async function queueSettings(): Promise<HTMLElement> {
+  const s = await attempt(() => api.queueSettings());
+  const input = h("input", { testid: "queue-concurrency", attrs: { type: "number", min: 1, max: s?.max_concurrency ?? 64, step: 1, value: s?.cpu_concurrency ?? 1 } });
+  const msg = h("span", { class: "small muted", testid: "queue-concurrency-status" });
+  const save = async () => {
+    const n = Number(input.value);
+    if (!Number.isInteger(n) || n < 0) {
+      msg.textContent = "a whole number of runs, at least 1";
+      return;
+    }
+    const r = await attempt(() => api.setQueueConcurrency(n), "queue setting");
+    if (r) {
+      input.value = String(r.cpu_concurrency);
+      msg.textContent = `saved: ${r.cpu_concurrency} at a time (from the next queued run on)`;
+    }
+  };
+  return h(
+    "p",
+    { class: "small queue-settings", testid: "queue-settings" },
+    h("label", { class: "inline-group" }, "Queue: runs at once on the CPU ", input),
+    " ",
+    h("button", { class: "mini", testid: "queue-concurrency-save", on: { click: () => void save() } }, "Save"),
+    " ",
+    msg,
+    h("span", { class: "muted" }, " · with a GPU, one at a time"),
+  );
+}
