@@ -295,27 +295,40 @@ fn daily_loop(s: &Session, home: &Path, run_a: i64) {
     });
     s.screenshot("13-tag-filter");
 
-    // ---- A failed run (its images moved away) is deleted: records and folder ----------------------------------
-    let ds = store.datasets().expect("datasets").remove(0);
-    let images = ds.images_dir.clone().expect("demo images folder");
-    let moved = images.with_extension("away");
-    std::fs::rename(&images, &moved).expect("move the images away");
+    // ---- A failed run (its model folder moved away) is deleted: records and folder --------------------------
+    // The model is loaded after the run claimed its folder under <home>/runs, so the failed run has one on disk.
+    let model = store.experiment(store.run(run_a).expect("run A").info.experiment_id).expect("experiment").spec.model;
+    assert!(model.starts_with(home), "the demo model lives in the home: {}", model.display());
+    let moved = model.with_extension("away");
+    std::fs::rename(&model, &moved).expect("move the model away");
     s.go(&format!("#/runs/{run_a}")).expect("go");
     s.wait_text("[data-testid=run-summary]", SHORT);
     s.click("[data-testid=run-again]").expect("run again");
     let failed = wait_run_page(s, &[run_a]);
     s.wait("the run to fail", LONG, |s| Ok((s.text(".meta [data-testid=status]")? == "failed").then_some(())));
-    std::fs::rename(&moved, &images).expect("images back");
+    std::fs::rename(&moved, &model).expect("model back");
     assert_eq!(store.run(failed).expect("failed run").info.status, RunStatus::Failed);
     let folder = store.run_folders().expect("folders").into_iter().find(|f| f.run_id == failed).and_then(|f| f.run_dir);
+    let folder = folder.expect("the failed run claimed a run folder");
+    assert!(folder.is_dir() && folder.starts_with(home.join("runs")), "{} on disk before the delete", folder.display());
     s.click("[data-testid=delete-run]").expect("delete");
     let says = s.wait_text("[data-testid=confirm-text]", SHORT);
     assert!(says.contains("1 run"), "{says}");
     s.screenshot("14-delete-confirm");
     s.click("[data-testid=confirm-ok]").expect("confirm");
     s.wait("the runs table after the delete", SHORT, |s| Ok(s.js("return location.hash;", json!([]))?.as_str().filter(|h| *h == "#/runs").map(|_| ())));
+    // Records: the run, its scores, its folder record and its labels are gone from the store.
     assert!(store.run(failed).is_err(), "the failed run's records are gone");
-    if let Some(dir) = folder {
-        assert!(!dir.exists(), "{} is gone", dir.display());
+    assert!(store.run_scores(failed).is_err(), "its scores are gone");
+    assert!(store.runs().expect("runs").iter().all(|r| r.id != failed), "not listed");
+    assert!(store.run_folders().expect("folders").iter().all(|f| f.run_id != failed), "its folder record is gone");
+    assert!(!store.run_labels().expect("labels").contains_key(&failed), "its labels are gone");
+    // Disk: its folder is gone, every other run's folder is still there.
+    assert!(!folder.exists(), "{} is gone", folder.display());
+    for f in store.run_folders().expect("folders") {
+        if let Some(dir) = f.run_dir {
+            assert!(dir.is_dir(), "run {}'s folder {} is left alone", f.run_id, dir.display());
+        }
     }
+    s.wait("the deleted run's row to go", SHORT, |s| Ok((s.count(&format!("[data-testid=run-row-{failed}]"))? == 0).then_some(())));
 }
