@@ -200,13 +200,14 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
 /// accuracy before and after; clicking run B's legend entry hides its bars, clicking again shows them.
 fn before_after_hover(s: &Session, store: &Store, run_a: i64, run_b: i64) {
     let hover = "const svg = document.querySelector('[data-testid=chart-metrics] svg[data-panel=heldout-accuracy]'); if (!svg) return null; \
+         if (arguments[1]) svg.scrollIntoView({block: 'center'}); \
          const r = svg.getBoundingClientRect(); \
          svg.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true})); \
          const row = document.querySelector(`[data-testid=chart-metrics] [data-testid=tip-run-${arguments[0]}][data-measure=accuracy][data-split=heldout]`); \
          return row ? [row.querySelector('[data-testid=tip-before]').textContent, row.querySelector('[data-testid=tip-after]').textContent] : null;";
     for id in [run_a, run_b] {
         let tip = s.wait("the before → after tooltip", SHORT, |s| {
-            let v = s.js(hover, json!([id]))?;
+            let v = s.js(hover, json!([id, true]))?;
             Ok(v.as_array().and_then(|a| Some((a.first()?.as_str()?.to_string(), a.get(1)?.as_str()?.to_string()))))
         });
         let m = store.run(id).expect("run").info.metrics;
@@ -214,6 +215,10 @@ fn before_after_hover(s: &Session, store: &Store, run_a: i64, run_b: i64) {
         let stored = (stored(m.heldout_before.map(|x| x.accuracy)), stored(m.heldout_after.map(|x| x.accuracy)));
         assert_eq!(tip, stored, "hover on run {id}'s held-out accuracy");
     }
+    // Scrolling moved the page under the real pointer, whose own hover arrives later: once it has, hover the
+    // held-out accuracy again for the screenshot.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    s.js(hover, json!([run_a, false])).expect("hover");
     s.screenshot("07b-compare-before-after");
     let bars = |s: &Session| s.count(&format!("[data-testid=chart-metrics] rect[data-run=\"{run_b}\"]"));
     assert!(bars(s).expect("bars") > 0, "run B has bars");
