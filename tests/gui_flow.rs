@@ -165,6 +165,7 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
     for c in [experiments::report::plots::palette_hex(0), experiments::report::plots::palette_hex(1)] {
         assert!(colours.contains(&c), "the loss chart has a curve in {c}: {colours:?}");
     }
+    before_after_hover(s, &store, run_a, run_b);
     let flips = |k: &str| s.text(&format!("[data-testid=flips-{k}]")).expect("flips").replace(',', "").parse::<usize>().expect("number");
     assert_eq!(flips("rr") + flips("rw") + flips("wr") + flips("ww"), 84, "every sample of the two runs is counted");
     assert_eq!(s.count("[data-testid=flip-card]").expect("cards"), (flips("rw").min(24) + flips("wr").min(24)));
@@ -193,6 +194,38 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
     s.wait("the runs table after the error", SHORT, |s| Ok((s.count("[data-testid=runs-table] tr[data-status]")? == 3).then_some(())));
 
     daily_loop(s, home, run_a);
+}
+
+/// The compare page's before → after chart: hovering the held-out accuracy panel shows each run's stored
+/// accuracy before and after; clicking run B's legend entry hides its bars, clicking again shows them.
+fn before_after_hover(s: &Session, store: &Store, run_a: i64, run_b: i64) {
+    let hover = "const svg = document.querySelector('[data-testid=chart-metrics] svg[data-panel=heldout-accuracy]'); if (!svg) return null; \
+         if (arguments[1]) svg.scrollIntoView({block: 'center'}); \
+         const r = svg.getBoundingClientRect(); \
+         svg.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true})); \
+         const row = document.querySelector(`[data-testid=chart-metrics] [data-testid=tip-run-${arguments[0]}][data-measure=accuracy][data-split=heldout]`); \
+         return row ? [row.querySelector('[data-testid=tip-before]').textContent, row.querySelector('[data-testid=tip-after]').textContent] : null;";
+    for id in [run_a, run_b] {
+        let tip = s.wait("the before → after tooltip", SHORT, |s| {
+            let v = s.js(hover, json!([id, true]))?;
+            Ok(v.as_array().and_then(|a| Some((a.first()?.as_str()?.to_string(), a.get(1)?.as_str()?.to_string()))))
+        });
+        let m = store.run(id).expect("run").info.metrics;
+        let stored = |x: Option<f64>| format!("{:.2}%", 100.0 * x.expect("held-out metrics"));
+        let stored = (stored(m.heldout_before.map(|x| x.accuracy)), stored(m.heldout_after.map(|x| x.accuracy)));
+        assert_eq!(tip, stored, "hover on run {id}'s held-out accuracy");
+    }
+    // Scrolling moved the page under the real pointer, whose own hover arrives later: once it has, hover the
+    // held-out accuracy again for the screenshot.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    s.js(hover, json!([run_a, false])).expect("hover");
+    s.screenshot("07b-compare-before-after");
+    let bars = |s: &Session| s.count(&format!("[data-testid=chart-metrics] rect[data-run=\"{run_b}\"]"));
+    assert!(bars(s).expect("bars") > 0, "run B has bars");
+    s.click(&format!("[data-testid=chart-metrics] [data-testid=legend-{run_b}]")).expect("hide run B");
+    s.wait("run B hidden", SHORT, |s| Ok((bars(s)? == 0).then_some(())));
+    s.click(&format!("[data-testid=chart-metrics] [data-testid=legend-{run_b}]")).expect("show run B");
+    s.wait("run B shown again", SHORT, |s| Ok((bars(s)? > 0).then_some(())));
 }
 
 /// The daily loop: a 2 x 2 sweep through the queue and its sweep view, a tag found again in the runs table, the
@@ -267,27 +300,40 @@ fn daily_loop(s: &Session, home: &Path, run_a: i64) {
     });
     s.screenshot("13-tag-filter");
 
-    // ---- A failed run (its images moved away) is deleted: records and folder ----------------------------------
-    let ds = store.datasets().expect("datasets").remove(0);
-    let images = ds.images_dir.clone().expect("demo images folder");
-    let moved = images.with_extension("away");
-    std::fs::rename(&images, &moved).expect("move the images away");
+    // ---- A failed run (its model folder moved away) is deleted: records and folder --------------------------
+    // The model is loaded after the run claimed its folder under <home>/runs, so the failed run has one on disk.
+    let model = store.experiment(store.run(run_a).expect("run A").info.experiment_id).expect("experiment").spec.model;
+    assert!(model.starts_with(home), "the demo model lives in the home: {}", model.display());
+    let moved = model.with_extension("away");
+    std::fs::rename(&model, &moved).expect("move the model away");
     s.go(&format!("#/runs/{run_a}")).expect("go");
     s.wait_text("[data-testid=run-summary]", SHORT);
     s.click("[data-testid=run-again]").expect("run again");
     let failed = wait_run_page(s, &[run_a]);
     s.wait("the run to fail", LONG, |s| Ok((s.text(".meta [data-testid=status]")? == "failed").then_some(())));
-    std::fs::rename(&moved, &images).expect("images back");
+    std::fs::rename(&moved, &model).expect("model back");
     assert_eq!(store.run(failed).expect("failed run").info.status, RunStatus::Failed);
     let folder = store.run_folders().expect("folders").into_iter().find(|f| f.run_id == failed).and_then(|f| f.run_dir);
+    let folder = folder.expect("the failed run claimed a run folder");
+    assert!(folder.is_dir() && folder.starts_with(home.join("runs")), "{} on disk before the delete", folder.display());
     s.click("[data-testid=delete-run]").expect("delete");
     let says = s.wait_text("[data-testid=confirm-text]", SHORT);
     assert!(says.contains("1 run"), "{says}");
     s.screenshot("14-delete-confirm");
     s.click("[data-testid=confirm-ok]").expect("confirm");
     s.wait("the runs table after the delete", SHORT, |s| Ok(s.js("return location.hash;", json!([]))?.as_str().filter(|h| *h == "#/runs").map(|_| ())));
+    // Records: the run, its scores, its folder record and its labels are gone from the store.
     assert!(store.run(failed).is_err(), "the failed run's records are gone");
-    if let Some(dir) = folder {
-        assert!(!dir.exists(), "{} is gone", dir.display());
+    assert!(store.run_scores(failed).is_err(), "its scores are gone");
+    assert!(store.runs().expect("runs").iter().all(|r| r.id != failed), "not listed");
+    assert!(store.run_folders().expect("folders").iter().all(|f| f.run_id != failed), "its folder record is gone");
+    assert!(!store.run_labels().expect("labels").contains_key(&failed), "its labels are gone");
+    // Disk: its folder is gone, every other run's folder is still there.
+    assert!(!folder.exists(), "{} is gone", folder.display());
+    for f in store.run_folders().expect("folders") {
+        if let Some(dir) = f.run_dir {
+            assert!(dir.is_dir(), "run {}'s folder {} is left alone", f.run_id, dir.display());
+        }
     }
+    s.wait("the deleted run's row to go", SHORT, |s| Ok((s.count(&format!("[data-testid=run-row-{failed}]"))? == 0).then_some(())));
 }

@@ -84,6 +84,9 @@ fn import_run_show_export() {
     assert_eq!(runs[0]["status"], "completed");
     let table = dir.cliplab(&["runs", "list"]).ok();
     assert!(table.contains("shapes-adamw") && table.contains("completed"), "{table}");
+    // Its checkpoint, as the store records it.
+    assert_eq!(runs[0]["checkpoint"], "kept");
+    assert!(table.lines().next().is_some_and(|h| h.contains("checkpoint")) && table.contains("kept"), "{table}");
 
     // Export, then score with the exported checkpoint.
     let ckpt = dir.path().join("exported");

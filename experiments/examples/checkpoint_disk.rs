@@ -1,7 +1,9 @@
 //! Measures what the checkpoint disk policy saves at a real model size: a random CLIP of a size preset (default
-//! ViT-B/32, about 600 MB of weights) is fine-tuned on a few generated samples, once with everything trained and
-//! then three times with the vision tower frozen, and the bytes each run holds on disk are printed, with the
-//! shared files and the total, next to what full copies would take.
+//! ViT-B/32, about 600 MB of weights) is fine-tuned on a few generated samples (the shapes and so the bytes are
+//! the preset's; only the data is small): once with everything trained, once with the vision tower frozen, then
+//! a sweep of three vision-frozen runs with `keep_best = 1`. It prints the whole Hugging Face folder one run
+//! exports (what every run kept before the policy), the bytes each run holds on disk, the shared files, and the
+//! totals next to what full copies would take. Figures: `docs/checkpoints.md`.
 //!
 //! ```text
 //! cargo run --release -p experiments --example checkpoint_disk [-- PRESET [HOME]]
@@ -9,7 +11,7 @@
 
 use std::path::Path;
 
-use experiments::data::synth::{caption_contest, tiny_tokenizer_json, write_dataset, IMAGES_DIR};
+use experiments::data::synth::{caption_contest, tiny_tokenizer_json, write_dataset, BOS_TOKEN, EOS_TOKEN, IMAGES_DIR};
 use experiments::data::{import, ColumnMap, ImportOptions, OnError};
 use experiments::events::{CancelToken, NullObserver};
 use experiments::model::clip::ClipConfig;
@@ -19,6 +21,7 @@ use experiments::run::checkpoint;
 use experiments::run::runner;
 use experiments::run::spec::ExperimentSpec;
 use experiments::run::store::Store;
+use experiments::run::sweep::{create_sweep, run_sweep, GridAxis};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -44,9 +47,16 @@ fn main() -> Res<()> {
     let mut store = Store::open(&home)?;
     store.insert_dataset(&imported)?;
     let model = home.join("model");
-    let cfg = ClipConfig::preset(&preset)?;
+    let mut cfg = ClipConfig::preset(&preset)?;
     let side = cfg.vision_config.image_size;
-    let tok = serde_json::to_vec(&tiny_tokenizer_json())?;
+    // The generated captions' small tokenizer: the model's special token ids are set to its ids (the shapes, and so
+    // the bytes, stay the preset's).
+    let tok_json = tiny_tokenizer_json();
+    let id = |t: &str| tok_json["model"]["vocab"][t].as_u64().map(|i| i as u32).ok_or(format!("no {t} in the tokenizer"));
+    cfg.text_config.bos_token_id = id(BOS_TOKEN)?;
+    cfg.text_config.eos_token_id = id(EOS_TOKEN)?;
+    cfg.text_config.pad_token_id = 0;
+    let tok = serde_json::to_vec(&tok_json)?;
     ClipBundle::write_random(&model, &cfg, tok, ImageProcessorConfig::with_size(side), 1)?;
     let text = format!(
         "name = \"full\"\ndataset = \"shapes\"\nmodel = {model:?}\ndevice = \"cpu\"\n[sample]\ntrain = 4\nheldout = 2\n\
@@ -54,35 +64,67 @@ fn main() -> Res<()> {
     );
     let spec = ExperimentSpec::from_toml(&text, None)?;
     let mut runs = Vec::new();
-    let plan = [("full", false, 1e-5), ("frozen-a", true, 1e-5), ("frozen-b", true, 2e-5), ("frozen-c", true, 3e-5)];
-    for (name, frozen, lr) in plan {
+    for (name, frozen) in [("full", false), ("frozen", true)] {
         let mut s = ExperimentSpec { name: name.into(), ..spec.clone() };
         s.freeze.vision = frozen;
-        s.train.lr = lr;
         let exp = runner::create_experiment(&mut store, &s)?;
         let t = std::time::Instant::now();
         let out = runner::run_experiment(&mut store, &home, exp, &mut NullObserver, CancelToken::new())?;
         eprintln!("{name}: run {} in {:.1} s", out.run_id, t.elapsed().as_secs_f64());
-        runs.push((name, out.run_id));
+        runs.push((name.to_string(), out.run_id));
     }
-    report(&store, &home, &preset, &runs)
+    // What one run kept before the policy: the whole folder `export` writes.
+    let exported = home.join("exported");
+    checkpoint::export(&store, runs[0].1, &exported)?;
+    let whole = folder_bytes(&exported)?;
+    std::fs::remove_dir_all(&exported)?;
+    // A sweep of three vision-frozen runs that keeps the best one's checkpoint.
+    let mut sweep_spec = ExperimentSpec { name: "sweep".into(), keep_best: Some(1), ..spec.clone() };
+    sweep_spec.freeze.vision = true;
+    let axes = [GridAxis::parse("train.lr=1e-5,2e-5,3e-5")?];
+    let created = create_sweep(&mut store, &sweep_spec, &axes, false)?;
+    let t = std::time::Instant::now();
+    let mut quiet = |_: i64| -> Box<dyn experiments::events::Observer> { Box::new(NullObserver) };
+    let lrs = ["1e-5", "2e-5", "3e-5"];
+    for ((id, r), lr) in run_sweep(&mut store, &home, &created.run_ids, &mut quiet, CancelToken::new())?.into_iter().zip(lrs) {
+        r?;
+        runs.push((format!("sweep lr {lr}"), id));
+    }
+    eprintln!("sweep: {} runs in {:.1} s", created.run_ids.len(), t.elapsed().as_secs_f64());
+    report(&store, &home, &preset, &runs, whole)
 }
 
-fn report(store: &Store, home: &Path, preset: &str, runs: &[(&str, i64)]) -> Res<()> {
+/// Bytes of the regular files under `dir`.
+fn folder_bytes(dir: &Path) -> Res<u64> {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir)? {
+        let m = e?.metadata()?;
+        if m.is_file() {
+            total += m.len();
+        }
+    }
+    Ok(total)
+}
+
+fn report(store: &Store, home: &Path, preset: &str, runs: &[(String, i64)], whole: u64) -> Res<()> {
     let usage = checkpoint::disk_usage(store, home)?;
-    println!("{preset}: bytes on disk per run (own files; shared files once, in blobs/)");
-    let mut full = 0;
+    println!("{preset}: one run's whole exported folder (a full checkpoint): {}", mb(whole));
+    println!("bytes on disk per run (own files; shared files once, in blobs/)");
     for (name, id) in runs {
         let d = usage.runs.iter().find(|r| r.run_id == *id).ok_or("run not measured")?;
-        full = full.max(d.bytes + d.shared_bytes);
-        println!("  run {id} {name:<9} own {:>10}  shared {:>10}", mb(d.bytes), mb(d.shared_bytes));
+        println!(
+            "  run {id} {name:<12} own {:>10}  shared {:>10}  checkpoint {}",
+            mb(d.bytes),
+            mb(d.shared_bytes),
+            d.checkpoint
+        );
     }
     println!("  shared files (blobs/): {}", mb(usage.blobs_bytes));
     println!(
         "  total {} for {} runs; as full copies: {}",
         mb(usage.total_bytes),
         runs.len(),
-        mb(full * runs.len() as u64)
+        mb(whole * runs.len() as u64)
     );
     Ok(())
 }

@@ -13,7 +13,7 @@ use experiments::events::{CancelToken, NullObserver, Observer, Phase};
 use experiments::model::clip::params::read_safetensors;
 use experiments::model::clip::FreezeSpec;
 use experiments::model::engine::{ClipBundle, McqSample, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
-use experiments::run::checkpoint::{self, FROZEN_SHARD, TRAINED_SHARD};
+use experiments::run::checkpoint::{self, CheckpointState, FROZEN_SHARD, TRAINED_SHARD};
 use experiments::run::runner;
 use experiments::run::spec::ExperimentSpec;
 use experiments::run::store::Store;
@@ -174,12 +174,28 @@ fn keep_best_keeps_the_best_checkpoints_of_a_sweep_and_deleting_one_keeps_its_re
         assert!(d.info.metrics.heldout_after.is_some());
     }
     assert!(checkpoint::gc(&mut store, h, false).expect("gc").checkpoints.is_empty(), "already applied");
+    // What the runs table and `runs list` show: the best kept, the others deleted by the policy.
+    let states: HashMap<i64, CheckpointState> =
+        store.run_folders().expect("folders").iter().map(|f| (f.run_id, checkpoint::checkpoint_state(f))).collect();
+    for &r in &created.run_ids {
+        let want = if r == best { CheckpointState::Kept } else { CheckpointState::Deleted };
+        assert_eq!(states[&r], want, "run {r}");
+        let disk = checkpoint::disk_usage(&store, h).expect("usage");
+        assert_eq!(disk.runs.iter().find(|d| d.run_id == r).map(|d| d.checkpoint), Some(want));
+    }
+    assert_eq!(CheckpointState::Deleted.to_string(), "deleted");
+    // A run that never wrote one (queued, not run) has none.
+    let queued = store.create_run(infos[0].experiment_id).expect("run");
+    let f = store.run_folders().expect("folders").into_iter().find(|f| f.run_id == queued).expect("folder");
+    assert_eq!(checkpoint::checkpoint_state(&f), CheckpointState::None);
 
     // Deleting the kept one: the folder goes, the records stay, export says why it cannot.
     let dir = store.run(best).expect("run").checkpoint.expect("checkpoint");
     let freed = checkpoint::delete_checkpoint(&mut store, best).expect("delete checkpoint");
     assert!(freed.bytes > 0 && !dir.exists());
     assert!(store.run(best).expect("run").checkpoint.is_none());
+    let f = store.run_folders().expect("folders").into_iter().find(|f| f.run_id == best).expect("folder");
+    assert_eq!(checkpoint::checkpoint_state(&f), CheckpointState::Deleted);
     assert_eq!(store.run_scores(best).expect("scores").len(), 28);
     let e = runner::export_checkpoint(&store, best, &h.join("x")).expect_err("no checkpoint").to_string();
     assert!(e.contains("has no checkpoint") && e.contains("delete-checkpoint"), "{e}");

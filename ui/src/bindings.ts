@@ -349,6 +349,8 @@ images_dir: string,
  */
 model: string, };
 
+export type CheckpointState = "kept" | "deleted" | "none";
+
 export type AppInfo = { version: string, 
 /**
  * The CLIP Lab home folder (store, run folders, demo data).
@@ -436,7 +438,11 @@ series: Array<RunSeries>,
 /**
  * The run's colour in its charts.
  */
-colour: string, };
+colour: string, 
+/**
+ * Its checkpoint kept, deleted (e.g. by `keep_best`) or none, from the store.
+ */
+checkpoint_state: CheckpointState, };
 
 export type SampleSort = "gain" | "loss" | "hardest" | "order";
 
@@ -565,6 +571,10 @@ export type RunRow = { info: RunInfo, labels: RunLabels, experiment_tags: Array<
  */
 disk_bytes: number, has_checkpoint: boolean, 
 /**
+ * Its checkpoint kept, deleted (e.g. by `keep_best`) or none, from the store (`checkpoint::checkpoint_state`).
+ */
+checkpoint: CheckpointState, 
+/**
  * The experiment's spec as dotted keys (`train.lr`) and values as text, for the column chooser.
  */
 params: { [key in string]: string }, };
@@ -586,6 +596,17 @@ export type DeletePlan = { deleted: Deleted,
 description: string, };
 
 export type QueuedRuns = { sweep_id: number | null, run_ids: Array<number>, };
+
+export type QueueSettings = { 
+/**
+ * Runs the app's worker runs at once when the runs go on the CPU (at least 1; a machine with a GPU runs
+ * one at a time). Taken up when the worker next starts on the queue.
+ */
+cpu_concurrency: number, 
+/**
+ * The most it may be.
+ */
+max_concurrency: number, };
 
 export type RunSeries = { run_id: number, 
 /**
@@ -698,6 +719,8 @@ export const api = {
   listQueue: (): Promise<Array<QueuedRun>> => invoke("list_queue"),
   cancelQueued: (runId: number): Promise<void> => invoke("cancel_queued", { runId }),
   moveQueued: (runId: number, to: number): Promise<void> => invoke("move_queued", { runId, to }),
+  queueSettings: (): Promise<QueueSettings> => invoke("queue_settings"),
+  setQueueConcurrency: (concurrency: number): Promise<QueueSettings> => invoke("set_queue_concurrency", { concurrency }),
   listSweeps: (): Promise<Array<SweepInfo>> => invoke("list_sweeps"),
   sweepView: (sweepId: number): Promise<SweepView> => invoke("sweep_view", { sweepId }),
   exportCheckpoint: (runId: number): Promise<Exported | null> => invoke("export_checkpoint", { runId }),

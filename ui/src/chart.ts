@@ -51,7 +51,7 @@ function niceTicks(lo: number, hi: number, n: number): number[] {
   return out;
 }
 
-function svgEl(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
+export function svgEl(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
   const e = document.createElementNS(NS, tag) as SVGElement;
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
   if (text !== undefined) e.textContent = text;

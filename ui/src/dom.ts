@@ -1,6 +1,6 @@
 // Small DOM helpers: element builder, formatting, the error banner and the event bus.
 
-import { EVENT_NAME, type AppEvent } from "./bindings";
+import { EVENT_NAME, type AppEvent, type CheckpointState } from "./bindings";
 import { imageBase, listen } from "./transport";
 
 export type Child = Node | string | number | null | undefined | false | Child[];
@@ -245,6 +245,16 @@ export function navigate(to: string): void {
 /** A status badge. */
 export function badge(status: string): HTMLElement {
   return h("span", { class: `badge status-${status}`, testid: "status" }, status);
+}
+
+/** "checkpoint: kept / deleted / none", as the store records it (`keep_best` deletes those not among the best). */
+export function checkpointBadge(state: CheckpointState, prefix = true): HTMLElement {
+  const why: Record<CheckpointState, string> = {
+    kept: "its fine-tuned checkpoint is on disk",
+    deleted: "its checkpoint was deleted (keep_best, or by hand); its records stay",
+    none: "it wrote no checkpoint",
+  };
+  return h("span", { class: `badge ckpt-${state}`, testid: "checkpoint-state", title: why[state], attrs: { "data-state": state } }, prefix ? `checkpoint: ${state}` : state);
 }
 
 /** Probability bar: grey for before, the run colour for after. */

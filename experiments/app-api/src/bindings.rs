@@ -20,6 +20,7 @@ use experiments::run::store::{
     DatasetInfo, EpochLoss, ExperimentInfo, LogLine, RunDetail, RunInfo, RunMetrics, RunStatus, StepLoss,
     StoredSample, StoredScore, RunLabels, Deleted, QueuedRun, SweepInfo,
 };
+use experiments::run::checkpoint::CheckpointState;
 use experiments::run::sweep::GridAxis;
 use heck::ToLowerCamelCase;
 use ts_rs::{Config, TS};
@@ -111,12 +112,12 @@ pub fn typescript() -> String {
         Problem, ValidationReport, RunStatus, Split, Stage, DatasetInfo, StoredSample, ExperimentInfo, RunMetrics,
         RunInfo, StepLoss, EpochLoss, LogLine, RunDetail, StoredScore, Phase, Event, SampleResult,
         Flip, FlipTable, LetterAccuracy, SplitMetrics, ParamDiff, RunSummary, ReliabilityBin, Calibration, DemoOptions,
-        DemoFiles,
+        DemoFiles, CheckpointState,
         // desktop app
         AppInfo, SampleQuery, SamplePage, ImportDraft, KindCount, PreviewRow, ImportPreview, ModelChoice,
         ChartSvg, RunView, SampleSort, RunSampleQuery, SampleCard, SampleCardPage, CompareRun, FlipCard, CompareView,
         Exported, AppEvent, RunLabels, Deleted, QueuedRun, SweepInfo, GridAxis, RunRow, SweepBrief, RunsTable,
-        LabelsView, DeletePlan, QueuedRuns, RunSeries, SweepPoint, SweepView,
+        LabelsView, DeletePlan, QueuedRuns, QueueSettings, RunSeries, SweepPoint, SweepView,
         MlflowDefaults, MlflowPushRequest, PushedRun, MlflowPullRequest, PulledRuns,
     );
     out.push_str(&format!("/** The event (Tauri's, or the server-sent event's name) that carries {{@link AppEvent}}s. */\nexport const EVENT_NAME = \"{EVENT_NAME}\";\n\n"));

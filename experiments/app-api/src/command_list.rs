@@ -112,6 +112,10 @@ macro_rules! with_commands {
             fn cancel_queued(app, run_id: i64) -> () { app.cancel_queued(run_id) }
             /// Moves a queued run to 1-based place `to`.
             fn move_queued(app, run_id: i64, to: usize) -> () { app.move_queued(run_id, to) }
+            /// The queue's settings (runs at once on the CPU).
+            fn queue_settings(app) -> QueueSettings { app.queue_settings() }
+            /// Sets the queue worker's runs at once on the CPU (1 to the maximum), kept in the home's settings.
+            fn set_queue_concurrency(app, concurrency: usize) -> QueueSettings { app.set_queue_concurrency(concurrency) }
             /// Every sweep, newest first.
             fn list_sweeps(app) -> Vec<SweepInfo> { app.sweeps() }
             /// A sweep's results.

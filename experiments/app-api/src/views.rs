@@ -12,6 +12,7 @@ use experiments::vocab::Split;
 use experiments::data::ColumnMap;
 use experiments::validation::ValidationReport;
 use experiments::events::Event;
+use experiments::run::checkpoint::CheckpointState;
 use experiments::run::store::{Deleted, EpochLoss, RunDetail, RunInfo, RunLabels, RunStatus, StepLoss, StoredSample};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -136,6 +137,8 @@ pub struct RunView {
     pub series: Vec<RunSeries>,
     /// The run's colour in its charts.
     pub colour: String,
+    /// Its checkpoint kept, deleted (e.g. by `keep_best`) or none, from the store.
+    pub checkpoint_state: CheckpointState,
 }
 
 /// Order of a run's sample cards.
@@ -334,6 +337,8 @@ pub struct RunRow {
     /// Bytes only this run's folder holds (what deleting the run frees).
     pub disk_bytes: u64,
     pub has_checkpoint: bool,
+    /// Its checkpoint kept, deleted (e.g. by `keep_best`) or none, from the store (`checkpoint::checkpoint_state`).
+    pub checkpoint: CheckpointState,
     /// The experiment's spec as dotted keys (`train.lr`) and values as text, for the column chooser.
     pub params: BTreeMap<String, String>,
 }
@@ -376,6 +381,16 @@ impl From<Deleted> for DeletePlan {
     fn from(deleted: Deleted) -> Self {
         Self { description: deleted.describe(), deleted }
     }
+}
+
+/// The queue's settings, kept in the home's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct QueueSettings {
+    /// Runs the app's worker runs at once when the runs go on the CPU (at least 1; a machine with a GPU runs
+    /// one at a time). Taken up when the worker next starts on the queue.
+    pub cpu_concurrency: usize,
+    /// The most it may be.
+    pub max_concurrency: usize,
 }
 
 /// Runs put in the queue from the New experiment screen (a sweep when the form held lists).

@@ -10,6 +10,7 @@ use cliplab_api::picker::ScriptedPicker;
 use cliplab_api::views::*;
 use experiments::data::ColumnMap;
 use experiments::events::Event;
+use experiments::run::checkpoint::CheckpointState;
 use experiments::run::spec::{ExperimentSpec, FieldProblem};
 use experiments::run::store::{RunStatus, Store};
 
@@ -517,6 +518,8 @@ fn queued_runs_run_in_the_worker_and_survive_a_restart() {
     assert_eq!(row.labels.tags, vec!["keeper".to_string()]);
     assert_eq!(row.labels.sweep_id, Some(sweep));
     assert!(row.disk_bytes > 0 && row.has_checkpoint, "a checkpoint on disk");
+    assert_eq!(row.checkpoint, CheckpointState::Kept);
+    assert_eq!(reopened.run_view(run).expect("view").checkpoint_state, CheckpointState::Kept);
     assert!(table.total_bytes >= table.rows.iter().map(|r| r.disk_bytes).sum::<u64>());
     assert_eq!(row.params.get("train.lr").map(String::as_str), Some("0.001"));
     reopened.set_archived(&[run], true).expect("archive");
@@ -537,4 +540,29 @@ fn queued_runs_run_in_the_worker_and_survive_a_restart() {
     let freed = reopened.delete_checkpoint(other).expect("delete checkpoint");
     assert!(freed > 0);
     assert!(Store::open(&f.home).expect("store").run(other).expect("run kept").checkpoint.is_none());
+}
+
+/// The queue's runs at once on the CPU: 1 until set, refused below 1 or above the maximum with a clear message,
+/// kept in the home (a reopened app reads it back) and what the worker runs with on a machine without a GPU.
+#[test]
+fn the_queue_concurrency_setting_is_checked_kept_and_used_by_the_worker() {
+    let f = fixture();
+    assert_eq!(f.app.queue_settings().expect("settings").cpu_concurrency, 1, "the default");
+    let e = f.app.set_queue_concurrency(0).expect_err("zero").to_string();
+    assert!(e.contains("at least 1"), "{e}");
+    let max = f.app.queue_settings().expect("settings").max_concurrency;
+    let e = f.app.set_queue_concurrency(max + 1).expect_err("too many").to_string();
+    assert!(e.contains(&format!("more than {max}")), "{e}");
+    assert_eq!(f.app.queue_settings().expect("settings").cpu_concurrency, 1, "a refused value changes nothing");
+    assert_eq!(f.app.set_queue_concurrency(2).expect("set").cpu_concurrency, 2);
+    let reopened = App::open(&f.home, Box::new(ScriptedPicker::default()), Arc::new(RecordingSink::default())).expect("reopen");
+    assert_eq!(reopened.queue_settings().expect("settings").cpu_concurrency, 2, "kept in the home");
+    let gpu = experiments::model::device::select(experiments::model::device::DeviceChoice::Cuda).is_ok()
+        || experiments::model::device::select(experiments::model::device::DeviceChoice::Metal).is_ok();
+    let used = reopened.worker_options().expect("options").concurrency;
+    assert_eq!(used, if gpu { 1 } else { 2 }, "the worker's runs at once");
+    // A value written by hand that is not a number: the error names the setting.
+    Store::open(&f.home).expect("store").set_setting("queue.cpu_concurrency", "many").expect("write");
+    let e = reopened.queue_settings().expect_err("not a number").to_string();
+    assert!(e.contains("queue.cpu_concurrency") && e.contains("many"), "{e}");
 }

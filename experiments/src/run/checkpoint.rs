@@ -28,7 +28,7 @@ use crate::model::engine::{
     self, ClipBundle, CONFIG_FILE, PREPROCESSOR_FILE, PROVENANCE_FILE, TOKENIZER_FILE, TOKENIZER_HASH_KEY,
     WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
 };
-use crate::run::store::{RunFolder, RunInfo, Store};
+use crate::run::store::{RunFolder, RunInfo, RunStatus, Store};
 use crate::{Error, Result};
 
 /// The home's folder of files shared by content hash (`<home>/blobs/<sha256>`).
@@ -236,6 +236,35 @@ fn file_id(_: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
+/// What became of a run's checkpoint, as the store records it. Spelled `kept`, `deleted`, `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(strum::Display, strum::EnumString, strum::IntoStaticStr)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum CheckpointState {
+    /// The store records its checkpoint folder.
+    Kept,
+    /// It completed and wrote one into the run folder it claimed, and the checkpoint was deleted since
+    /// (by `keep_best`, `delete_checkpoint` or `gc`); its records stay.
+    Deleted,
+    /// It never wrote one: not completed (queued, running, failed, cancelled), `save_checkpoint = false`, or a
+    /// run pulled from a tracking server.
+    None,
+}
+
+/// The state of run `f`'s checkpoint: kept when a checkpoint path is recorded, deleted when a completed run that
+/// claimed a run folder has none any more, else none. The one place the app and the CLI get it from.
+pub fn checkpoint_state(f: &RunFolder) -> CheckpointState {
+    if f.checkpoint.is_some() {
+        CheckpointState::Kept
+    } else if f.status == RunStatus::Completed.as_str() && f.run_dir.is_some() {
+        CheckpointState::Deleted
+    } else {
+        CheckpointState::None
+    }
+}
+
 /// One run's disk use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunDisk {
@@ -245,6 +274,8 @@ pub struct RunDisk {
     /// Bytes of files it shares with other runs by content (held once, in `<home>/blobs`).
     pub shared_bytes: u64,
     pub has_checkpoint: bool,
+    /// Kept, deleted (e.g. by `keep_best`) or none ([`checkpoint_state`]).
+    pub checkpoint: CheckpointState,
 }
 
 /// The disk use of the home's runs.
@@ -266,7 +297,8 @@ pub fn disk_usage(store: &Store, home: &Path) -> Result<DiskUsage> {
             Some(d) => folder_bytes(d)?,
             None => (0, 0),
         };
-        runs.push(RunDisk { run_id: f.run_id, bytes, shared_bytes, has_checkpoint: f.checkpoint.is_some() });
+        let checkpoint = checkpoint_state(&f);
+        runs.push(RunDisk { run_id: f.run_id, bytes, shared_bytes, has_checkpoint: f.checkpoint.is_some(), checkpoint });
     }
     let (blobs_own, blobs_linked) = folder_bytes(&home.join(BLOBS_DIR))?;
     let blobs_bytes = blobs_own + blobs_linked;

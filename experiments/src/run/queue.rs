@@ -4,6 +4,8 @@
 //! Several workers (threads here, or other processes) may work on one queue: each claims its next run in one
 //! store transaction ([`Store::claim_next_queued`]), so no run is taken twice. A cancel stops the running runs
 //! between steps (they end `cancelled`) and leaves the rest queued.
+//!
+//! The app's worker takes its concurrency on the CPU from the home's settings ([`cpu_concurrency`]).
 
 use std::path::Path;
 
@@ -12,6 +14,38 @@ use crate::model::device::DeviceChoice;
 use crate::run::runner::{self, RunOutcome};
 use crate::run::store::Store;
 use crate::{Error, Result};
+
+/// The home setting with the app worker's runs at once on the CPU.
+pub const SETTING_CPU_CONCURRENCY: &str = "queue.cpu_concurrency";
+
+/// Most runs at once a worker takes (each holds a model and its optimizer state in memory).
+pub const MAX_CONCURRENCY: usize = 64;
+
+/// `n` when it is a concurrency a worker can run with (1 to [`MAX_CONCURRENCY`]), else why not.
+pub fn check_concurrency(n: usize) -> Result<usize> {
+    if n == 0 {
+        return Err(Error::Invalid("the queue needs a concurrency of at least 1".into()));
+    }
+    if n > MAX_CONCURRENCY {
+        return Err(Error::Invalid(format!("a queue concurrency of {n} is more than {MAX_CONCURRENCY} runs at once")));
+    }
+    Ok(n)
+}
+
+/// The app worker's runs at once on the CPU, as the home's settings hold it (1 when never set).
+pub fn cpu_concurrency(store: &Store) -> Result<usize> {
+    let Some(v) = store.setting(SETTING_CPU_CONCURRENCY)? else { return Ok(1) };
+    let n = v.trim().parse::<usize>().map_err(|_| {
+        Error::Invalid(format!("setting `{SETTING_CPU_CONCURRENCY}` is `{v}`, not a number of runs"))
+    })?;
+    check_concurrency(n)
+}
+
+/// Stores the app worker's runs at once on the CPU, after checking it ([`check_concurrency`]).
+pub fn set_cpu_concurrency(store: &mut Store, n: usize) -> Result<()> {
+    check_concurrency(n)?;
+    store.set_setting(SETTING_CPU_CONCURRENCY, &n.to_string())
+}
 
 /// How a worker runs the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@ import { api, type CompareView, type FlipCard } from "../bindings";
 import type { ViewCtx } from "../main";
 import { pushToMlflow } from "./mlflow";
 import { attempt, bar, clear, h, navigate, num, pct, routeParams, setBox, thumb } from "../dom";
+import type { BeforeAfterRun } from "../beforeafter";
 import { chartsGrid } from "./run";
 
 export async function renderCompare(root: HTMLElement, ctx: ViewCtx): Promise<void> {
@@ -28,7 +29,7 @@ export async function renderCompare(root: HTMLElement, ctx: ViewCtx): Promise<vo
     legend(v),
     metricsTable(v),
     diffTable(v),
-    chartsGrid(v.charts, "compare-charts", v.series),
+    chartsGrid(v.charts, "compare-charts", v.series, { runs: beforeAfterRuns(v), charts: ["metrics", "label_prob_slope"] }),
     flipsPanel(v),
   );
 }
@@ -168,4 +169,12 @@ function flipCard(c: FlipCard, ca: string, cb: string, ia: number, ib: number): 
       ),
     ),
   );
+}
+
+/** The runs as the before → after charts show them: the store's metrics, labelled and coloured as the loss chart. */
+function beforeAfterRuns(v: CompareView): BeforeAfterRun[] {
+  return v.runs.map((r) => {
+    const s = v.series.find((x) => x.run_id === r.info.id);
+    return { run_id: r.info.id, label: s?.label ?? `run ${r.info.id}`, colour: r.colour, metrics: r.info.metrics };
+  });
 }

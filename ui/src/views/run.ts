@@ -1,10 +1,11 @@
 // One run: live progress while it runs, then its metrics, charts, spec, log and per-sample cards.
 
 import { api, type ChartSvg, type RunSeries, type RunView, type SampleCard, type SampleSort, type Split } from "../bindings";
+import { beforeAfterChart, type BeforeAfterKind, type BeforeAfterRun } from "../beforeafter";
 import { lossChart } from "../chart";
 import type { ViewCtx } from "../main";
 import { pushToMlflow } from "./mlflow";
-import { attempt, badge, bar, bytes, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, svgNode, tagChips, thumb, when } from "../dom";
+import { attempt, badge, bar, bytes, checkpointBadge, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, svgNode, tagChips, thumb, when } from "../dom";
 
 const BEFORE = "#9AA0A6";
 
@@ -67,6 +68,8 @@ export async function renderRun(root: HTMLElement, ctx: ViewCtx, id: number): Pr
       "p",
       { class: "meta" },
       badge(info.status),
+      " ",
+      checkpointBadge(view.checkpoint_state),
       ` dataset ${info.dataset_name} · device ${info.device ?? "–"} · created ${when(info.created_at)}`,
       info.ended_at ? ` · ended ${when(info.ended_at)}` : "",
     ),
@@ -77,7 +80,9 @@ export async function renderRun(root: HTMLElement, ctx: ViewCtx, id: number): Pr
     root.appendChild(livePanel(view, ctx, () => void renderAgain()));
   } else {
     root.appendChild(summaryTiles(view));
-    root.appendChild(chartsGrid(view.charts, "run-charts", view.series));
+    // The per-sample slope chart of one run stays the core's SVG (a line per sample, not per run).
+    const runs = [{ run_id: id, label: view.series[0]?.label ?? `run ${id}`, colour: view.colour, metrics: info.metrics }];
+    root.appendChild(chartsGrid(view.charts, "run-charts", view.series, { runs, charts: ["metrics"] }));
   }
   root.appendChild(labelsPanel(id, labels, () => void renderAgain()));
   root.appendChild(specPanel(view));
@@ -242,14 +247,22 @@ export function lossSparkline(points: [number, number][], colour: string): Node 
   return svg;
 }
 
-/** The charts; with `series`, the step-loss chart is the interactive one drawn in the page. */
-export function chartsGrid(charts: ChartSvg[], testid: string, series?: RunSeries[]): HTMLElement {
+/** The before → after charts drawn interactively in the page, with the runs they show (the store's metrics). */
+export type BeforeAfter = { runs: BeforeAfterRun[]; charts: BeforeAfterKind[] };
+
+/** The charts; with `series`, the step-loss chart is the interactive one drawn in the page, and with
+ *  `beforeAfter` the before → after charts it names. The rest are the core's SVGs. */
+export function chartsGrid(charts: ChartSvg[], testid: string, series?: RunSeries[], beforeAfter?: BeforeAfter): HTMLElement {
+  const interactive = (name: string): BeforeAfterKind | undefined => beforeAfter?.charts.find((k) => k === name);
   return h(
     "section",
     { class: "charts", testid },
-    charts.map((c) =>
-      series && c.name === "loss_steps" ? lossChart(series, `chart-${c.name}`, c.title) : h("figure", { class: "chart", testid: `chart-${c.name}`, attrs: { "data-chart": c.name } }, svgNode(c.svg)),
-    ),
+    charts.map((c) => {
+      const kind = interactive(c.name);
+      if (series && c.name === "loss_steps") return lossChart(series, `chart-${c.name}`, c.title);
+      if (beforeAfter && kind) return beforeAfterChart(beforeAfter.runs, kind, `chart-${c.name}`, c.title);
+      return h("figure", { class: "chart", testid: `chart-${c.name}`, attrs: { "data-chart": c.name } }, svgNode(c.svg));
+    }),
   );
 }
 

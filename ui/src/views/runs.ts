@@ -5,7 +5,7 @@
 
 import { api, type RunInfo, type RunRow, type RunsTable } from "../bindings";
 import type { ViewCtx } from "../main";
-import { attempt, badge, bytes, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pct, sci, setBox, shortWhen, tagChips, throttle } from "../dom";
+import { attempt, badge, bytes, checkpointBadge, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pct, sci, setBox, shortWhen, tagChips, throttle } from "../dom";
 
 type Col = { key: string; title: string; value: (r: RunRow) => number | string | null; show: (r: RunRow) => Node | string; num?: boolean };
 
@@ -38,6 +38,7 @@ const COLS: Col[] = [
     show: (r) => delta(r.info.metrics.heldout_before?.mean_label_prob, r.info.metrics.heldout_after?.mean_label_prob),
   },
   { key: "disk", title: "Disk", value: (r) => r.disk_bytes, show: (r) => h("span", { title: r.has_checkpoint ? "with its checkpoint" : "no checkpoint" }, bytes(r.disk_bytes), r.has_checkpoint ? "" : h("span", { class: "muted" }, " ·")), num: true },
+  { key: "checkpoint", title: "Checkpoint", value: (r) => r.checkpoint, show: (r) => checkpointBadge(r.checkpoint, false) },
   { key: "created", title: "Created", value: (r) => r.info.created_at, show: (r) => shortWhen(r.info.created_at) },
 ];
 
@@ -322,6 +323,36 @@ export async function renderRuns(root: HTMLElement, ctx: ViewCtx): Promise<void>
     ),
     body,
     foot,
+    await queueSettings(),
   );
   await load();
+}
+
+/** The queue's setting: how many queued runs the app's worker runs at once on the CPU (kept in the home). */
+async function queueSettings(): Promise<HTMLElement> {
+  const s = await attempt(() => api.queueSettings());
+  const input = h("input", { testid: "queue-concurrency", attrs: { type: "number", min: 1, max: s?.max_concurrency ?? 64, step: 1, value: s?.cpu_concurrency ?? 1 } });
+  const msg = h("span", { class: "small muted", testid: "queue-concurrency-status" });
+  const save = async () => {
+    const n = Number(input.value);
+    if (!Number.isInteger(n) || n < 0) {
+      msg.textContent = "a whole number of runs, at least 1";
+      return;
+    }
+    const r = await attempt(() => api.setQueueConcurrency(n), "queue setting");
+    if (r) {
+      input.value = String(r.cpu_concurrency);
+      msg.textContent = `saved: ${r.cpu_concurrency} at a time (from the next queued run on)`;
+    }
+  };
+  return h(
+    "p",
+    { class: "small queue-settings", testid: "queue-settings" },
+    h("label", { class: "inline-group" }, "Queue: runs at once on the CPU ", input),
+    " ",
+    h("button", { class: "mini", testid: "queue-concurrency-save", on: { click: () => void save() } }, "Save"),
+    " ",
+    msg,
+    h("span", { class: "muted" }, " · with a GPU, one at a time"),
+  );
 }

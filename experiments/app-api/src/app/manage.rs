@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use experiments::run::checkpoint::{self, DiskUsage};
+use experiments::run::checkpoint::{self, CheckpointState, DiskUsage};
 use experiments::run::store::RunLabels;
 
 use super::{lock, App};
@@ -82,17 +82,20 @@ impl App {
             .map(|s| SweepBrief { id: s.id, name: s.name, n_runs: s.run_ids.len() })
             .collect();
         drop(store);
-        let by_run: HashMap<i64, (u64, bool)> = disk.runs.iter().map(|r| (r.run_id, (r.bytes, r.has_checkpoint))).collect();
+        let by_run: HashMap<i64, (u64, bool, CheckpointState)> =
+            disk.runs.iter().map(|r| (r.run_id, (r.bytes, r.has_checkpoint, r.checkpoint))).collect();
         let rows = runs
             .into_iter()
             .map(|info| {
-                let (disk_bytes, has_checkpoint) = by_run.get(&info.id).copied().unwrap_or((0, false));
+                let (disk_bytes, has_checkpoint, checkpoint) =
+                    by_run.get(&info.id).copied().unwrap_or((0, false, CheckpointState::None));
                 RunRow {
                     labels: labels.remove(&info.id).unwrap_or_else(|| RunLabels { run_id: info.id, ..RunLabels::default() }),
                     experiment_tags: exp_labels.get(&info.experiment_id).map(|l| l.0.clone()).unwrap_or_default(),
                     params: params.get(&info.experiment_id).cloned().unwrap_or_default(),
                     disk_bytes,
                     has_checkpoint,
+                    checkpoint,
                     info,
                 }
             })
@@ -175,6 +178,12 @@ impl App {
             self.forget_caches();
         }
         Ok(d.into())
+    }
+
+    /// Run `run_id`'s checkpoint kept, deleted or none, as the store records it (read now, not cached).
+    pub(super) fn checkpoint_state(&self, run_id: i64) -> Result<CheckpointState> {
+        let folders = self.store().run_folders()?;
+        Ok(folders.iter().find(|f| f.run_id == run_id).map_or(CheckpointState::None, checkpoint::checkpoint_state))
     }
 
     /// Deletes a run's checkpoint folder, keeping its records; returns the bytes freed.

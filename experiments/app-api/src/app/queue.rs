@@ -1,16 +1,17 @@
 //! The queue in the app: runs put in the store's queue from the New experiment screen (one run, or a sweep over
-//! the lists in the form), and the app's background worker that runs them one at a time with the same queue
-//! runner as `cliplab queue run` ([`work_queue`]). The queue lives in the store, so runs still queued when the
-//! app closes are taken up again when it opens. Also the sweep view and the loss series of the interactive
-//! charts.
+//! the lists in the form), and the app's background worker that runs them with the same queue runner as
+//! `cliplab queue run` ([`work_queue`]): one at a time, or on the CPU as many at once as the home's setting says
+//! ([`App::set_queue_concurrency`]). The queue lives in the store, so runs still queued when the app closes are
+//! taken up again when it opens. Also the sweep view and the loss series of the interactive charts.
 
 use std::sync::Arc;
 
-use experiments::events::{Callback, CancelToken, Event, Observer, Throttle};
+use experiments::events::{Callback, CancelToken, Event, Observer, Throttle, WithCancel};
+use experiments::model::device::{self, DeviceChoice};
 use experiments::report::analysis::RunData;
 use experiments::report::labels::{labels_by_difference, LabelInput};
 use experiments::report::plots;
-use experiments::run::queue::{work_queue, WorkerOptions, Worked};
+use experiments::run::queue::{self, work_queue, WorkerOptions, Worked};
 use experiments::run::spec::ExperimentSpec;
 use experiments::run::store::{EpochLoss, NewRun, QueuedRun, RunStatus, StepLoss, SweepInfo};
 use experiments::run::{runner, sweep::{self, GridAxis}};
@@ -69,14 +70,47 @@ impl App {
         *lock(&self.worker)
     }
 
+    /// How the worker runs the queue: the runs at once the settings hold for the CPU, one at a time when this
+    /// machine has a GPU (runs choose their device; two on one GPU would share its memory).
+    pub fn worker_options(&self) -> Result<WorkerOptions> {
+        let gpu = device::select(DeviceChoice::Cuda).is_ok() || device::select(DeviceChoice::Metal).is_ok();
+        let concurrency = if gpu { 1 } else { queue::cpu_concurrency(&self.store())? };
+        Ok(WorkerOptions { concurrency, device: None })
+    }
+
+    /// The queue's settings.
+    pub fn queue_settings(&self) -> Result<QueueSettings> {
+        let cpu_concurrency = queue::cpu_concurrency(&self.store())?;
+        Ok(QueueSettings { cpu_concurrency, max_concurrency: queue::MAX_CONCURRENCY })
+    }
+
+    /// Sets the runs at once on the CPU (checked: 1 to [`queue::MAX_CONCURRENCY`]); the worker takes it up when
+    /// it next starts on the queue.
+    pub fn set_queue_concurrency(&self, concurrency: usize) -> Result<QueueSettings> {
+        queue::set_cpu_concurrency(&mut self.store(), concurrency)?;
+        self.queue_settings()
+    }
+
     fn work(&self) {
         loop {
+            let options = match self.worker_options() {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!("the queue worker cannot start: {e}");
+                    *lock(&self.worker) = false;
+                    return;
+                }
+            };
+            // Stops the worker; never set by the window, which cancels single runs through their own tokens.
             let cancel = CancelToken::new();
             let sink = Arc::clone(&self.sink);
             let observer = |run_id: i64| -> Box<dyn Observer> {
-                lock(&self.active).insert(run_id, cancel.clone());
+                // Its own token: with several runs at once, cancelling one leaves the others running.
+                let token = CancelToken::new();
+                lock(&self.active).insert(run_id, token.clone());
                 let sink = Arc::clone(&sink);
-                Box::new(Throttle::new(Callback::new(move |e: &Event| sink.emit(AppEvent::Run { run_id, event: e.clone() }))))
+                let events = Throttle::new(Callback::new(move |e: &Event| sink.emit(AppEvent::Run { run_id, event: e.clone() })));
+                Box::new(WithCancel::new(events, token))
             };
             let done = |w: &Worked| {
                 lock(&self.active).remove(&w.run_id);
@@ -86,7 +120,7 @@ impl App {
                 };
                 self.sink.emit(AppEvent::RunFinished { run_id: w.run_id, status, error });
             };
-            let worked = work_queue(&self.home, WorkerOptions::default(), &observer, &done, cancel.clone());
+            let worked = work_queue(&self.home, options, &observer, &done, cancel.clone());
             let mut running = lock(&self.worker);
             if let Err(e) = worked {
                 tracing::error!("the queue worker stopped: {e}");

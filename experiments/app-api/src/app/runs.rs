@@ -128,6 +128,7 @@ impl App {
             charts,
             series: self.series(&[run_id])?,
             colour: plots::palette_hex(0),
+            checkpoint_state: self.checkpoint_state(run_id)?,
         })
     }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use experiments::model::engine::Summary;
-use experiments::run::checkpoint::{self, RunDisk};
+use experiments::run::checkpoint::{self, CheckpointState, RunDisk};
 use experiments::run::runner;
 use experiments::run::store::{RunInfo, RunLabels};
 use indicatif::HumanBytes;
@@ -14,7 +14,7 @@ use super::Ctx;
 use crate::output::{print_run, truncate};
 
 /// `runs list`: one line per run with its before -> after accuracy, its place in the queue, its disk use, its
-/// tags and whether it was pulled; with `tag`, only the runs tagged so (or whose experiment is); archived runs
+/// checkpoint (kept, deleted by `keep_best` or by hand, none), its tags and whether it was pulled; with `tag`, only the runs tagged so (or whose experiment is); archived runs
 /// only with `all`. The last line: the disk use of all runs (shared files counted once).
 pub fn list(ctx: &Ctx, tag: Option<&str>, all: bool, json: bool) -> Result<()> {
     let store = ctx.open()?;
@@ -35,8 +35,8 @@ pub fn list(ctx: &Ctx, tag: Option<&str>, all: bool, json: bool) -> Result<()> {
         return print_json(&runs, &labels, &disk);
     }
     println!(
-        "{:>4}  {:<11} {:<24} {:<16} {:>8} {:>6} {:>5}  {:>15}  {:>15} {:>10}",
-        "run", "status", "experiment", "dataset", "lr", "epochs", "batch", "held-out acc", "train acc", "disk"
+        "{:>4}  {:<11} {:<24} {:<16} {:>8} {:>6} {:>5}  {:>15}  {:>15} {:>10}  {:<10}",
+        "run", "status", "experiment", "dataset", "lr", "epochs", "batch", "held-out acc", "train acc", "disk", "checkpoint"
     );
     let no_labels = RunLabels::default();
     let acc = |b: Option<Summary>, a: Option<Summary>| match (b, a) {
@@ -56,8 +56,9 @@ pub fn list(ctx: &Ctx, tag: Option<&str>, all: bool, json: bool) -> Result<()> {
         let marks = if marks.is_empty() { String::new() } else { format!("  ({})", marks.join(", ")) };
         let tags = if l.tags.is_empty() { String::new() } else { format!("  [{}]", l.tags.join(", ")) };
         let bytes = disk.get(&r.id).filter(|d| d.bytes + d.shared_bytes > 0).map(|d| HumanBytes(d.bytes).to_string());
+        let kept = disk.get(&r.id).map_or(CheckpointState::None, |d| d.checkpoint);
         println!(
-            "{:>4}  {:<11} {:<24} {:<16} {:>8.1e} {:>6} {:>5}  {:>15}  {:>15} {:>10}{marks}{tags}",
+            "{:>4}  {:<11} {:<24} {:<16} {:>8.1e} {:>6} {:>5}  {:>15}  {:>15} {:>10}  {:<10}{marks}{tags}",
             r.id,
             status,
             truncate(&r.experiment_name, 24),
@@ -68,6 +69,7 @@ pub fn list(ctx: &Ctx, tag: Option<&str>, all: bool, json: bool) -> Result<()> {
             acc(r.metrics.heldout_before, r.metrics.heldout_after),
             acc(r.metrics.train_before, r.metrics.train_after),
             bytes.as_deref().unwrap_or("-"),
+            kept.to_string(),
         );
     }
     let hidden = if hidden > 0 { format!("; {hidden} archived not shown (--all)") } else { String::new() };
@@ -81,7 +83,8 @@ pub fn list(ctx: &Ctx, tag: Option<&str>, all: bool, json: bool) -> Result<()> {
 }
 
 /// `runs list --json`: each run's record with its sweep, queue place, tags, note, archived and pulled marks and
-/// disk use (`disk_bytes`: its own files; `shared_bytes`: files shared with other runs) beside it.
+/// disk use (`disk_bytes`: its own files; `shared_bytes`: files shared with other runs; `checkpoint`: kept,
+/// deleted or none) beside it.
 fn print_json(runs: &[RunInfo], labels: &BTreeMap<i64, RunLabels>, disk: &HashMap<i64, &RunDisk>) -> Result<()> {
     let mut out = Vec::with_capacity(runs.len());
     for r in runs {
@@ -98,6 +101,7 @@ fn print_json(runs: &[RunInfo], labels: &BTreeMap<i64, RunLabels>, disk: &HashMa
             o.insert("disk_bytes".into(), serde_json::json!(d.bytes));
             o.insert("shared_bytes".into(), serde_json::json!(d.shared_bytes));
             o.insert("has_checkpoint".into(), serde_json::json!(d.has_checkpoint));
+            o.insert("checkpoint".into(), serde_json::json!(d.checkpoint));
         }
         out.push(v);
     }
