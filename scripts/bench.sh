@@ -66,8 +66,18 @@ python3 - "$work" $tokens <<'PY'
 import json, os, sys
 work, tokens = sys.argv[1], sys.argv[2:]
 def load(name):
+    # One JSON document per run, each on one line or pretty-printed over several (`cliplab bench --json`).
     p = os.path.join(work, name)
-    return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
+    if not os.path.exists(p):
+        return []
+    text, docs, i, dec = open(p).read(), [], 0, json.JSONDecoder()
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i == len(text):
+            return docs
+        doc, i = dec.raw_decode(text, i)
+        docs.append(doc)
 rows = [("score 1 image x 5 captions (s)", "score_1x5_s", min),
         ("throughput, batches of 8 (images/s)", "score_images_per_s", max),
         ("training step 2 x 5 (s)", "train_step_s", min),
