@@ -5,7 +5,7 @@
 // a run.
 
 import type { RunMetrics, Summary } from "./bindings";
-import { svgEl } from "./chart";
+import { legendEntries, svgEl } from "./chart";
 import { h } from "./dom";
 
 // Drawn in CSS pixels at the width they get, so text sizes are what the screen shows.
@@ -63,21 +63,7 @@ export function beforeAfterChart(runs: BeforeAfterRun[], kind: BeforeAfterKind, 
   const legend = h("div", { class: "chart-legend", testid: "chart-legend" });
 
   const drawLegend = () => {
-    legend.replaceChildren(
-      ...runs.map((r) =>
-        h(
-          "button",
-          {
-            class: `legend-entry${hidden.has(r.run_id) ? " off" : ""}`,
-            testid: `legend-${r.run_id}`,
-            title: hidden.has(r.run_id) ? "Show this run" : "Hide this run",
-            on: { click: () => { if (hidden.has(r.run_id)) hidden.delete(r.run_id); else hidden.add(r.run_id); draw(); } },
-          },
-          h("span", { class: "swatch", style: `background:${r.colour}` }),
-          r.label,
-        ),
-      ),
-    );
+    legend.replaceChildren(...legendEntries(runs, hidden, () => draw()));
     if (kind === "metrics") legend.appendChild(h("span", { class: "small muted ba-key" }, "light bar: before · solid bar: after"));
   };
 

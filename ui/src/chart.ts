@@ -58,6 +58,27 @@ export function svgEl(tag: string, attrs: Record<string, string | number>, text?
   return e;
 }
 
+/** A legend entry per run: a button that hides or shows the run (kept in `hidden`) and then calls `redraw`. */
+export function legendEntries(
+  runs: { run_id: number; label: string; colour: string }[],
+  hidden: Set<number>,
+  redraw: () => void,
+): HTMLElement[] {
+  return runs.map((r) =>
+    h(
+      "button",
+      {
+        class: `legend-entry${hidden.has(r.run_id) ? " off" : ""}`,
+        testid: `legend-${r.run_id}`,
+        title: hidden.has(r.run_id) ? "Show this run" : "Hide this run",
+        on: { click: () => { if (hidden.has(r.run_id)) hidden.delete(r.run_id); else hidden.add(r.run_id); redraw(); } },
+      },
+      h("span", { class: "swatch", style: `background:${r.colour}` }),
+      r.label,
+    ),
+  );
+}
+
 /** The interactive step-loss chart of `series` (a figure with `testid`, its polylines in each run's colour). */
 export function lossChart(series: RunSeries[], testid: string, title = "Training loss per step"): HTMLElement {
   const hidden = new Set<number>();
@@ -72,21 +93,7 @@ export function lossChart(series: RunSeries[], testid: string, title = "Training
   let scale = { x: (v: number) => v, y: (v: number) => v, x0: 0, x1: 1 };
 
   const drawLegend = () => {
-    legend.replaceChildren(
-      ...series.map((s) =>
-        h(
-          "button",
-          {
-            class: `legend-entry${hidden.has(s.run_id) ? " off" : ""}`,
-            testid: `legend-${s.run_id}`,
-            title: hidden.has(s.run_id) ? "Show this run" : "Hide this run",
-            on: { click: () => { if (hidden.has(s.run_id)) hidden.delete(s.run_id); else hidden.add(s.run_id); draw(); } },
-          },
-          h("span", { class: "swatch", style: `background:${s.colour}` }),
-          s.label,
-        ),
-      ),
-    );
+    legend.replaceChildren(...legendEntries(series, hidden, () => draw()));
   };
 
   const draw = () => {
