@@ -88,8 +88,11 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
     s.go("#/new").expect("go");
     s.wait_text("[data-testid=spec-heldout]", SHORT);
     s.type_into("[data-testid=spec-heldout]", "1000").expect("too many");
-    let err = s.wait("a field error", SHORT, |s| Ok(s.text("[data-testid=error-sample\\.heldout]").ok().filter(|t| !t.is_empty())));
-    assert!(err.contains("does not fit"), "{err}");
+    // `clear` fires `input` on an empty field first ("a whole number, 0 or more"), so wait for the error about 1000.
+    let err = s.wait("the held-out size error", SHORT, |s| {
+        Ok(s.text("[data-testid=error-sample\\.heldout]").ok().filter(|t| t.contains("does not fit")))
+    });
+    assert!(err.contains("the dataset has 120 samples") && err.contains("1000 held-out"), "{err}");
     create_and_run(s, "gui lr 3e-3", "0.003", "12", Some("03-new-experiment"));
     let run_a = wait_run_page(s, &[]);
     s.wait("run A to complete", LONG, |s| Ok(s.find("[data-testid=run-summary]").ok()));
