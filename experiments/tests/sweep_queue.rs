@@ -12,7 +12,7 @@ use experiments::events::{CancelToken, NullObserver, Observer};
 use experiments::report::sweep::compare_sweep;
 use experiments::run::queue::{work_queue, WorkerOptions};
 use experiments::run::spec::ExperimentSpec;
-use experiments::run::store::{RunStatus, Store};
+use experiments::run::store::{Labelled, RunStatus, Store};
 use experiments::run::sweep::{create_sweep, run_sweep, GridAxis};
 use experiments::run::runner;
 
@@ -252,22 +252,22 @@ fn tags_and_notes_find_runs_by_run_or_experiment() {
     let (mut store, spec) = setup(home.path());
     let created = create_sweep(&mut store, &spec, &grid(&["train.seed=1,2,3"]), true).expect("sweep");
     let [a, b, c] = created.run_ids[..] else { panic!("three runs") };
-    store.tag_run(a, " baseline ").expect("tag");
-    store.tag_run(a, "baseline").expect("tag twice: no change");
-    store.tag_run(b, "lr-scan").expect("tag");
+    store.set_tag(Labelled::Run(a), " baseline ", true).expect("tag");
+    store.set_tag(Labelled::Run(a), "baseline", true).expect("tag twice: no change");
+    store.set_tag(Labelled::Run(b), "lr-scan", true).expect("tag");
     let exp_c = store.run(c).expect("run").info.experiment_id;
-    store.tag_experiment(exp_c, "baseline").expect("tag experiment");
+    store.set_tag(Labelled::Experiment(exp_c), "baseline", true).expect("tag experiment");
     assert_eq!(store.runs_tagged("baseline").expect("find"), [c, a]);
-    store.untag_run(a, "baseline").expect("untag");
+    store.set_tag(Labelled::Run(a), "baseline", false).expect("untag");
     assert_eq!(store.runs_tagged("baseline").expect("find"), [c]);
     assert!(store.runs_tagged("nothing").expect("find").is_empty());
-    store.set_run_note(b, "diverged after epoch 1").expect("note");
+    store.set_note(Labelled::Run(b), "diverged after epoch 1").expect("note");
     let labels = store.run_labels().expect("labels");
     assert_eq!(labels[&b].tags, ["lr-scan"]);
     assert_eq!(labels[&b].note, "diverged after epoch 1");
     assert_eq!(labels[&b].sweep_id, Some(created.sweep_id));
-    assert!(store.tag_run(a, "  ").is_err() && store.tag_run(a, "two\nlines").is_err());
-    assert!(store.tag_run(9999, "x").expect_err("no run").to_string().contains("9999"));
+    assert!(store.set_tag(Labelled::Run(a), "  ", true).is_err() && store.set_tag(Labelled::Run(a), "two\nlines", true).is_err());
+    assert!(store.set_tag(Labelled::Run(9999), "x", true).expect_err("no run").to_string().contains("9999"));
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use experiments::run::checkpoint::{self, CheckpointState, DiskUsage};
-use experiments::run::store::RunLabels;
+use experiments::run::store::{Labelled, RunLabels};
 
 use super::{lock, App};
 use crate::views::*;
@@ -114,32 +114,20 @@ impl App {
 
     /// Adds (`on`) or removes a tag of a run.
     pub fn tag_run(&self, run_id: i64, tag: &str, on: bool) -> Result<()> {
-        let mut store = self.store();
-        if on {
-            store.tag_run(run_id, tag)?;
-        } else {
-            store.untag_run(run_id, tag)?;
-        }
-        Ok(())
+        Ok(self.store().set_tag(Labelled::Run(run_id), tag, on)?)
     }
 
     /// Adds (`on`) or removes a tag of an experiment.
     pub fn tag_experiment(&self, experiment_id: i64, tag: &str, on: bool) -> Result<()> {
-        let mut store = self.store();
-        if on {
-            store.tag_experiment(experiment_id, tag)?;
-        } else {
-            store.untag_experiment(experiment_id, tag)?;
-        }
-        Ok(())
+        Ok(self.store().set_tag(Labelled::Experiment(experiment_id), tag, on)?)
     }
 
     pub fn set_run_note(&self, run_id: i64, note: &str) -> Result<()> {
-        Ok(self.store().set_run_note(run_id, note)?)
+        Ok(self.store().set_note(Labelled::Run(run_id), note)?)
     }
 
     pub fn set_experiment_note(&self, experiment_id: i64, note: &str) -> Result<()> {
-        Ok(self.store().set_experiment_note(experiment_id, note)?)
+        Ok(self.store().set_note(Labelled::Experiment(experiment_id), note)?)
     }
 
     /// Archives runs (hidden from the default views) or brings them back.

@@ -2,7 +2,7 @@
 //! `cliplab experiment tag|untag|note|delete` and `cliplab dataset delete`.
 
 use anyhow::{bail, Result};
-use experiments::run::store::Deleted;
+use experiments::run::store::{Deleted, Labelled, Store};
 
 use super::Ctx;
 use crate::args::{ExperimentCmd, RunsCmd};
@@ -11,18 +11,9 @@ use crate::args::{ExperimentCmd, RunsCmd};
 pub fn runs(cmd: RunsCmd, ctx: &Ctx) -> Result<()> {
     let mut store = ctx.open()?;
     match cmd {
-        RunsCmd::Tag { run, tag } => {
-            store.tag_run(run, &tag)?;
-            println!("run {run} tagged `{}`", tag.trim());
-        }
-        RunsCmd::Untag { run, tag } => {
-            store.untag_run(run, &tag)?;
-            println!("run {run}: tag `{}` removed", tag.trim());
-        }
-        RunsCmd::Note { run, text } => {
-            store.set_run_note(run, &text)?;
-            println!("run {run}: note saved");
-        }
+        RunsCmd::Tag { run, tag } => set_tag(&mut store, Labelled::Run(run), &tag, true)?,
+        RunsCmd::Untag { run, tag } => set_tag(&mut store, Labelled::Run(run), &tag, false)?,
+        RunsCmd::Note { run, text } => set_note(&mut store, Labelled::Run(run), &text)?,
         RunsCmd::Delete { runs, yes } => {
             let plan = store.delete_runs(&runs, yes)?;
             return done(&plan);
@@ -46,24 +37,33 @@ pub fn runs(cmd: RunsCmd, ctx: &Ctx) -> Result<()> {
 pub fn experiment(cmd: ExperimentCmd, ctx: &Ctx) -> Result<()> {
     let mut store = ctx.open()?;
     match cmd {
-        ExperimentCmd::Tag { id, tag } => {
-            store.tag_experiment(id, &tag)?;
-            println!("experiment {id} tagged `{}`", tag.trim());
-        }
-        ExperimentCmd::Untag { id, tag } => {
-            store.untag_experiment(id, &tag)?;
-            println!("experiment {id}: tag `{}` removed", tag.trim());
-        }
-        ExperimentCmd::Note { id, text } => {
-            store.set_experiment_note(id, &text)?;
-            println!("experiment {id}: note saved");
-        }
+        ExperimentCmd::Tag { id, tag } => set_tag(&mut store, Labelled::Experiment(id), &tag, true)?,
+        ExperimentCmd::Untag { id, tag } => set_tag(&mut store, Labelled::Experiment(id), &tag, false)?,
+        ExperimentCmd::Note { id, text } => set_note(&mut store, Labelled::Experiment(id), &text)?,
         ExperimentCmd::Delete { id, yes } => {
             let plan = store.delete_experiment(id, yes)?;
             return done(&plan);
         }
         ExperimentCmd::Create { .. } | ExperimentCmd::List { .. } => bail!("handled by `experiment`"),
     }
+    Ok(())
+}
+
+/// `runs|experiment tag|untag`: "run 3 tagged `best`", "experiment 2: tag `best` removed".
+fn set_tag(store: &mut Store, on: Labelled, tag: &str, add: bool) -> Result<()> {
+    store.set_tag(on, tag, add)?;
+    if add {
+        println!("{on} tagged `{}`", tag.trim());
+    } else {
+        println!("{on}: tag `{}` removed", tag.trim());
+    }
+    Ok(())
+}
+
+/// `runs|experiment note`.
+fn set_note(store: &mut Store, on: Labelled, text: &str) -> Result<()> {
+    store.set_note(on, text)?;
+    println!("{on}: note saved");
     Ok(())
 }
 

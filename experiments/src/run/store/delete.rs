@@ -158,16 +158,7 @@ impl Store {
         }
         tx.commit().ctx(&path, &doing)?;
         for dir in &out.folders {
-            match std::fs::remove_dir_all(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(Error::Invalid(format!(
-                        "{}: the records are deleted but the run folder could not be removed: {e}",
-                        dir.display()
-                    )))
-                }
-            }
+            remove_owned(dir, "the run folder", |p| std::fs::remove_dir_all(p))?;
         }
         remove_images(&out.images)?;
         Ok(out)
@@ -209,20 +200,24 @@ fn extracted_into_home(home: &Path, file: &Path, sha: &str) -> bool {
     named && (in_images || in_extracted)
 }
 
+/// Removes a file or folder the store owned, after its records are deleted: already gone is fine; any other
+/// failure names the path and says that the records are gone (`what`: "the run folder", ...).
+fn remove_owned(path: &Path, what: &str, remove: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
+    match remove(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Invalid(format!(
+            "{}: the records are deleted but {what} could not be removed: {e}",
+            path.display()
+        ))),
+    }
+}
+
 /// Removes the extracted images (already gone: fine), then the app's per-import folders they leave empty.
 fn remove_images(images: &[PathBuf]) -> Result<()> {
     let mut parents = BTreeSet::new();
     for file in images {
-        match std::fs::remove_file(file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::Invalid(format!(
-                    "{}: the records are deleted but the extracted image could not be removed: {e}",
-                    file.display()
-                )))
-            }
-        }
+        remove_owned(file, "the extracted image", |p| std::fs::remove_file(p))?;
         let in_extracted = |p: &&Path| p.parent().and_then(Path::file_name) == Some(std::ffi::OsStr::new("extracted"));
         if let Some(p) = file.parent().filter(in_extracted) {
             parents.insert(p.to_path_buf());

@@ -33,7 +33,7 @@ pub use queue::QueuedRun;
 pub use recorder::{RunRecorder, STORE_PATIENCE};
 pub use sweeps::{NewRun, SweepInfo};
 pub use system::RunSystem;
-pub use tags::RunLabels;
+pub use tags::{Labelled, RunLabels};
 pub use remote::{host_name, PulledFrom, PulledRun, RemotePush};
 pub use types::*;
 

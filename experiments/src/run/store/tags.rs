@@ -40,68 +40,57 @@ fn clean_tag(tag: &str) -> Result<String> {
     Ok(t.to_string())
 }
 
-/// `runs`/`run_tags`/`run_id` or `experiments`/`experiment_tags`/`experiment_id`.
-fn tables(what: &str) -> (&'static str, &'static str) {
-    if what == "run" {
-        ("run_tags", "run_id")
-    } else {
-        ("experiment_tags", "experiment_id")
+/// What a tag or a note is on. Renders as "run 3" or "experiment 2".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Labelled {
+    Run(i64),
+    Experiment(i64),
+}
+
+impl Labelled {
+    /// The kind as the store names it (`run`, `experiment`), and the id.
+    fn parts(self) -> (&'static str, i64) {
+        match self {
+            Labelled::Run(id) => ("run", id),
+            Labelled::Experiment(id) => ("experiment", id),
+        }
+    }
+}
+
+impl std::fmt::Display for Labelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (what, id) = self.parts();
+        write!(f, "{what} {id}")
     }
 }
 
 impl Store {
-    /// Adds `tag` to run `run` (already there: nothing changes).
-    pub fn tag_run(&mut self, run: i64, tag: &str) -> Result<()> {
-        self.set_tag("run", run, tag, true)
-    }
-
-    /// Removes `tag` from run `run` (not there: nothing changes).
-    pub fn untag_run(&mut self, run: i64, tag: &str) -> Result<()> {
-        self.set_tag("run", run, tag, false)
-    }
-
-    /// Adds `tag` to experiment `experiment`.
-    pub fn tag_experiment(&mut self, experiment: i64, tag: &str) -> Result<()> {
-        self.set_tag("experiment", experiment, tag, true)
-    }
-
-    /// Removes `tag` from experiment `experiment`.
-    pub fn untag_experiment(&mut self, experiment: i64, tag: &str) -> Result<()> {
-        self.set_tag("experiment", experiment, tag, false)
-    }
-
-    /// Replaces run `run`'s note (empty: none).
-    pub fn set_run_note(&mut self, run: i64, note: &str) -> Result<()> {
-        self.set_note("run", run, note)
-    }
-
-    /// Replaces experiment `experiment`'s note (empty: none).
-    pub fn set_experiment_note(&mut self, experiment: i64, note: &str) -> Result<()> {
-        self.set_note("experiment", experiment, note)
-    }
-
-    fn set_tag(&mut self, what: &str, id: i64, tag: &str, on: bool) -> Result<()> {
+    /// Adds (`add`) or removes `tag` on a run or experiment: already there (or not there) changes nothing. The tag
+    /// is stored trimmed; an empty, multi-line or over-long tag is refused, as is an id the store does not hold.
+    pub fn set_tag(&mut self, on: Labelled, tag: &str, add: bool) -> Result<()> {
         let tag = clean_tag(tag)?;
         let path = self.path.clone();
-        let (table, col) = tables(what);
+        let (what, id) = on.parts();
         let tx = self.write_tx()?;
         check_exists(&tx, &path, what, id)?;
-        let sql = if on {
-            format!("INSERT OR IGNORE INTO {table} ({col}, tag) VALUES (?1, ?2)")
+        let sql = if add {
+            format!("INSERT OR IGNORE INTO {what}_tags ({what}_id, tag) VALUES (?1, ?2)")
         } else {
-            format!("DELETE FROM {table} WHERE {col} = ?1 AND tag = ?2")
+            format!("DELETE FROM {what}_tags WHERE {what}_id = ?1 AND tag = ?2")
         };
-        tx.execute(&sql, params![id, tag]).ctx(&path, format!("tagging {what} {id}"))?;
-        tx.commit().ctx(&path, format!("tagging {what} {id}"))
+        tx.execute(&sql, params![id, tag]).ctx(&path, format!("tagging {on}"))?;
+        tx.commit().ctx(&path, format!("tagging {on}"))
     }
 
-    fn set_note(&mut self, what: &str, id: i64, note: &str) -> Result<()> {
+    /// Replaces the note of a run or experiment (empty: none).
+    pub fn set_note(&mut self, on: Labelled, note: &str) -> Result<()> {
         let path = self.path.clone();
+        let (what, id) = on.parts();
         let tx = self.write_tx()?;
         check_exists(&tx, &path, what, id)?;
         tx.execute(&format!("UPDATE {what}s SET note = ?2 WHERE id = ?1"), params![id, note.trim()])
-            .ctx(&path, format!("writing the note of {what} {id}"))?;
-        tx.commit().ctx(&path, format!("writing the note of {what} {id}"))
+            .ctx(&path, format!("writing the note of {on}"))?;
+        tx.commit().ctx(&path, format!("writing the note of {on}"))
     }
 
     /// The sweep, queue place, tags, note and archived / pulled marks of every run, by run id.
