@@ -87,6 +87,18 @@ fn import_run_show_export() {
     // Its checkpoint, as the store records it.
     assert_eq!(runs[0]["checkpoint"], "kept");
     assert!(table.lines().next().is_some_and(|h| h.contains("checkpoint")) && table.contains("kept"), "{table}");
+    // A tag and a note from the CLI, as the store keeps them; a tag the store refuses changes nothing.
+    assert_eq!(dir.cliplab(&["runs", "tag", &run, " best "]).ok().trim(), format!("run {run} tagged `best`"));
+    assert_eq!(dir.cliplab(&["runs", "note", &run, "first try"]).ok().trim(), format!("run {run}: note saved"));
+    let line = dir.cliplab(&["runs", "tag", &run, "two\nlines"]).fails();
+    assert!(line.contains(r"tag `two\nlines`: a tag is 1 to 64 characters on one line"), "{line}");
+    let exp = runs[0]["experiment_id"].to_string();
+    assert_eq!(dir.cliplab(&["experiment", "tag", &exp, "lr"]).ok().trim(), format!("experiment {exp} tagged `lr`"));
+    let runs = dir.cliplab(&["runs", "list", "--json"]).json();
+    assert_eq!((runs[0]["tags"].clone(), runs[0]["note"].clone()), (serde_json::json!(["best"]), serde_json::json!("first try")));
+    let found = dir.cliplab(&["runs", "list", "--tag", "lr", "--json"]).json();
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(dir.cliplab(&["runs", "untag", &run, "best"]).ok().trim(), format!("run {run}: tag `best` removed"));
 
     // Export, then score with the exported checkpoint.
     let ckpt = dir.path().join("exported");

@@ -34,7 +34,9 @@ fn clean_tag(tag: &str) -> Result<String> {
     let t = tag.trim();
     if t.is_empty() || t.chars().count() > MAX_TAG_CHARS || t.chars().any(char::is_control) {
         return Err(Error::Invalid(format!(
-            "tag `{tag}`: a tag is 1 to {MAX_TAG_CHARS} characters on one line"
+            "tag `{}`: a tag is 1 to {MAX_TAG_CHARS} characters on one line",
+            // Escaped: the error stays one line even when the tag is not.
+            tag.escape_debug()
         )));
     }
     Ok(t.to_string())
