@@ -137,6 +137,22 @@ impl Error {
     }
 }
 
+/// The one line a binary prints for a failed command (after `error: `): the error and its causes joined by ": "
+/// (a cause that the message already ends with is not repeated: our variants name their source), with control
+/// characters shown escaped (`\n`), so that a line break in a user's name or in a server's reply never splits it.
+/// The CLI, `cliplab-serve` and the monitor print their errors through it.
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    for cause in std::iter::successors(Some(e), |e| e.source()).map(ToString::to_string) {
+        if line.is_empty() {
+            line = cause;
+        } else if !line.ends_with(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+}
+
 /// Reads a whole file, naming it in the error (and saying "file not found" plainly).
 pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
@@ -149,4 +165,22 @@ pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
             Error::io(path, e)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("pushing run 3")]
+    struct Context(#[source] Error);
+
+    #[test]
+    fn an_error_line_is_one_line_with_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied\r\nby policy");
+        let e = Error::io("a\nb.parquet", io);
+        assert_eq!(error_line(&e), "a\\nb.parquet: denied\\r\\nby policy");
+        let wrapped = Context(Error::Invalid("the server went away".into()));
+        assert_eq!(error_line(&wrapped), "pushing run 3: the server went away");
+    }
 }

@@ -40,8 +40,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One readable line, the last on stderr: the chain of causes.
-            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", experiments::error::error_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }

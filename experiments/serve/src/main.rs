@@ -41,8 +41,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One readable line, the last on stderr, as the CLI writes its errors.
-            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", experiments::error::error_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }
