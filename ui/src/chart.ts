@@ -255,6 +255,20 @@ export function panelMessage(svg: SVGElement, f: Frame, text: string): void {
   svg.appendChild(svgEl("text", { x: (PANEL_PAD.l + f.width - PANEL_PAD.r) / 2, y: (PANEL_PAD.t + f.height - PANEL_PAD.b) / 2, "text-anchor": "middle", fill: "#888" }, text));
 }
 
+/** Shows the panel's hover band (a `.hover-mark` rect, added once, under the data) over x from `lo` to `hi`. */
+export function hoverBand(svg: SVGElement, f: Frame, lo: number, hi: number): void {
+  let band = svg.querySelector("rect.hover-mark");
+  if (!band) {
+    band = svgEl("rect", { class: "hover-mark", fill: "#1a73e8", "fill-opacity": 0.08 });
+    svg.insertBefore(band, svg.firstChild);
+  }
+  band.setAttribute("x", String(f.sx(lo)));
+  band.setAttribute("width", String(f.sx(hi) - f.sx(lo)));
+  band.setAttribute("y", String(PANEL_PAD.t));
+  band.setAttribute("height", String(f.height - PANEL_PAD.t - PANEL_PAD.b));
+  band.setAttribute("visibility", "visible");
+}
+
 /** A tooltip row of a run: its swatch and label, then `children`. */
 export function tipRow(r: ChartRun, colour: string, attrs: Record<string, string | number>, ...children: (Node | string | null)[]): HTMLElement {
   return h("div", { testid: `tip-run-${r.run_id}`, attrs }, h("span", { class: "swatch", style: `background:${colour}` }), ` ${r.label}: `, ...children);
@@ -321,7 +335,10 @@ export function panelsChart<R extends ChartRun, P>(spec: PanelsSpec<R, P>): HTML
       tip.style.left = `${Math.max(0, Math.min(e.clientX - wrap.left + 14, wrap.width - 300))}px`;
       tip.style.top = `${r.top - wrap.top + PANEL_PAD.t}px`;
     });
-    svg.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+    svg.addEventListener("mouseleave", () => {
+      tip.style.display = "none";
+      svg.querySelectorAll(".hover-mark").forEach((m) => m.setAttribute("visibility", "hidden"));
+    });
     return svg;
   };
 

@@ -4,7 +4,7 @@
 // the run and compare views), so the page and the exported charts count alike; only the geometry is done here.
 
 import type { Calibration, Histogram, ReliabilityBin, RunScoreCharts, SampleDelta, Split, SplitScoreCharts } from "./bindings";
-import { axes, panelMessage, panelsChart, svgEl, tipRow, type ChartRun } from "./chart";
+import { axes, hoverBand, panelMessage, panelsChart, svgEl, tipRow, type ChartRun } from "./chart";
 import { h } from "./dom";
 
 /** One run as the score charts show it. */
@@ -97,12 +97,13 @@ export function histChart(runs: ScoreRun[], testid: string, title: string): HTML
         svg.appendChild(svgEl("polyline", { points: pts.join(" "), fill: "none", stroke: s.colour, "stroke-width": 2, "data-run": s.run.run_id, "data-stage": s.stage }));
       }
     },
-    tip: (split, shown, x) => {
+    tip: (split, shown, x, _y, f, svg) => {
       const ss = hists(shown, split);
       const bins = ss[0]?.data.bins;
       if (!bins || x < 0 || x > 1) return null;
       const k = Math.min(bins.length - 1, Math.max(0, Math.floor(x * bins.length)));
       const b = bins[k];
+      hoverBand(svg, f, b.lo, b.hi);
       const rows = ss.map((s) => {
         const c = s.data.bins[k]?.count ?? 0;
         return tipRow(s.run, s.colour, { "data-stage": s.stage, "data-bin": k }, `${stageText(s, shown.length)} `, h("b", { testid: "tip-count" }, String(c)), h("span", { class: "muted" }, ` of ${s.data.n} (${pctText(c / Math.max(s.data.n, 1))})`));
@@ -140,13 +141,14 @@ export function calibrationChart(runs: ScoreRun[], testid: string, title: string
         for (const b of pts) svg.appendChild(svgEl("circle", { cx: f.sx(b.mean_confidence), cy: f.sy(b.accuracy), r: 2 + 5 * Math.sqrt(b.count / most), fill: s.colour, "fill-opacity": 0.85, "data-run": s.run.run_id, "data-stage": s.stage, "data-bin": s.data.bins.indexOf(b), "data-count": b.count }));
       }
     },
-    tip: (split, shown, x) => {
+    tip: (split, shown, x, _y, f, svg) => {
       const ss = cals(shown, split);
       const bins = ss[0]?.data.bins;
       if (!bins || x < 0 || x > 1) return null;
       // The bin whose confidence range holds x (the core's binning: the last bin includes 1).
       const k = Math.min(bins.length - 1, Math.max(0, Math.floor(x * bins.length + 1e-6)));
       const b = bins[k];
+      hoverBand(svg, f, b.lo, b.hi);
       const rows = ss.map((s) => {
         const c = s.data.bins[k];
         return tipRow(s.run, s.colour, { "data-stage": s.stage, "data-bin": k }, `${stageText(s, shown.length)}: confidence `, h("b", { testid: "tip-confidence" }, probText(c?.mean_confidence)), " · accuracy ", h("b", { testid: "tip-accuracy" }, pctText(c?.accuracy, 2)), " · ", h("b", { testid: "tip-count" }, String(c?.count ?? 0)), h("span", { class: "muted" }, ` samples (ECE ${s.data.ece?.toFixed(3) ?? "–"})`));
@@ -193,7 +195,7 @@ export function sampleSlopeChart(run: ChartRun, samples: SampleDelta[], total: n
         svg.appendChild(svgEl("circle", { cx: f.sx(x), cy: f.sy(m), r: 5, fill: run.colour }));
         svg.appendChild(svgEl("text", { x: f.sx(x) + dx, y: f.sy(m) + 4, "text-anchor": anchor, fill: "#333" }, m.toFixed(2)));
       }
-      svg.appendChild(svgEl("line", { class: "hover-sample", x1: 0, y1: 0, x2: 0, y2: 0, stroke: "#111", "stroke-width": 2.5, visibility: "hidden" }));
+      svg.appendChild(svgEl("line", { class: "hover-sample hover-mark", x1: 0, y1: 0, x2: 0, y2: 0, stroke: "#111", "stroke-width": 2.5, visibility: "hidden" }));
     },
     tip: (split, _shown, x, y, f, svg) => {
       // The line nearest the pointer, in pixels; the top-most (drawn last) wins a tie.
