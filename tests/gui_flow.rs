@@ -224,25 +224,27 @@ fn before_after_hover(s: &Session, store: &Store, run_a: i64, run_b: i64) {
     std::thread::sleep(std::time::Duration::from_millis(500));
     s.js(hover, json!([run_a, false])).expect("hover");
     s.screenshot("07b-compare-before-after");
-    let bars = |s: &Session| s.count(&format!("[data-testid=chart-metrics] rect[data-run=\"{run_b}\"]"));
-    assert!(bars(s).expect("bars") > 0, "run B has bars");
-    s.click(&format!("[data-testid=chart-metrics] [data-testid=legend-{run_b}]")).expect("hide run B");
-    s.wait("run B hidden", SHORT, |s| Ok((bars(s)? == 0).then_some(())));
-    s.click(&format!("[data-testid=chart-metrics] [data-testid=legend-{run_b}]")).expect("show run B");
-    s.wait("run B shown again", SHORT, |s| Ok((bars(s)? > 0).then_some(())));
+    legend_toggles(s, "chart-metrics", run_b, &format!("rect[data-run=\"{run_b}\"]"));
     // The histogram and the calibration chart: an outline / a curve per run after; the legend hides run B's.
     for chart in ["chart-label_prob_hist", "chart-calibration"] {
-        let marks = |s: &Session| s.count(&format!("[data-testid={chart}] polyline[data-run=\"{run_b}\"][data-stage=after]"));
-        assert!(marks(s).expect("marks") > 0, "run B is drawn in {chart}");
-        s.click(&format!("[data-testid={chart}] [data-testid=legend-{run_b}]")).expect("hide run B");
-        s.wait("run B hidden", SHORT, |s| Ok((marks(s)? == 0).then_some(())));
-        s.click(&format!("[data-testid={chart}] [data-testid=legend-{run_b}]")).expect("show run B");
-        s.wait("run B shown again", SHORT, |s| Ok((marks(s)? > 0).then_some(())));
+        legend_toggles(s, chart, run_b, &format!("polyline[data-run=\"{run_b}\"][data-stage=after]"));
     }
 }
 
-/// Hovers the centre of the last element matching `target` in the panel `panel` of the chart `chart` (scrolled into view when
-/// `scroll`); returns the tooltip's head and its rows as `[testid, data-stage, data-sample, count, before, after,
+/// Run `run` has marks (`marks`, a selector) in chart `chart`; clicking its legend entry hides them, clicking
+/// again shows them.
+fn legend_toggles(s: &Session, chart: &str, run: i64, marks: &str) {
+    let count = |s: &Session| s.count(&format!("[data-testid={chart}] {marks}"));
+    assert!(count(s).expect("marks") > 0, "run {run} is drawn in {chart}");
+    let legend = format!("[data-testid={chart}] [data-testid=legend-{run}]");
+    s.click(&legend).expect("hide the run");
+    s.wait(&format!("run {run} hidden in {chart}"), SHORT, |s| Ok((count(s)? == 0).then_some(())));
+    s.click(&legend).expect("show the run");
+    s.wait(&format!("run {run} shown again in {chart}"), SHORT, |s| Ok((count(s)? > 0).then_some(())));
+}
+
+/// Hovers the centre of the last element matching `target` in the panel `panel` of the chart `chart` (scrolled
+/// into view when `scroll`); returns the tooltip's head and its rows as `[testid, data-stage, data-sample, count, before, after,
 /// accuracy]` (`null` where a row lacks one), or `None` while there is none.
 fn hover_chart(s: &Session, chart: &str, panel: &str, target: &str, scroll: bool) -> webdriver::WdResult<Option<(String, Vec<Vec<Option<String>>>)>> {
     let v = s.js(

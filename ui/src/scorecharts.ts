@@ -106,7 +106,7 @@ export function histChart(runs: ScoreRun[], testid: string, title: string): HTML
       hoverBand(svg, f, b.lo, b.hi);
       const rows = ss.map((s) => {
         const c = s.data.bins[k]?.count ?? 0;
-        return tipRow(s.run, s.colour, { "data-stage": s.stage, "data-bin": k }, `${stageText(s, shown.length)} `, h("b", { testid: "tip-count" }, String(c)), h("span", { class: "muted" }, ` of ${s.data.n} (${pctText(c / Math.max(s.data.n, 1))})`));
+        return tipRow(s.run, s.colour, { "data-stage": s.stage, "data-bin": k }, `${stageText(s, shown.length)} · `, h("b", { testid: "tip-count" }, String(c)), h("span", { class: "muted" }, ` of ${s.data.n} (${pctText(c / Math.max(s.data.n, 1))})`));
       });
       return { head: `p(right caption) ${b.lo.toFixed(2)}–${b.hi.toFixed(2)} · ${SPLIT_TITLE[split]}`, rows };
     },
@@ -151,7 +151,7 @@ export function calibrationChart(runs: ScoreRun[], testid: string, title: string
       hoverBand(svg, f, b.lo, b.hi);
       const rows = ss.map((s) => {
         const c = s.data.bins[k];
-        return tipRow(s.run, s.colour, { "data-stage": s.stage, "data-bin": k }, `${stageText(s, shown.length)}: confidence `, h("b", { testid: "tip-confidence" }, probText(c?.mean_confidence)), " · accuracy ", h("b", { testid: "tip-accuracy" }, pctText(c?.accuracy, 2)), " · ", h("b", { testid: "tip-count" }, String(c?.count ?? 0)), h("span", { class: "muted" }, ` samples (ECE ${s.data.ece?.toFixed(3) ?? "–"})`));
+        return tipRow(s.run, s.colour, { "data-stage": s.stage, "data-bin": k }, `${stageText(s, shown.length)} · confidence `, h("b", { testid: "tip-confidence" }, probText(c?.mean_confidence)), " · accuracy ", h("b", { testid: "tip-accuracy" }, pctText(c?.accuracy, 2)), " · ", h("b", { testid: "tip-count" }, String(c?.count ?? 0)), h("span", { class: "muted" }, ` samples (ECE ${s.data.ece?.toFixed(3) ?? "–"})`));
       });
       return { head: `confidence ${b.lo.toFixed(2)}–${b.hi.toFixed(2)} · ${SPLIT_TITLE[split]}`, rows };
     },
