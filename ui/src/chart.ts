@@ -1,6 +1,9 @@
-// Interactive loss chart drawn in the page (the exported charts stay the core's plotters SVG/PNG): hover shows
-// every visible run's exact loss at that step, clicking a legend entry hides a run, a smoothing slider (an
-// exponential moving average with W&B's debiasing), log scale, and x by step or epoch.
+// The charts drawn in the page (the exported charts stay the core's plotters SVG/PNG): the interactive loss chart
+// (hover shows every visible run's exact loss at that step, clicking a legend entry hides a run, a smoothing
+// slider (an exponential moving average with W&B's debiasing), log scale, and x by step or epoch), and what every
+// interactive chart shares: its figure (`interactiveFigure`), the legend that hides a run (`legendEntries`), and
+// charts of panels (`panelsChart`, with `axes`, `tipRow`, `hoverBand`), which beforeafter.ts and scorecharts.ts
+// draw with.
 
 import type { RunSeries } from "./bindings";
 import { h } from "./dom";
