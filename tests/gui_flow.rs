@@ -243,10 +243,13 @@ fn legend_toggles(s: &Session, chart: &str, run: i64, marks: &str) {
     s.wait(&format!("run {run} shown again in {chart}"), SHORT, |s| Ok((count(s)? > 0).then_some(())));
 }
 
+/// A chart's tooltip: its head line and its rows (see [`hover_chart`]).
+type Tooltip = (String, Vec<Vec<Option<String>>>);
+
 /// Hovers the centre of the last element matching `target` in the panel `panel` of the chart `chart` (scrolled
 /// into view when `scroll`); returns the tooltip's head and its rows as `[testid, data-stage, data-sample, count, before, after,
 /// accuracy]` (`null` where a row lacks one), or `None` while there is none.
-fn hover_chart(s: &Session, chart: &str, panel: &str, target: &str, scroll: bool) -> webdriver::WdResult<Option<(String, Vec<Vec<Option<String>>>)>> {
+fn hover_chart(s: &Session, chart: &str, panel: &str, target: &str, scroll: bool) -> webdriver::WdResult<Option<Tooltip>> {
     let v = s.js(
         "const [chart, panel, target, scroll] = arguments; \
          const svg = document.querySelector(`[data-testid=${chart}] svg[data-panel=${panel}]`); if (!svg) return null; \

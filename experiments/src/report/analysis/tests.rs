@@ -194,7 +194,7 @@ fn label_prob_histogram() {
     assert!((h.shares()[0] - 3.0 / 7.0).abs() < 1e-12);
     assert!(histogram(&[], 4).shares().iter().all(|&s| s == 0.0));
     let r = run(1, vec![
-        sample(1, Split::Train, 0, &[0.9, 0.1], &[0.95, 0.05]),
+        sample(1, Split::Train, 0, &[0.9, 0.1], &[0.98, 0.02]),
         sample(2, Split::Heldout, 1, &[0.9, 0.1], &[]),
     ]);
     assert_eq!(label_prob_hist(&r, Split::Heldout, Stage::Before).bins[2].count, 1);
