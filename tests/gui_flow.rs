@@ -110,6 +110,7 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
     let lines = s.count("[data-testid=chart-loss_steps] polyline").expect("polylines");
     assert!(lines >= 1, "the loss curve is drawn");
     s.screenshot("05-run-detail");
+    score_charts_hover(s, &store, run_a);
 
     // ---- A second run from a clone of the first spec -----------------------------------------------------------
     s.click("[data-testid=clone-spec]").expect("clone");
@@ -223,12 +224,121 @@ fn before_after_hover(s: &Session, store: &Store, run_a: i64, run_b: i64) {
     std::thread::sleep(std::time::Duration::from_millis(500));
     s.js(hover, json!([run_a, false])).expect("hover");
     s.screenshot("07b-compare-before-after");
-    let bars = |s: &Session| s.count(&format!("[data-testid=chart-metrics] rect[data-run=\"{run_b}\"]"));
-    assert!(bars(s).expect("bars") > 0, "run B has bars");
-    s.click(&format!("[data-testid=chart-metrics] [data-testid=legend-{run_b}]")).expect("hide run B");
-    s.wait("run B hidden", SHORT, |s| Ok((bars(s)? == 0).then_some(())));
-    s.click(&format!("[data-testid=chart-metrics] [data-testid=legend-{run_b}]")).expect("show run B");
-    s.wait("run B shown again", SHORT, |s| Ok((bars(s)? > 0).then_some(())));
+    legend_toggles(s, "chart-metrics", run_b, &format!("rect[data-run=\"{run_b}\"]"));
+    // The histogram and the calibration chart: an outline / a curve per run after; the legend hides run B's.
+    for chart in ["chart-label_prob_hist", "chart-calibration"] {
+        legend_toggles(s, chart, run_b, &format!("polyline[data-run=\"{run_b}\"][data-stage=after]"));
+    }
+}
+
+/// Run `run` has marks (`marks`, a selector) in chart `chart`; clicking its legend entry hides them, clicking
+/// again shows them.
+fn legend_toggles(s: &Session, chart: &str, run: i64, marks: &str) {
+    let count = |s: &Session| s.count(&format!("[data-testid={chart}] {marks}"));
+    assert!(count(s).expect("marks") > 0, "run {run} is drawn in {chart}");
+    let legend = format!("[data-testid={chart}] [data-testid=legend-{run}]");
+    s.click(&legend).expect("hide the run");
+    s.wait(&format!("run {run} hidden in {chart}"), SHORT, |s| Ok((count(s)? == 0).then_some(())));
+    s.click(&legend).expect("show the run");
+    s.wait(&format!("run {run} shown again in {chart}"), SHORT, |s| Ok((count(s)? > 0).then_some(())));
+}
+
+/// A chart's tooltip: its head line and its rows (see [`hover_chart`]).
+type Tooltip = (String, Vec<Vec<Option<String>>>);
+
+/// Hovers the centre of the last element matching `target` in the panel `panel` of the chart `chart` (scrolled
+/// into view when `scroll`); returns the tooltip's head and its rows as `[testid, data-stage, data-sample, count, before, after,
+/// accuracy]` (`null` where a row lacks one), or `None` while there is none.
+fn hover_chart(s: &Session, chart: &str, panel: &str, target: &str, scroll: bool) -> webdriver::WdResult<Option<Tooltip>> {
+    let v = s.js(
+        "const [chart, panel, target, scroll] = arguments; \
+         const svg = document.querySelector(`[data-testid=${chart}] svg[data-panel=${panel}]`); if (!svg) return null; \
+         if (scroll) svg.scrollIntoView({block: 'center'}); \
+         const el = [...svg.querySelectorAll(target)].pop(); if (!el) return null; \
+         const b = el.getBoundingClientRect(); \
+         svg.dispatchEvent(new MouseEvent('mousemove', {clientX: b.left + b.width / 2, clientY: b.top + b.height / 2, bubbles: true})); \
+         const tip = document.querySelector(`[data-testid=${chart}] [data-testid=chart-tooltip]`); \
+         if (!tip || tip.style.display !== 'block') return null; \
+         const t = (r, id) => r.querySelector(`[data-testid=${id}]`)?.textContent ?? null; \
+         const rows = [...tip.children].filter((r) => r.dataset.testid !== 'tip-panel').map((r) => \
+           [r.dataset.testid, r.dataset.stage ?? null, r.dataset.sample ?? null, t(r, 'tip-count'), t(r, 'tip-before'), t(r, 'tip-after'), t(r, 'tip-accuracy')]); \
+         return [tip.querySelector('[data-testid=tip-panel]').textContent, rows];",
+        json!([chart, panel, target, scroll]),
+    )?;
+    let Some(a) = v.as_array() else { return Ok(None) };
+    let head = a.first().and_then(|h| h.as_str()).unwrap_or_default().to_string();
+    let rows = a
+        .get(1)
+        .and_then(|r| r.as_array())
+        .map(|rows| rows.iter().map(|r| r.as_array().map(|c| c.iter().map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()).collect())
+        .unwrap_or_default();
+    Ok(Some((head, rows)))
+}
+
+/// The run page's score charts against the store's scores of `run`: hovering a sample's line in the per-sample
+/// slope chart shows that sample's stored p(right caption) before and after; hovering the fullest bin of the
+/// held-out histogram and of the held-out calibration chart shows the counts the stored scores give.
+fn score_charts_hover(s: &Session, store: &Store, run: i64) {
+    use experiments::vocab::{Split, Stage};
+    let data = experiments::report::compare::load_run_data(store, run).expect("run data");
+    let heldout: Vec<_> = data.samples.iter().filter(|x| x.split == Split::Heldout).collect();
+    let both = heldout.iter().filter(|x| x.before.is_some() && x.after.is_some()).count();
+    assert!(both > 0, "held-out samples scored before and after");
+    // ---- Per-sample slope chart: a line per held-out sample; hover shows the sample's stored values -----------
+    let lines = s.count("[data-testid=chart-label_prob_slope] svg[data-panel=heldout] line[data-sample]").expect("lines");
+    assert_eq!(lines, both, "a line per held-out sample");
+    let (head, rows) = s.wait("the slope chart's tooltip", SHORT, |s| {
+        hover_chart(s, "chart-label_prob_slope", "heldout", "line[data-sample]", true)
+    });
+    let row = rows.first().expect("a sample row");
+    let id: i64 = row[2].as_deref().and_then(|x| x.parse().ok()).expect("the row names its sample");
+    let sample = heldout.iter().find(|x| x.sample_id == id).expect("a held-out sample of the run");
+    let stored = |stage| sample.label_prob(stage).map(|p| format!("{p:.4}"));
+    assert_eq!((row[4].clone(), row[5].clone()), (stored(Stage::Before), stored(Stage::After)), "hover on sample {id}");
+    assert!(head.contains(&format!("sample #{id}")) && head.contains(&sample.filename), "{head}");
+    s.screenshot("05b-run-slope-hover");
+
+    // ---- Histogram of p(right caption), held-out: the fullest bin after fine-tuning -------------------------------
+    let hist = |stage| {
+        let mut counts = [0usize; 20];
+        for p in heldout.iter().filter_map(|x| x.label_prob(stage)) {
+            counts[((p.clamp(0.0, 1.0) * 20.0) as usize).min(19)] += 1;
+        }
+        counts
+    };
+    let (before, after) = (hist(Stage::Before), hist(Stage::After));
+    let k = (0..20).max_by_key(|&k| (after[k], std::cmp::Reverse(k))).expect("bins");
+    let (_, rows) = s.wait("the histogram's tooltip", SHORT, |s| {
+        hover_chart(s, "chart-label_prob_hist", "heldout", &format!("rect[data-stage=after][data-bin=\"{k}\"]"), true)
+    });
+    let count = |stage: &str| rows.iter().find(|r| r[1].as_deref() == Some(stage)).and_then(|r| r[3].clone());
+    assert_eq!(count("before"), Some(before[k].to_string()), "held-out samples before in p(right) bin {k}");
+    assert_eq!(count("after"), Some(after[k].to_string()), "held-out samples after in p(right) bin {k}");
+
+    // ---- Calibration, held-out: the fullest bin of top-choice confidence after fine-tuning ----------------------
+    let cal = |stage| {
+        let mut bins = [(0usize, 0usize); 10];
+        for x in &heldout {
+            let Some(probs) = x.probs(stage) else { continue };
+            let top = x.top_choice(stage).expect("a top choice");
+            let conf = f64::from(probs[top]).clamp(0.0, 1.0);
+            let b = &mut bins[((conf * 10.0 + 1e-6) as usize).min(9)];
+            b.0 += 1;
+            b.1 += usize::from(top == x.label);
+        }
+        bins
+    };
+    let (before, after) = (cal(Stage::Before), cal(Stage::After));
+    let k = (0..10).max_by_key(|&k| (after[k].0, std::cmp::Reverse(k))).expect("bins");
+    let (_, rows) = s.wait("the calibration chart's tooltip", SHORT, |s| {
+        hover_chart(s, "chart-calibration", "heldout", &format!("circle[data-stage=after][data-bin=\"{k}\"]"), true)
+    });
+    let row = |stage: &str| rows.iter().find(|r| r[1].as_deref() == Some(stage)).cloned().expect("a row per stage");
+    assert_eq!(row("before")[3], Some(before[k].0.to_string()), "held-out samples before in confidence bin {k}");
+    assert_eq!(row("after")[3], Some(after[k].0.to_string()), "held-out samples after in confidence bin {k}");
+    let acc = format!("{:.2}%", 100.0 * after[k].1 as f64 / after[k].0 as f64);
+    assert_eq!(row("after")[6], Some(acc), "accuracy in confidence bin {k}");
+    s.screenshot("05c-run-calibration-hover");
 }
 
 /// The daily loop: a 2 x 2 sweep through the queue and its sweep view, a tag found again in the runs table, the

@@ -309,6 +309,24 @@ ece: number | null,
  */
 n: number, };
 
+export type SampleDelta = { sample_id: number, split: Split, label: number, filename: string, before: number, after: number, 
+/**
+ * `after - before`.
+ */
+delta: number, };
+
+export type HistBin = { 
+/**
+ * Range `[lo, hi)` (the last bin includes 1).
+ */
+lo: number, hi: number, count: number, };
+
+export type Histogram = { bins: Array<HistBin>, 
+/**
+ * Values counted.
+ */
+n: number, };
+
 export type DemoOptions = { 
 /**
  * Generated images (one sample each).
@@ -436,6 +454,19 @@ summary: RunSummary | null, charts: Array<ChartSvg>,
  */
 series: Array<RunSeries>, 
 /**
+ * The numbers of the interactive distribution and calibration charts (empty until scores exist).
+ */
+score_charts: Array<RunScoreCharts>, 
+/**
+ * The samples the interactive per-sample slope chart draws (at most `plots::SLOPE_CAP`, the subset the
+ * exported chart draws), by sample id.
+ */
+slope: Array<SampleDelta>, 
+/**
+ * Samples with p(right caption) before and after (`slope` may show fewer).
+ */
+slope_total: number, 
+/**
  * The run's colour in its charts.
  */
 colour: string, 
@@ -504,7 +535,11 @@ flips: FlipTable, flip_cards: Array<FlipCard>,
 /**
  * The runs' loss curves for the interactive chart, labelled by what differs.
  */
-series: Array<RunSeries>, };
+series: Array<RunSeries>, 
+/**
+ * Each run's numbers for the interactive distribution and calibration charts, in the runs' order.
+ */
+score_charts: Array<RunScoreCharts>, };
 
 export type Exported = { dir: string, files: Array<string>, };
 
@@ -613,6 +648,18 @@ export type RunSeries = { run_id: number,
  * Named by what differs between the runs shown together (`report::labels`), else the run's own label.
  */
 label: string, colour: string, steps: Array<StepLoss>, epochs: Array<EpochLoss>, };
+
+export type SplitScoreCharts = { split: Split, 
+/**
+ * p(right caption) before and after fine-tuning, in `analysis::HIST_BINS` bins.
+ */
+hist_before: Histogram, hist_after: Histogram, 
+/**
+ * Reliability bins of top-choice confidence before and after.
+ */
+calibration_before: Calibration, calibration_after: Calibration, };
+
+export type RunScoreCharts = { run_id: number, splits: Array<SplitScoreCharts>, };
 
 export type SweepPoint = { run_id: number, values: Array<string>, metric: number | null, status: RunStatus, colour: string, };
 

@@ -1,6 +1,9 @@
-// Interactive loss chart drawn in the page (the exported charts stay the core's plotters SVG/PNG): hover shows
-// every visible run's exact loss at that step, clicking a legend entry hides a run, a smoothing slider (an
-// exponential moving average with W&B's debiasing), log scale, and x by step or epoch.
+// The charts drawn in the page (the exported charts stay the core's plotters SVG/PNG): the interactive loss chart
+// (hover shows every visible run's exact loss at that step, clicking a legend entry hides a run, a smoothing
+// slider (an exponential moving average with W&B's debiasing), log scale, and x by step or epoch), and what every
+// interactive chart shares: its figure (`interactiveFigure`), the legend that hides a run (`legendEntries`), and
+// charts of panels (`panelsChart`, with `axes`, `tipRow`, `hoverBand`), which beforeafter.ts and scorecharts.ts
+// draw with.
 
 import type { RunSeries } from "./bindings";
 import { h } from "./dom";
@@ -183,17 +186,164 @@ export function lossChart(series: RunSeries[], testid: string, title = "Training
 
   for (const el of [smoothing, logScale, xAxis]) el.addEventListener("input", draw);
   xAxis.addEventListener("change", draw);
+  const head = [h("b", null, title), h("label", { class: "inline-group small" }, "smoothing", smoothing, smoothText), h("label", { class: "inline-group small" }, logScale, "log scale"), xAxis];
+  return interactiveFigure(testid, "loss_steps", head, plot, tip, legend, draw);
+}
+
+/** An interactive chart's figure (`testid`, `data-chart` = `kind`): its head, the plot with its tooltip, the
+ *  legend. `draw` runs now, once the plot has a width, and again when the window resizes. */
+export function interactiveFigure(testid: string, kind: string, head: Node[], plot: HTMLElement, tip: HTMLElement, legend: HTMLElement, draw: () => void): HTMLElement {
   const fig = h(
     "figure",
-    { class: "chart interactive", testid, attrs: { "data-chart": "loss_steps" } },
-    h("div", { class: "chart-head" }, h("b", null, title), h("label", { class: "inline-group small" }, "smoothing", smoothing, smoothText), h("label", { class: "inline-group small" }, logScale, "log scale"), xAxis),
+    { class: "chart interactive", testid, attrs: { "data-chart": kind } },
+    h("div", { class: "chart-head" }, ...head),
     h("div", { class: "plot-wrap" }, plot, tip),
     legend,
   );
-  // Drawn once it has a width; again when the window resizes.
   requestAnimationFrame(draw);
   const ro = new ResizeObserver(() => draw());
   ro.observe(plot);
   draw();
   return fig;
+}
+
+// ---- Charts of panels (one per split or measure), several runs in each --------------------------------------
+
+/** A run as the interactive charts show it: its id, its label (what differs between the runs shown) and colour. */
+export type ChartRun = { run_id: number; label: string; colour: string };
+
+const PANEL_PAD = { l: 52, r: 14, t: 12, b: 42 };
+
+/** A panel's size and its data → pixel maps (`inv`: pixels in the panel → data). */
+export type Frame = {
+  width: number;
+  height: number;
+  sx: (v: number) => number;
+  sy: (v: number) => number;
+  inv: (px: number, py: number) => [number, number];
+};
+
+function frame(width: number, height: number, x: [number, number], y: [number, number]): Frame {
+  const w = width - PANEL_PAD.l - PANEL_PAD.r;
+  const hh = height - PANEL_PAD.t - PANEL_PAD.b;
+  const dx = x[1] - x[0] || 1;
+  const dy = y[1] - y[0] || 1;
+  return {
+    width,
+    height,
+    sx: (v) => PANEL_PAD.l + ((v - x[0]) / dx) * w,
+    sy: (v) => height - PANEL_PAD.b - ((v - y[0]) / dy) * hh,
+    inv: (px, py) => [x[0] + ((px - PANEL_PAD.l) / w) * dx, y[0] + ((height - PANEL_PAD.b - py) / hh) * dy],
+  };
+}
+
+/** A panel's grid, y tick labels, x tick labels under the plot, an axis label, and its title at the bottom. */
+export function axes(svg: SVGElement, f: Frame, o: { yTicks: number[]; yText: (v: number) => string; xTicks?: [number, string][]; yLabel?: string; title: string }): void {
+  for (const t of o.yTicks) {
+    svg.appendChild(svgEl("line", { x1: PANEL_PAD.l, x2: f.width - PANEL_PAD.r, y1: f.sy(t), y2: f.sy(t), stroke: "#eceef4" }));
+    svg.appendChild(svgEl("text", { x: PANEL_PAD.l - 6, y: f.sy(t) + 4, "text-anchor": "end", fill: "#555" }, o.yText(t)));
+  }
+  for (const [v, text] of o.xTicks ?? []) {
+    svg.appendChild(svgEl("text", { x: f.sx(v), y: f.height - PANEL_PAD.b + 15, "text-anchor": "middle", fill: "#555" }, text));
+  }
+  if (o.yLabel) {
+    const cy = (PANEL_PAD.t + f.height - PANEL_PAD.b) / 2;
+    svg.appendChild(svgEl("text", { x: 12, y: cy, "text-anchor": "middle", fill: "#555", transform: `rotate(-90 12 ${cy})` }, o.yLabel));
+  }
+  svg.appendChild(svgEl("text", { x: (PANEL_PAD.l + f.width - PANEL_PAD.r) / 2, y: f.height - 6, "text-anchor": "middle", fill: "#333", "font-weight": 600 }, o.title));
+}
+
+/** A centred grey message in a panel (nothing to draw). */
+export function panelMessage(svg: SVGElement, f: Frame, text: string): void {
+  svg.appendChild(svgEl("text", { x: (PANEL_PAD.l + f.width - PANEL_PAD.r) / 2, y: (PANEL_PAD.t + f.height - PANEL_PAD.b) / 2, "text-anchor": "middle", fill: "#888" }, text));
+}
+
+/** Shows the panel's hover band (a `.hover-mark` rect, added once, under the data) over x from `lo` to `hi`. */
+export function hoverBand(svg: SVGElement, f: Frame, lo: number, hi: number): void {
+  let band = svg.querySelector("rect.hover-mark");
+  if (!band) {
+    band = svgEl("rect", { class: "hover-mark", fill: "#1a73e8", "fill-opacity": 0.08 });
+    svg.insertBefore(band, svg.firstChild);
+  }
+  band.setAttribute("x", String(f.sx(lo)));
+  band.setAttribute("width", String(f.sx(hi) - f.sx(lo)));
+  band.setAttribute("y", String(PANEL_PAD.t));
+  band.setAttribute("height", String(f.height - PANEL_PAD.t - PANEL_PAD.b));
+  band.setAttribute("visibility", "visible");
+}
+
+/** A tooltip row of a run: its swatch and label, then `children`. */
+export function tipRow(r: ChartRun, colour: string, attrs: Record<string, string | number>, ...children: (Node | string | null)[]): HTMLElement {
+  return h("div", { testid: `tip-run-${r.run_id}`, attrs }, h("span", { class: "swatch", style: `background:${colour}` }), ` ${r.label}: `, ...children);
+}
+
+/** What a panels chart draws: its runs and panels, each panel's domain, data and tooltip. */
+export type PanelsSpec<R extends ChartRun, P> = {
+  runs: R[];
+  panels: P[];
+  kind: string;
+  testid: string;
+  title: string;
+  /** The panel's `data-panel`. */
+  name: (p: P) => string;
+  /** Its data domain over the runs shown. */
+  domain: (p: P, shown: R[]) => { x: [number, number]; y: [number, number] };
+  /** Draws the panel (with [`axes`]). */
+  draw: (svg: SVGElement, p: P, shown: R[], f: Frame) => void;
+  /** The tooltip at data point (x, y): a head line and rows; `null`: none there. */
+  tip: (p: P, shown: R[], x: number, y: number, f: Frame, svg: SVGElement) => { head: string; rows: HTMLElement[] } | null;
+  /** Text after the legend entries (what the marks mean). */
+  key?: string;
+  /** A legend entry per run that hides it; by default when there are several runs. */
+  legend?: boolean;
+  height?: number;
+};
+
+/** A chart of panels side by side (two columns when it is wide enough): hover shows the panel's tooltip,
+ *  clicking a legend entry hides a run. */
+export function panelsChart<R extends ChartRun, P>(spec: PanelsSpec<R, P>): HTMLElement {
+  const hidden = new Set<number>();
+  const plot = h("div", { class: "ba-grid" });
+  const tip = h("div", { class: "chart-tip", testid: "chart-tooltip" });
+  const legend = h("div", { class: "chart-legend", testid: "chart-legend" });
+  const height = spec.height ?? 250;
+  const withLegend = spec.legend ?? spec.runs.length > 1;
+
+  const draw = () => {
+    legend.replaceChildren(...(withLegend ? legendEntries(spec.runs, hidden, draw) : []));
+    if (spec.key) legend.appendChild(h("span", { class: "small muted ba-key" }, spec.key));
+    const shown = spec.runs.filter((r) => !hidden.has(r.run_id));
+    const total = Math.max(320, plot.clientWidth || 900);
+    const cols = total >= 640 ? 2 : 1;
+    const width = Math.floor((total - (cols - 1) * 12) / cols);
+    plot.replaceChildren(...spec.panels.map((p) => panel(p, shown, width)));
+  };
+
+  const panel = (p: P, shown: R[], width: number): SVGElement => {
+    const svg = svgEl("svg", { width, height, style: `width:${width}px;height:${height}px`, viewBox: `0 0 ${width} ${height}`, "font-size": FONT, "font-family": "inherit", "data-panel": spec.name(p) });
+    const d = spec.domain(p, shown);
+    const f = frame(width, height, d.x, d.y);
+    spec.draw(svg, p, shown, f);
+    svg.addEventListener("mousemove", (e) => {
+      const r = svg.getBoundingClientRect();
+      const [x, y] = f.inv(e.clientX - r.left, e.clientY - r.top);
+      const t = spec.tip(p, shown, x, y, f, svg);
+      if (!t) {
+        tip.style.display = "none";
+        return;
+      }
+      tip.replaceChildren(h("div", { class: "muted", testid: "tip-panel" }, t.head), ...t.rows);
+      tip.style.display = "block";
+      const wrap = plot.getBoundingClientRect();
+      tip.style.left = `${Math.max(0, Math.min(e.clientX - wrap.left + 14, wrap.width - 300))}px`;
+      tip.style.top = `${r.top - wrap.top + PANEL_PAD.t}px`;
+    });
+    svg.addEventListener("mouseleave", () => {
+      tip.style.display = "none";
+      svg.querySelectorAll(".hover-mark").forEach((m) => m.setAttribute("visibility", "hidden"));
+    });
+    return svg;
+  };
+
+  return interactiveFigure(spec.testid, spec.kind, [h("b", null, spec.title)], plot, tip, legend, draw);
 }

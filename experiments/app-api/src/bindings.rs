@@ -3,8 +3,8 @@
 //! (`CLIPLAB_UPDATE_BINDINGS=1 cargo test -p cliplab-api --test commands bindings` rewrites it).
 
 use experiments::report::analysis::{
-    Calibration, Flip, FlipTable, LetterAccuracy, ParamDiff, ReliabilityBin, RunSummary, SampleResult,
-    SplitMetrics,
+    Calibration, Flip, FlipTable, HistBin, Histogram, LetterAccuracy, ParamDiff, ReliabilityBin, RunSummary,
+    SampleDelta, SampleResult, SplitMetrics,
 };
 use experiments::vocab::{Split, Stage};
 use experiments::model::clip::FreezeSpec;
@@ -111,13 +111,14 @@ pub fn typescript() -> String {
         serde_json::Value, DeviceChoice, FreezeSpec, OptimizerKind, Summary, SampleSpec, TrainSpec, ExperimentSpec, FieldProblem, ColumnMap, OnError,
         Problem, ValidationReport, RunStatus, Split, Stage, DatasetInfo, StoredSample, ExperimentInfo, RunMetrics,
         RunInfo, StepLoss, EpochLoss, LogLine, RunDetail, StoredScore, Phase, Event, SampleResult,
-        Flip, FlipTable, LetterAccuracy, SplitMetrics, ParamDiff, RunSummary, ReliabilityBin, Calibration, DemoOptions,
+        Flip, FlipTable, LetterAccuracy, SplitMetrics, ParamDiff, RunSummary, ReliabilityBin, Calibration, SampleDelta,
+        HistBin, Histogram, DemoOptions,
         DemoFiles, CheckpointState,
         // desktop app
         AppInfo, SampleQuery, SamplePage, ImportDraft, KindCount, PreviewRow, ImportPreview, ModelChoice,
         ChartSvg, RunView, SampleSort, RunSampleQuery, SampleCard, SampleCardPage, CompareRun, FlipCard, CompareView,
         Exported, AppEvent, RunLabels, Deleted, QueuedRun, SweepInfo, GridAxis, RunRow, SweepBrief, RunsTable,
-        LabelsView, DeletePlan, QueuedRuns, QueueSettings, RunSeries, SweepPoint, SweepView,
+        LabelsView, DeletePlan, QueuedRuns, QueueSettings, RunSeries, SplitScoreCharts, RunScoreCharts, SweepPoint, SweepView,
         MlflowDefaults, MlflowPushRequest, PushedRun, MlflowPullRequest, PulledRuns,
     );
     out.push_str(&format!("/** The event (Tauri's, or the server-sent event's name) that carries {{@link AppEvent}}s. */\nexport const EVENT_NAME = \"{EVENT_NAME}\";\n\n"));

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use experiments::vocab::letter;
 
-use experiments::report::analysis::{FlipTable, ParamDiff, RunSummary, SampleResult};
+use experiments::report::analysis::{Calibration, FlipTable, Histogram, ParamDiff, RunSummary, SampleDelta, SampleResult};
 use experiments::vocab::Split;
 use experiments::data::ColumnMap;
 use experiments::validation::ValidationReport;
@@ -135,6 +135,13 @@ pub struct RunView {
     pub charts: Vec<ChartSvg>,
     /// The loss curves for the interactive chart.
     pub series: Vec<RunSeries>,
+    /// The numbers of the interactive distribution and calibration charts (empty until scores exist).
+    pub score_charts: Vec<RunScoreCharts>,
+    /// The samples the interactive per-sample slope chart draws (at most `plots::SLOPE_CAP`, the subset the
+    /// exported chart draws), by sample id.
+    pub slope: Vec<SampleDelta>,
+    /// Samples with p(right caption) before and after (`slope` may show fewer).
+    pub slope_total: usize,
     /// The run's colour in its charts.
     pub colour: String,
     /// Its checkpoint kept, deleted (e.g. by `keep_best`) or none, from the store.
@@ -249,6 +256,47 @@ pub struct CompareView {
     pub flip_cards: Vec<FlipCard>,
     /// The runs' loss curves for the interactive chart, labelled by what differs.
     pub series: Vec<RunSeries>,
+    /// Each run's numbers for the interactive distribution and calibration charts, in the runs' order.
+    pub score_charts: Vec<RunScoreCharts>,
+}
+
+/// One split of one run for the page's distribution and calibration charts: the core's own bins
+/// (`analysis::label_prob_hist`, `analysis::run_calibration`), the same the exported charts draw.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SplitScoreCharts {
+    pub split: Split,
+    /// p(right caption) before and after fine-tuning, in `analysis::HIST_BINS` bins.
+    pub hist_before: Histogram,
+    pub hist_after: Histogram,
+    /// Reliability bins of top-choice confidence before and after.
+    pub calibration_before: Calibration,
+    pub calibration_after: Calibration,
+}
+
+/// One run's numbers for the page's distribution and calibration charts, per split (train, held-out).
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct RunScoreCharts {
+    pub run_id: i64,
+    pub splits: Vec<SplitScoreCharts>,
+}
+
+impl RunScoreCharts {
+    /// The bins of `run`'s scores.
+    pub fn of(run: &experiments::report::analysis::RunData) -> Self {
+        use experiments::report::analysis::{label_prob_hist, run_calibration};
+        use experiments::vocab::Stage;
+        let splits = Split::ALL
+            .into_iter()
+            .map(|split| SplitScoreCharts {
+                split,
+                hist_before: label_prob_hist(run, split, Stage::Before),
+                hist_after: label_prob_hist(run, split, Stage::After),
+                calibration_before: run_calibration(run, Stage::Before, Some(split)),
+                calibration_after: run_calibration(run, Stage::After, Some(split)),
+            })
+            .collect();
+        Self { run_id: run.id, splits }
+    }
 }
 
 /// Files an export wrote.

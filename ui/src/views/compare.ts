@@ -5,6 +5,8 @@ import type { ViewCtx } from "../main";
 import { pushToMlflow } from "./mlflow";
 import { attempt, bar, clear, h, navigate, num, pct, routeParams, setBox, thumb } from "../dom";
 import type { BeforeAfterRun } from "../beforeafter";
+import type { ChartRun } from "../chart";
+import type { ScoreRun } from "../scorecharts";
 import { chartsGrid } from "./run";
 
 export async function renderCompare(root: HTMLElement, ctx: ViewCtx): Promise<void> {
@@ -29,7 +31,7 @@ export async function renderCompare(root: HTMLElement, ctx: ViewCtx): Promise<vo
     legend(v),
     metricsTable(v),
     diffTable(v),
-    chartsGrid(v.charts, "compare-charts", v.series, { runs: beforeAfterRuns(v), charts: ["metrics", "label_prob_slope"] }),
+    chartsGrid(v.charts, "compare-charts", { series: v.series, beforeAfter: { runs: beforeAfterRuns(v), charts: ["metrics", "label_prob_slope"] }, scores: scoreRuns(v) }),
     flipsPanel(v),
   );
 }
@@ -171,10 +173,20 @@ function flipCard(c: FlipCard, ca: string, cb: string, ia: number, ib: number): 
   );
 }
 
-/** The runs as the before → after charts show them: the store's metrics, labelled and coloured as the loss chart. */
+/** The runs labelled and coloured as the loss chart. */
+function chartRuns(v: CompareView): ChartRun[] {
+  return v.runs.map((r) => ({ run_id: r.info.id, label: v.series.find((x) => x.run_id === r.info.id)?.label ?? `run ${r.info.id}`, colour: r.colour }));
+}
+
+/** The runs as the before → after charts show them: the store's metrics. */
 function beforeAfterRuns(v: CompareView): BeforeAfterRun[] {
-  return v.runs.map((r) => {
-    const s = v.series.find((x) => x.run_id === r.info.id);
-    return { run_id: r.info.id, label: s?.label ?? `run ${r.info.id}`, colour: r.colour, metrics: r.info.metrics };
+  return chartRuns(v).map((r, i) => ({ ...r, metrics: v.runs[i].info.metrics }));
+}
+
+/** The runs as the distribution and calibration charts show them: the core's bins of their scores. */
+function scoreRuns(v: CompareView): ScoreRun[] {
+  return chartRuns(v).flatMap((r) => {
+    const scores = v.score_charts.find((s) => s.run_id === r.run_id);
+    return scores ? [{ ...r, scores }] : [];
   });
 }

@@ -1,8 +1,9 @@
 // One run: live progress while it runs, then its metrics, charts, spec, log and per-sample cards.
 
-import { api, type ChartSvg, type RunSeries, type RunView, type SampleCard, type SampleSort, type Split } from "../bindings";
+import { api, type ChartSvg, type RunSeries, type RunView, type SampleCard, type SampleDelta, type SampleSort, type Split } from "../bindings";
 import { beforeAfterChart, type BeforeAfterKind, type BeforeAfterRun } from "../beforeafter";
-import { lossChart } from "../chart";
+import { lossChart, type ChartRun } from "../chart";
+import { calibrationChart, histChart, sampleSlopeChart, type ScoreRun } from "../scorecharts";
 import type { ViewCtx } from "../main";
 import { pushToMlflow } from "./mlflow";
 import { attempt, badge, bar, bytes, checkpointBadge, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, svgNode, tagChips, thumb, when } from "../dom";
@@ -80,9 +81,16 @@ export async function renderRun(root: HTMLElement, ctx: ViewCtx, id: number): Pr
     root.appendChild(livePanel(view, ctx, () => void renderAgain()));
   } else {
     root.appendChild(summaryTiles(view));
-    // The per-sample slope chart of one run stays the core's SVG (a line per sample, not per run).
-    const runs = [{ run_id: id, label: view.series[0]?.label ?? `run ${id}`, colour: view.colour, metrics: info.metrics }];
-    root.appendChild(chartsGrid(view.charts, "run-charts", view.series, { runs, charts: ["metrics"] }));
+    const run = { run_id: id, label: view.series[0]?.label ?? `run ${id}`, colour: view.colour };
+    const scores = view.score_charts.map((scores) => ({ ...run, scores }));
+    root.appendChild(
+      chartsGrid(view.charts, "run-charts", {
+        series: view.series,
+        beforeAfter: { runs: [{ ...run, metrics: info.metrics }], charts: ["metrics"] },
+        scores,
+        slope: { run, samples: view.slope, total: view.slope_total },
+      }),
+    );
   }
   root.appendChild(labelsPanel(id, labels, () => void renderAgain()));
   root.appendChild(specPanel(view));
@@ -247,23 +255,31 @@ export function lossSparkline(points: [number, number][], colour: string): Node 
   return svg;
 }
 
-/** The before → after charts drawn interactively in the page, with the runs they show (the store's metrics). */
-export type BeforeAfter = { runs: BeforeAfterRun[]; charts: BeforeAfterKind[] };
+/** What `chartsGrid` draws in the page rather than as the core's SVG: the step-loss chart (`series`), the
+ *  before → after charts it names (`beforeAfter`), the distribution and calibration charts (`scores`) and one
+ *  run's per-sample slope chart (`slope`). */
+export type Interactive = {
+  series?: RunSeries[];
+  beforeAfter?: { runs: BeforeAfterRun[]; charts: BeforeAfterKind[] };
+  scores?: ScoreRun[];
+  slope?: { run: ChartRun; samples: SampleDelta[]; total: number };
+};
 
-/** The charts; with `series`, the step-loss chart is the interactive one drawn in the page, and with
- *  `beforeAfter` the before → after charts it names. The rest are the core's SVGs. */
-export function chartsGrid(charts: ChartSvg[], testid: string, series?: RunSeries[], beforeAfter?: BeforeAfter): HTMLElement {
-  const interactive = (name: string): BeforeAfterKind | undefined => beforeAfter?.charts.find((k) => k === name);
-  return h(
-    "section",
-    { class: "charts", testid },
-    charts.map((c) => {
-      const kind = interactive(c.name);
-      if (series && c.name === "loss_steps") return lossChart(series, `chart-${c.name}`, c.title);
-      if (beforeAfter && kind) return beforeAfterChart(beforeAfter.runs, kind, `chart-${c.name}`, c.title);
-      return h("figure", { class: "chart", testid: `chart-${c.name}`, attrs: { "data-chart": c.name } }, svgNode(c.svg));
-    }),
-  );
+/** The charts: each one `interactive` covers drawn in the page from the store's numbers, the rest the core's
+ *  SVGs. */
+export function chartsGrid(charts: ChartSvg[], testid: string, interactive: Interactive): HTMLElement {
+  const { series, beforeAfter, scores, slope } = interactive;
+  const chart = (c: ChartSvg): HTMLElement => {
+    const id = `chart-${c.name}`;
+    if (series && c.name === "loss_steps") return lossChart(series, id, c.title);
+    if (slope && c.name === "label_prob_slope") return sampleSlopeChart(slope.run, slope.samples, slope.total, id, c.title);
+    const kind = beforeAfter?.charts.find((k) => k === c.name);
+    if (beforeAfter && kind) return beforeAfterChart(beforeAfter.runs, kind, id, c.title);
+    if (scores?.length && c.name === "label_prob_hist") return histChart(scores, id, c.title);
+    if (scores?.length && c.name === "calibration") return calibrationChart(scores, id, c.title);
+    return h("figure", { class: "chart", testid: id, attrs: { "data-chart": c.name } }, svgNode(c.svg));
+  };
+  return h("section", { class: "charts", testid }, charts.map(chart));
 }
 
 async function deleteExperiment(experimentId: number): Promise<void> {

@@ -22,7 +22,15 @@ impl App {
         let data: Vec<Arc<RunData>> = run_ids.iter().map(|&id| self.run_data(id)).collect::<Result<_>>()?;
         let indexed: Vec<(usize, &RunData)> = data.iter().map(Arc::as_ref).enumerate().collect();
         let mut charts = Vec::new();
-        for c in [Chart::LossSteps, Chart::LossEpochs, Chart::Metrics, Chart::LabelProbSlope, Chart::Calibration, Chart::Letters] {
+        for c in [
+            Chart::LossSteps,
+            Chart::LossEpochs,
+            Chart::Metrics,
+            Chart::LabelProbSlope,
+            Chart::LabelProbHist,
+            Chart::Calibration,
+            Chart::Letters,
+        ] {
             charts.push(ChartSvg { name: c.name().into(), title: c.title().into(), svg: plots::chart_svg(c, &indexed)? });
         }
         let mut runs = Vec::new();
@@ -38,7 +46,8 @@ impl App {
         let flip_cards = flip_cards(a, b, &flips, &images);
         let diff = analysis::json_diff(&data.iter().map(|d| &d.hyperparameters).collect::<Vec<_>>());
         let series = self.series(run_ids)?;
-        Ok(CompareView { runs, charts, diff, flips, flip_cards, series })
+        let score_charts = indexed.iter().map(|&(_, d)| RunScoreCharts::of(d)).collect();
+        Ok(CompareView { runs, charts, diff, flips, flip_cards, series, score_charts })
     }
 
     /// Asks for a folder and copies the run's checkpoint into `<folder>/cliplab-run-<id>`.

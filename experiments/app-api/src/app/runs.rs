@@ -122,11 +122,18 @@ impl App {
         for &c in wanted {
             charts.push(ChartSvg { name: c.name().into(), title: c.title().into(), svg: plots::chart_svg(c, &runs)? });
         }
+        let deltas = analysis::label_prob_deltas(&data);
+        let mut slope: Vec<_> =
+            analysis::slope_subset(&deltas, plots::SLOPE_CAP).into_iter().filter_map(|k| deltas.get(k).cloned()).collect();
+        slope.sort_by_key(|d| d.sample_id);
         Ok(RunView {
             summary: has_scores.then(|| analysis::summarize(&data)),
             detail,
             charts,
             series: self.series(&[run_id])?,
+            score_charts: if has_scores { vec![RunScoreCharts::of(&data)] } else { Vec::new() },
+            slope,
+            slope_total: deltas.len(),
             colour: plots::palette_hex(0),
             checkpoint_state: self.checkpoint_state(run_id)?,
         })

@@ -11,6 +11,7 @@ use crate::vocab::{Split, Stage};
 
 /// How one sample's probability of the right caption moved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SampleDelta {
     pub sample_id: i64,
     pub split: Split,
@@ -40,6 +41,33 @@ pub fn label_prob_deltas(run: &RunData) -> Vec<SampleDelta> {
             })
         })
         .collect()
+}
+
+/// The indices into `deltas` that a slope chart of at most `cap` lines draws: all of them up to `cap`; past it,
+/// a fixed pseudo-random subset of each split in proportion to its size (evenly spaced picks could alias with a
+/// periodic order of the samples).
+pub fn slope_subset(deltas: &[SampleDelta], cap: usize) -> Vec<usize> {
+    let total = deltas.len();
+    if total <= cap {
+        return (0..total).collect();
+    }
+    let mut shown = Vec::new();
+    for split in Split::ALL {
+        let mut idx: Vec<usize> = (0..total).filter(|&k| deltas[k].split == split).collect();
+        let keep = (idx.len() * cap).div_ceil(total).min(idx.len());
+        idx.sort_by_key(|&k| (mix64(deltas[k].sample_id as u64), k));
+        shown.extend(idx.into_iter().take(keep));
+    }
+    shown.truncate(cap);
+    shown
+}
+
+/// A 64-bit mixer (splitmix64's finaliser): a fixed, well spread order of ids.
+fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// One sample that changed from right to wrong or back, between side A and side B.

@@ -4,16 +4,19 @@
 //! probabilities of each caption choice before and after fine-tuning), so it does not depend on how runs are
 //! stored. [`crate::report::plots`] draws these numbers. By concern:
 //!
-//! - `deltas`: per sample, how much the probability of the right caption moved ([`label_prob_deltas`]), and
+//! - `deltas`: per sample, how much the probability of the right caption moved ([`label_prob_deltas`]; the
+//!   samples a slope chart draws, [`slope_subset`]), and
 //!   which samples went from right to wrong and back ([`flips_before_after`] / [`flips_between_runs`]).
 //! - `metrics`: accuracy per answer letter A–E, to catch a positional shortcut ([`letter_accuracy`]); mean
 //!   p(label) and accuracy, before/after × train/held-out ([`split_metrics`], [`summarize`]).
 //! - `calibration`: expected calibration error and reliability bins ([`calibration`], [`run_calibration`]).
+//! - `hist`: the distribution of p(right caption) in equal bins ([`histogram`], [`label_prob_hist`]).
 //! - `params`: the hyperparameters that differ between runs ([`hyperparameter_diff`]).
 //! - `samples_csv`: one CSV row per run × sample ([`write_samples_csv`]).
 
 mod calibration;
 mod deltas;
+mod hist;
 mod metrics;
 mod params;
 mod samples_csv;
@@ -21,7 +24,10 @@ mod samples_csv;
 mod tests;
 
 pub use calibration::{calibration, run_calibration, Calibration, ReliabilityBin, CALIBRATION_BINS};
-pub use deltas::{flips_before_after, flips_between_runs, label_prob_deltas, Flip, FlipTable, SampleDelta};
+pub use deltas::{
+    flips_before_after, flips_between_runs, label_prob_deltas, slope_subset, Flip, FlipTable, SampleDelta,
+};
+pub use hist::{histogram, label_prob_hist, label_probs, HistBin, Histogram, HIST_BINS};
 pub use metrics::{letter_accuracy, split_metrics, summarize, LetterAccuracy, RunSummary, SplitMetrics};
 pub(crate) use params::pad;
 pub use params::{flatten_json, format_value, hyperparameter_diff, hyperparameter_diff_table, json_diff, ParamDiff};

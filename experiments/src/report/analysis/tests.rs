@@ -180,3 +180,37 @@ fn pad_cuts() {
     assert_eq!(pad("abc", 5), "abc  ");
     assert_eq!(pad("abcdef", 4), "abc…");
 }
+
+#[test]
+fn label_prob_histogram() {
+    let h = histogram(&[0.0, 0.04, 0.05, 0.5, 1.0, 1.2, -0.1], HIST_BINS);
+    assert_eq!(h.n, 7);
+    assert_eq!(h.bins.len(), HIST_BINS);
+    let counts: Vec<usize> = h.bins.iter().map(|b| b.count).collect();
+    // 0, 0.04 and the clamped -0.1 in the first bin; 1.0 and the clamped 1.2 in the last.
+    assert_eq!((counts[0], counts[1], counts[10], counts[19]), (3, 1, 1, 2));
+    assert_eq!(counts.iter().sum::<usize>(), 7);
+    assert!((h.bins[1].lo - 0.05).abs() < 1e-12 && (h.bins[1].hi - 0.1).abs() < 1e-12);
+    assert!((h.shares()[0] - 3.0 / 7.0).abs() < 1e-12);
+    assert!(histogram(&[], 4).shares().iter().all(|&s| s == 0.0));
+    let r = run(1, vec![
+        sample(1, Split::Train, 0, &[0.9, 0.1], &[0.98, 0.02]),
+        sample(2, Split::Heldout, 1, &[0.9, 0.1], &[]),
+    ]);
+    assert_eq!(label_prob_hist(&r, Split::Heldout, Stage::Before).bins[2].count, 1);
+    assert_eq!(label_prob_hist(&r, Split::Heldout, Stage::After).n, 0);
+    assert_eq!(label_prob_hist(&r, Split::Train, Stage::After).bins[19].count, 1);
+}
+
+#[test]
+fn slope_subset_caps_in_proportion() {
+    let samples: Vec<SampleResult> = (0..30)
+        .map(|i| sample(i, if i < 20 { Split::Train } else { Split::Heldout }, 0, &[0.5, 0.5], &[0.6, 0.4]))
+        .collect();
+    let d = label_prob_deltas(&run(1, samples));
+    assert_eq!(slope_subset(&d, 100), (0..30).collect::<Vec<_>>());
+    let picked = slope_subset(&d, 9);
+    assert_eq!(picked.len(), 9);
+    assert_eq!(picked.iter().filter(|&&k| d[k].split == Split::Train).count(), 6, "in proportion: 20 of 30");
+    assert_eq!(slope_subset(&d, 9), picked, "a fixed subset");
+}

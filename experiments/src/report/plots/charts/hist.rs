@@ -3,26 +3,17 @@
 
 use plotters::style::RGBColor;
 
-use crate::report::analysis::RunData;
+use crate::report::analysis::{histogram, label_probs, RunData, HIST_BINS};
 use crate::vocab::{Split, Stage};
 
 use super::super::figure::{fmt_count, palette, Bar, Figure, LegendItem, Line, Mark, Num, Panel, BEFORE, INK};
 use super::super::Chart;
 use super::{base_figure, base_run, before_legend, mean_of, run_name, run_swatches};
 
-const HIST_BINS: usize = 20;
-
-/// Share of `values` in each of [`HIST_BINS`] bins on [0, 1].
+/// Share of `values` in each of [`HIST_BINS`] bins on [0, 1] (the analysis' [`histogram`], which the app's
+/// interactive chart shows too).
 fn shares(values: &[f64]) -> Vec<f64> {
-    let mut counts = vec![0usize; HIST_BINS];
-    for &v in values {
-        let b = ((v.clamp(0.0, 1.0) * HIST_BINS as f64) as usize).min(HIST_BINS - 1);
-        if let Some(c) = counts.get_mut(b) {
-            *c += 1;
-        }
-    }
-    let n = values.len().max(1) as f64;
-    counts.into_iter().map(|c| c as f64 / n).collect()
+    histogram(values, HIST_BINS).shares()
 }
 
 fn tallest(shares: &[f64]) -> f64 {
@@ -39,10 +30,6 @@ fn step_outline(shares: &[f64]) -> Vec<(f64, f64)> {
     }
     pts.push((1.0, 0.0));
     pts
-}
-
-fn label_probs(run: &RunData, split: Split, stage: Stage) -> Vec<f64> {
-    run.samples.iter().filter(|s| s.split == split).filter_map(|s| s.label_prob(stage)).collect()
 }
 
 /// More runs than this: the histogram pools the runs' "after" and marks each run's mean with a tick.

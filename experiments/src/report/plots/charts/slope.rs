@@ -3,7 +3,7 @@
 
 use plotters::style::text_anchor::{HPos, VPos};
 
-use crate::report::analysis::{label_prob_deltas, split_metrics, RunData};
+use crate::report::analysis::{label_prob_deltas, slope_subset, split_metrics, RunData};
 use crate::vocab::Split;
 
 use super::super::figure::{
@@ -26,19 +26,7 @@ pub(super) fn slope_one_figure((index, run): (usize, &RunData)) -> Figure {
     let mut deltas = label_prob_deltas(run);
     deltas.sort_by_key(|d| d.sample_id);
     let total = deltas.len();
-    // Past the cap, a fixed pseudo-random subset of each split (in proportion to its size): evenly spaced picks
-    // could alias with a periodic order of the samples.
-    let mut shown: Vec<usize> = (0..total).collect();
-    if total > SLOPE_CAP {
-        shown.clear();
-        for split in Split::ALL {
-            let mut idx: Vec<usize> = (0..total).filter(|&k| deltas[k].split == split).collect();
-            let keep = (idx.len() * SLOPE_CAP).div_ceil(total).min(idx.len());
-            idx.sort_by_key(|&k| (mix64(deltas[k].sample_id as u64), k));
-            shown.extend(idx.into_iter().take(keep));
-        }
-        shown.truncate(SLOPE_CAP);
-    }
+    let shown = slope_subset(&deltas, SLOPE_CAP);
     let (gains, losses) =
         (deltas.iter().filter(|d| d.delta > SAME_BAND).count(), deltas.iter().filter(|d| d.delta < -SAME_BAND).count());
     let mut panels = Vec::new();
@@ -116,12 +104,4 @@ pub(super) fn slope_many_figure(runs: &[(usize, &RunData)]) -> Figure {
     }
     let subtitle = format!("mean p(right caption) per run, before → after · {} runs", runs.len());
     base_figure(Chart::LabelProbSlope, subtitle, run_legend(runs), (1, 2), panels)
-}
-
-/// A 64-bit mixer (splitmix64's finaliser): a fixed, well spread order of ids.
-fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
