@@ -156,18 +156,46 @@ impl<'a> Mat<'a> {
 /// # Panics
 /// When a slice is shorter than its dims say (a programming error in the caller, never user input).
 pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, beta: f32, c: &mut [f32]) {
-    assert!(a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n, "sgemm: operand shorter than its dims");
+    let (lda, ldb) = (if a.t { m } else { k }, if b.t { k } else { n });
+    sgemm_ld(m, n, k, (a, lda), (b, ldb), beta, (c, n))
+}
+
+/// Whether `len` elements hold a stored `[rows, cols]` matrix whose rows start `ld` apart.
+fn holds(len: usize, rows: usize, cols: usize, ld: usize) -> bool {
+    ld >= cols && (rows == 0 || cols == 0 || len >= (rows - 1) * ld + cols)
+}
+
+/// [`sgemm`] on sub-matrices of larger row-major arrays: each operand comes with its leading dimension, the
+/// distance between the starts of its stored rows (at least its stored columns). One attention head's `[s, hd]`
+/// block of a `[s, heads · hd]` array is `(&x[head * hd..], heads * hd)`: no copy to take it out.
+///
+/// # Panics
+/// When a slice is shorter than its dims and leading dimension say (a programming error in the caller).
+pub fn sgemm_ld(
+    m: usize,
+    n: usize,
+    k: usize,
+    (a, lda): (Mat<'_>, usize),
+    (b, ldb): (Mat<'_>, usize),
+    beta: f32,
+    (c, ldc): (&mut [f32], usize),
+) {
+    let (ar, ac) = if a.t { (k, m) } else { (m, k) };
+    let (br, bc) = if b.t { (n, k) } else { (k, n) };
+    assert!(
+        holds(a.data.len(), ar, ac, lda) && holds(b.data.len(), br, bc, ldb) && holds(c.len(), m, n, ldc),
+        "sgemm: operand shorter than its dims"
+    );
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        c[..m * n].iter_mut().for_each(|v| *v *= beta);
+        c.chunks_mut(ldc).take(m).for_each(|r| r[..n].iter_mut().for_each(|v| *v *= beta));
         return;
     }
     match openblas() {
         // OpenBLAS takes int dims: products past 2^31 elements per side go to gemm.
-        Some(lib) if m.max(n).max(k) < c_int::MAX as usize => {
-            let (lda, ldb) = (if a.t { m } else { k }, if b.t { k } else { n });
+        Some(lib) if m.max(n).max(k).max(lda).max(ldb).max(ldc) < c_int::MAX as usize => {
             // SAFETY: the slices hold at least the elements the dims and leading dimensions address (asserted
             // above), and `c` does not alias `a` or `b` (it is `&mut`).
             unsafe {
@@ -185,22 +213,45 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, beta: f32, c:
                     ldb as c_int,
                     beta,
                     c.as_mut_ptr(),
-                    n as c_int,
+                    ldc as c_int,
                 )
             }
         }
-        _ => gemm_only(m, n, k, a, b, beta, c),
+        _ => gemm_ld(m, n, k, (a, lda), (b, ldb), beta, (c, ldc)),
     }
 }
 
 /// [`sgemm`] on the `gemm` crate whatever the backend (the fallback; benchmarks compare it with OpenBLAS).
 pub fn gemm_only(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, beta: f32, c: &mut [f32]) {
+    let (ar, ac) = if a.t { (k, m) } else { (m, k) };
+    let (br, bc) = if b.t { (n, k) } else { (k, n) };
+    assert!(
+        holds(a.data.len(), ar, ac, ac) && holds(b.data.len(), br, bc, bc) && holds(c.len(), m, n, n),
+        "sgemm: operand shorter than its dims"
+    );
+    gemm_ld(m, n, k, (a, ac), (b, bc), beta, (c, n))
+}
+
+/// The `gemm` crate's product on operands already checked by the caller (dims and leading dimensions).
+fn gemm_ld(
+    m: usize,
+    n: usize,
+    k: usize,
+    (a, lda): (Mat<'_>, usize),
+    (b, ldb): (Mat<'_>, usize),
+    beta: f32,
+    (c, ldc): (&mut [f32], usize),
+) {
+    if m == 0 || n == 0 || k == 0 {
+        c.chunks_mut(ldc).take(m).for_each(|r| r[..n].iter_mut().for_each(|v| *v *= beta));
+        return;
+    }
     // (column stride, row stride) of each operand as gemm wants them.
-    let (a_cs, a_rs) = if a.t { (m as isize, 1) } else { (1, k as isize) };
-    let (b_cs, b_rs) = if b.t { (k as isize, 1) } else { (1, n as isize) };
+    let (a_cs, a_rs) = if a.t { (lda as isize, 1) } else { (1, lda as isize) };
+    let (b_cs, b_rs) = if b.t { (ldb as isize, 1) } else { (1, ldb as isize) };
     let threads = candle_core::utils::get_num_threads();
     let par = if threads > 1 && m * n * k > 1 << 18 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: as in `sgemm`: the strides address only elements inside the slices, `c` is exclusive.
+    // SAFETY: the callers checked that the strides address only elements inside the slices; `c` is exclusive.
     unsafe {
         gemm::gemm(
             m,
@@ -208,7 +259,7 @@ pub fn gemm_only(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, beta: f32
             k,
             c.as_mut_ptr(),
             1,
-            n as isize,
+            ldc as isize,
             beta != 0.0,
             a.data.as_ptr(),
             a_cs,
@@ -262,6 +313,35 @@ mod tests {
             gemm_only(m, n, k, ma, mb, 1.0, &mut fallback);
             for (w, (g, f)) in want.iter().zip(got.iter().zip(&fallback)) {
                 assert!((2.0 * w - g).abs() < 1e-4 && (2.0 * w - f).abs() < 1e-4, "beta=1, ta={ta} tb={tb}");
+            }
+        }
+    }
+
+    /// Sub-matrices read through leading dimensions (one head's columns of a wider array) on both backends, every
+    /// transpose, written into a block of a wider output whose other columns stay untouched.
+    #[test]
+    fn leading_dimensions_read_and_write_sub_matrices() {
+        let (m, n, k, pad) = (9, 7, 5, 3);
+        let big: Vec<f32> = (0..(m.max(k) + 1) * (m.max(n).max(k) + pad)).map(|i| ((i * 7 % 17) as f32 - 8.0) / 9.0).collect();
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (ar, ac) = if ta { (k, m) } else { (m, k) };
+            let (br, bc) = if tb { (n, k) } else { (k, n) };
+            let (lda, ldb, ldc) = (ac + pad, bc + pad, n + pad);
+            // The dense copies of the blocks, for the naive product.
+            let a: Vec<f32> = (0..ar).flat_map(|r| big[1 + r * lda..1 + r * lda + ac].to_vec()).collect();
+            let b: Vec<f32> = (0..br).flat_map(|r| big[2 + r * ldb..2 + r * ldb + bc].to_vec()).collect();
+            let want = naive(m, n, k, Mat { data: &a, t: ta }, Mat { data: &b, t: tb });
+            let (sa, sb) = (Mat { data: &big[1..], t: ta }, Mat { data: &big[2..], t: tb });
+            let mut got = vec![5f32; m * ldc];
+            sgemm_ld(m, n, k, (sa, lda), (sb, ldb), 0.0, (&mut got[..], ldc));
+            let mut fallback = vec![5f32; m * ldc];
+            gemm_ld(m, n, k, (sa, lda), (sb, ldb), 0.0, (&mut fallback[..], ldc));
+            for i in 0..m {
+                for j in 0..ldc {
+                    let (g, f) = (got[i * ldc + j], fallback[i * ldc + j]);
+                    let w = if j < n { want[i * n + j] } else { 5.0 };
+                    assert!((w - g).abs() < 1e-4 && (w - f).abs() < 1e-4, "ta={ta} tb={tb} ({i}, {j}): {w} vs {g} / {f}");
+                }
             }
         }
     }

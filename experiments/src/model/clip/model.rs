@@ -198,7 +198,8 @@ impl Attention {
     /// `residual + attention(xs)`; `causal` masks each position's view of the later ones.
     ///
     /// The attention itself (scale, mask, softmax, weighted sum, all heads) is one fused op on the projections
-    /// (see [`ops::attention`]): no per-head matrix products, transposes or mask additions.
+    /// (see [`ops::attention`]): each head's products through BLAS on its columns in place, no transposed or
+    /// per-head copies, no mask additions.
     fn forward_residual(&self, xs: &Tensor, residual: &Tensor, causal: bool) -> Result<Tensor> {
         let q = self.q_proj.forward(xs)?;
         let k = self.k_proj.forward(xs)?;

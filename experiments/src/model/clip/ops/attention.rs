@@ -1,41 +1,71 @@
-//! Multi-head self-attention on the packed `[q | k | v]` projections, scale and causal mask inside the softmax,
-//! forward and backward.
+//! Multi-head self-attention on the `q`, `k`, `v` projections, scale and causal mask inside the softmax, forward
+//! and backward.
+//!
+//! Each (caption or image, head) pair is a handful of single-precision matrix products through
+//! [`crate::model::blas`] (OpenBLAS where the machine has it) on the head's columns of the `[b, s, h]` arrays, read
+//! in place through leading dimensions and transpose flags: no per-head copies, no transposed copies. The softmax
+//! (with its scale and mask) and its backward are one pass each over a `[s, s]` scratch block that is reused for
+//! every head. The backward recomputes the probabilities instead of keeping them from the forward pass.
 
 use candle_core::{DType, IndexOp, Result, Shape, Tensor};
 
-use super::{axpy, dot, f32_inputs, fused_ok, par_items, softmax_last_dim, Arg, Fused, Kernel};
+use super::{dot, f32_inputs, fused_ok, par_items, softmax_last_dim, Arg, Fused, Kernel};
+use crate::model::blas::{sgemm_ld, Mat};
 
-/// Multi-head attention core on packed projections: `qkv` `[b, s, 3h]` (`q | k | v`, heads contiguous in each)
-/// → `[b, s, h]` = `softmax(scale q k^T (+ causal mask)) v` per head, heads concatenated.
+/// Below this many multiply-adds per product (`s · s · head size`), OpenBLAS runs a product on the calling thread:
+/// the (caption, head) pairs are then split over candle's pool, each thread doing whole pairs. From here on
+/// OpenBLAS splits each product over its own threads, and the pairs run one after the other (two pools that
+/// each want every core would fight over them). OpenBLAS 0.3's threshold: 4 x 65,536.
+const PAIRS_IN_PARALLEL_BELOW: usize = 1 << 18;
+
+/// Multi-head attention core: `q`, `k`, `v` `[b, s, h]` → `[b, s, h]` = `softmax(scale q k^T (+ causal mask)) v`
+/// per head, heads concatenated.
 struct AttentionOp {
     heads: usize,
     scale: f32,
     causal: bool,
 }
 
+/// The sizes of one attention call: batch, sequence, hidden, head size.
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    s: usize,
+    h: usize,
+    hd: usize,
+}
+
 impl AttentionOp {
-    fn dims(&self, shape: &Shape) -> Result<(usize, usize, usize, usize)> {
-        let (b, s, h3) = shape.dims3()?;
-        if h3 % 3 != 0 || (h3 / 3) % self.heads != 0 || s == 0 {
-            candle_core::bail!("attention: packed qkv {:?} does not split into {} heads", shape.dims(), self.heads);
+    fn dims(&self, shape: &Shape) -> Result<Dims> {
+        let (b, s, h) = shape.dims3()?;
+        if h % self.heads != 0 || s == 0 {
+            candle_core::bail!("attention: {:?} does not split into {} heads", shape.dims(), self.heads);
         }
-        let h = h3 / 3;
-        Ok((b, s, h, h / self.heads))
+        Ok(Dims { b, s, h, hd: h / self.heads })
     }
 
-    /// Fills `p` (`[s, s]`) with the attention probabilities of one (batch, head).
-    fn probs(&self, x: &[f32], s: usize, h: usize, hd: usize, head: usize, p: &mut [f32]) {
-        let row = 3 * h;
-        let (qo, ko) = (head * hd, h + head * hd);
-        for i in 0..s {
-            let q = &x[i * row + qo..i * row + qo + hd];
+    /// Runs `f(first_batch_item, out_chunk)` over `out` split into batch items of `item_len` elements: in
+    /// parallel over candle's pool when each product is small (see [`PAIRS_IN_PARALLEL_BELOW`]), else in turn.
+    fn over_items<F: Fn(usize, &mut [f32]) + Sync>(&self, d: Dims, out: &mut [f32], item_len: usize, f: F) {
+        if d.s * d.s * d.hd < PAIRS_IN_PARALLEL_BELOW {
+            par_items(out, item_len, d.b * self.heads * d.s * d.s * d.hd * 2, f);
+        } else {
+            f(0, out);
+        }
+    }
+
+    /// Fills `p` (`[s, s]`) with the attention probabilities of one (batch item, head): `q` and `k` start at the
+    /// head's first column of the item's rows, which are `h` apart.
+    fn probs(&self, d: Dims, q: &[f32], k: &[f32], p: &mut [f32]) {
+        let s = d.s;
+        // scale · q kᵀ, then the softmax of each row over its unmasked part.
+        sgemm_ld(s, s, d.hd, (Mat::n(q), d.h), (Mat::t(k), d.h), 0.0, (p, s));
+        for (i, pr) in p.chunks_exact_mut(s).enumerate() {
             let n = if self.causal { i + 1 } else { s };
-            let pr = &mut p[i * s..(i + 1) * s];
             let mut max = f32::NEG_INFINITY;
-            for j in 0..n {
-                let v = self.scale * dot(q, &x[j * row + ko..j * row + ko + hd]);
-                pr[j] = v;
-                max = max.max(v);
+            for v in pr[..n].iter_mut() {
+                *v *= self.scale;
+                max = max.max(*v);
             }
             let mut total = 0f32;
             for v in pr[..n].iter_mut() {
@@ -49,15 +79,9 @@ impl AttentionOp {
     }
 }
 
-/// `q`, `k`, `v` `[b, s, h]` each → `[b, s, 3h]`.
-fn pack_qkv(q: &[f32], k: &[f32], v: &[f32], h: usize) -> Vec<f32> {
-    let mut out = vec![0f32; 3 * q.len()];
-    for (r, o) in out.chunks_exact_mut(3 * h).enumerate() {
-        o[..h].copy_from_slice(&q[r * h..(r + 1) * h]);
-        o[h..2 * h].copy_from_slice(&k[r * h..(r + 1) * h]);
-        o[2 * h..].copy_from_slice(&v[r * h..(r + 1) * h]);
-    }
-    out
+/// The head's block of one batch item's `[s, h]` rows: from its first column to the end of the item.
+fn head(x: &[f32], d: Dims, item: usize, head: usize) -> &[f32] {
+    &x[item * d.s * d.h + head * d.hd..(item + 1) * d.s * d.h]
 }
 
 impl Kernel<3> for AttentionOp {
@@ -68,42 +92,33 @@ impl Kernel<3> for AttentionOp {
         if k.dims != q.dims || v.dims != q.dims {
             candle_core::bail!("attention: q {:?}, k {:?}, v {:?}", q.dims, k.dims, v.dims);
         }
-        let (b, s, h) = q.shape.dims3()?;
-        let packed = pack_qkv(&q, &k, &v, h);
-        let x = packed.as_slice();
-        let (b, s, h, hd) = self.dims(&Shape::from((b, s, 3 * h)))?;
-        let mut out = vec![0f32; b * s * h];
-        let row = 3 * h;
-        par_items(&mut out, s * h, b * self.heads * s * s * hd * 2, |first, out| {
-            let mut p = vec![0f32; s * s];
-            for (bi, o) in out.chunks_exact_mut(s * h).enumerate() {
-                let xb = &x[(first + bi) * s * row..(first + bi + 1) * s * row];
-                for head in 0..self.heads {
-                    self.probs(xb, s, h, hd, head, &mut p);
-                    let vo = 2 * h + head * hd;
-                    for i in 0..s {
-                        let n = if self.causal { i + 1 } else { s };
-                        let oi = &mut o[i * h + head * hd..i * h + (head + 1) * hd];
-                        for j in 0..n {
-                            axpy(p[i * s + j], &xb[j * row + vo..j * row + vo + hd], oi);
-                        }
-                    }
+        let d = self.dims(q.shape)?;
+        let mut out = vec![0f32; d.b * d.s * d.h];
+        self.over_items(d, &mut out, d.s * d.h, |first, out| {
+            let mut p = vec![0f32; d.s * d.s];
+            for (bi, o) in out.chunks_exact_mut(d.s * d.h).enumerate() {
+                let item = first + bi;
+                for hi in 0..self.heads {
+                    self.probs(d, head(&q, d, item, hi), head(&k, d, item, hi), &mut p);
+                    // o = p v, into the head's columns of the output.
+                    let oh = &mut o[hi * d.hd..];
+                    sgemm_ld(d.s, d.hd, d.s, (Mat::n(&p), d.s), (Mat::n(head(&v, d, item, hi)), d.h), 0.0, (oh, d.h));
                 }
             }
         });
-        Ok((out, Shape::from((b, s, h))))
+        Ok((out, q.shape.clone()))
     }
 
     fn grads(&self, [q, k, v]: [&Tensor; 3], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 3]> {
-        let qkv = Tensor::cat(&[q, k, v], 2)?;
+        // [3, b, s, h] in and out: each input and each gradient a contiguous block.
+        let qkv = Tensor::stack(&[q, k, v], 0)?;
         let op = AttentionBwd { fwd: AttentionOp { heads: self.heads, scale: self.scale, causal: self.causal } };
-        // [3, b, s, h]: each gradient a contiguous block.
         let d = qkv.apply_op2_no_bwd(g, &Fused(op))?;
         Ok([Some(d.i(0)?), Some(d.i(1)?), Some(d.i(2)?)])
     }
 }
 
-/// `(qkv, d out)` → `d qkv`, recomputing the probabilities.
+/// `(qkv [3, b, s, h], d out [b, s, h])` → `d qkv [3, b, s, h]`, recomputing the probabilities.
 struct AttentionBwd {
     fwd: AttentionOp,
 }
@@ -113,60 +128,50 @@ impl Kernel<2> for AttentionBwd {
 
     fn cpu(&self, args: [Arg<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
         let [x, g] = f32_inputs(args, "attention bwd", ["qkv", "grad"])?;
-        let (b, s, h, hd) = self.fwd.dims(x.shape)?;
-        if g.len() != b * s * h {
-            candle_core::bail!("attention bwd: grad {:?} for qkv {:?}", g.dims, x.dims);
+        let d = self.fwd.dims(g.shape)?;
+        let n = d.b * d.s * d.h;
+        if x.len() != 3 * n {
+            candle_core::bail!("attention bwd: qkv {:?} for grad {:?}", x.dims, g.dims);
         }
-        let heads = self.fwd.heads;
-        let scale = self.fwd.scale;
-        let causal = self.fwd.causal;
-        let row = 3 * h;
-        let mut out = vec![0f32; b * s * row];
-        par_items(&mut out, s * row, b * heads * s * s * hd * 5, |first, out| {
+        let (q, k, v) = (&x[..n], &x[n..2 * n], &x[2 * n..]);
+        let (heads, scale, s, ld) = (self.fwd.heads, self.fwd.scale, d.s, d.h);
+        // The three gradients are written per batch item: [b, 3, s, h] while computing, reordered at the end.
+        let mut out = vec![0f32; 3 * n];
+        self.fwd.over_items(d, &mut out, 3 * s * d.h, |first, out| {
             let mut p = vec![0f32; s * s];
-            let mut dp = vec![0f32; s];
-            for (bi, dx) in out.chunks_exact_mut(s * row).enumerate() {
-                let xb = &x[(first + bi) * s * row..(first + bi + 1) * s * row];
-                let gb = &g[(first + bi) * s * h..(first + bi + 1) * s * h];
-                for head in 0..heads {
-                    self.fwd.probs(xb, s, h, hd, head, &mut p);
-                    let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
-                    for i in 0..s {
-                        let n = if causal { i + 1 } else { s };
-                        let go = &gb[i * h + head * hd..i * h + (head + 1) * hd];
-                        let pr = &p[i * s..i * s + n];
-                        // dP_ij = dO_i . v_j ; dV_j += P_ij dO_i
-                        for j in 0..n {
-                            dp[j] = dot(go, &xb[j * row + vo..j * row + vo + hd]);
-                            axpy(pr[j], go, &mut dx[j * row + vo..j * row + vo + hd]);
-                        }
-                        // dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij), times the scale.
-                        let c = dot(pr, &dp[..n]);
-                        for j in 0..n {
-                            dp[j] = scale * pr[j] * (dp[j] - c);
-                        }
-                        // dQ_i = sum_j dS_ij k_j ; dK_j += dS_ij q_i
-                        let dq = &mut dx[i * row + qo..i * row + qo + hd];
-                        for j in 0..n {
-                            axpy(dp[j], &xb[j * row + ko..j * row + ko + hd], dq);
-                        }
-                        let q = &xb[i * row + qo..i * row + qo + hd];
-                        for j in 0..n {
-                            axpy(dp[j], q, &mut dx[j * row + ko..j * row + ko + hd]);
+            let mut dp = vec![0f32; s * s];
+            for (bi, dx) in out.chunks_exact_mut(3 * s * d.h).enumerate() {
+                let item = first + bi;
+                let (dq, rest) = dx.split_at_mut(s * d.h);
+                let (dk, dv) = rest.split_at_mut(s * d.h);
+                for hi in 0..heads {
+                    let (qh, kh, vh, gh) = (head(q, d, item, hi), head(k, d, item, hi), head(v, d, item, hi), head(&g, d, item, hi));
+                    let c = hi * d.hd;
+                    self.fwd.probs(d, qh, kh, &mut p);
+                    // dV = Pᵀ dO ; dP = dO Vᵀ
+                    sgemm_ld(s, d.hd, s, (Mat::t(&p), s), (Mat::n(gh), ld), 0.0, (&mut dv[c..], ld));
+                    sgemm_ld(s, s, d.hd, (Mat::n(gh), ld), (Mat::t(vh), ld), 0.0, (&mut dp, s));
+                    // dS_ij = scale P_ij (dP_ij - sum_j P_ij dP_ij) (masked entries have P_ij = 0).
+                    for (pr, dr) in p.chunks_exact(s).zip(dp.chunks_exact_mut(s)) {
+                        let cr = dot(pr, dr);
+                        for (dv, &pv) in dr.iter_mut().zip(pr) {
+                            *dv = scale * pv * (*dv - cr);
                         }
                     }
+                    // dQ = dS K ; dK = dSᵀ Q
+                    sgemm_ld(s, d.hd, s, (Mat::n(&dp), s), (Mat::n(kh), ld), 0.0, (&mut dq[c..], ld));
+                    sgemm_ld(s, d.hd, s, (Mat::t(&dp), s), (Mat::n(qh), ld), 0.0, (&mut dk[c..], ld));
                 }
             }
         });
-        // [b, s, 3h] → [3, b, s, h].
-        let n = b * s;
-        let mut split = vec![0f32; 3 * n * h];
-        for (r, src) in out.chunks_exact(row).enumerate() {
-            for part in 0..3 {
-                split[(part * n + r) * h..(part * n + r + 1) * h].copy_from_slice(&src[part * h..(part + 1) * h]);
-            }
+        // [b, 3, s, h] → [3, b, s, h].
+        let item = s * d.h;
+        let mut split = vec![0f32; 3 * n];
+        for (r, src) in out.chunks_exact(item).enumerate() {
+            let (bi, part) = (r / 3, r % 3);
+            split[part * n + bi * item..part * n + (bi + 1) * item].copy_from_slice(src);
         }
-        Ok((split, Shape::from((3, b, s, h))))
+        Ok((split, Shape::from((3, d.b, d.s, d.h))))
     }
 }
 
@@ -228,6 +233,36 @@ mod tests {
             for x in [&q, &k, &v] {
                 let (a, c) = (gf.get(x).expect("fused grad"), gs.get(x).expect("slow grad"));
                 assert!(max_diff(a, c) < 1e-5, "grad differs by {}", max_diff(a, c));
+            }
+        }
+        Ok(())
+    }
+
+    /// At the model's sequence lengths (20 tokens: pairs split over threads; 77: one product after the other,
+    /// OpenBLAS threading each), with the model's head size: values and the three gradients of the fused op
+    /// equal the composite candle ops, causal mask or not.
+    #[test]
+    fn attention_matches_composite_at_20_and_77_tokens() -> Result<()> {
+        for s in [20, 77] {
+            for causal in [false, true] {
+                let (b, heads, h) = (2, 2, 128);
+                let q = Var::from_tensor(&rand(&[b, s, h], 11))?;
+                let k = Var::from_tensor(&rand(&[b, s, h], 12))?;
+                let v = Var::from_tensor(&rand(&[b, s, h], 13))?;
+                let coef = rand(&[b, s, h], 14);
+                let scale = 1.0 / (h as f64 / heads as f64).sqrt();
+                let fused = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), heads, scale, causal)?;
+                let slow = attention_composite(q.as_tensor(), k.as_tensor(), v.as_tensor(), heads, scale, causal)?;
+                assert!(max_diff(&fused, &slow) < 1e-5, "s={s} causal={causal}: values differ");
+                let gf = (fused * &coef)?.sum_all()?.backward()?;
+                let gs = (slow * &coef)?.sum_all()?.backward()?;
+                for x in [&q, &k, &v] {
+                    let (a, c) = (gf.get(x).expect("fused grad"), gs.get(x).expect("slow grad"));
+                    assert_eq!(a.dims(), c.dims());
+                    let d = max_diff(a, c);
+                    assert!(d < 1e-4, "s={s} causal={causal}: grad differs by {d}");
+                    assert!(a.abs()?.sum_all()?.to_scalar::<f32>()? > 1e-3, "s={s}: zero gradient");
+                }
             }
         }
         Ok(())

@@ -13,8 +13,8 @@
 //! - [`layer_norm`]: forward and backward (dx, and dweight/dbias in one pass);
 //! - [`linear_product`]: a linear layer's `x · wᵀ` through OpenBLAS or `gemm`, backward without transposed copies;
 //! - [`bias_add`], [`bias_add_residual`], [`bias_quick_gelu`]: what follows a linear layer's matrix product;
-//! - [`attention`]: multi-head attention from the packed `[q | k | v]` projections, with the scale and the
-//!   causal mask inside the softmax, forward and backward (no per-head matmul dispatch, no transposes);
+//! - [`attention`]: multi-head attention from the `q`, `k`, `v` projections, each head's products through BLAS on
+//!   the head's columns in place, the scale and the causal mask inside the softmax, forward and backward;
 //! - [`embed_tokens`] and [`vision_embed`]: the embedding sums (token gather + positions; class token + patches +
 //!   positions) whose backward scatters straight into the gradients.
 //!
@@ -245,14 +245,6 @@ fn sum(a: &[f32]) -> f32 {
         }
     }
     r.iter().sum::<f32>() + acc.iter().sum::<f32>()
-}
-
-/// `y += a * x`.
-#[inline]
-fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
 }
 
 /// Mean and 1/std of one row.
