@@ -268,8 +268,10 @@ impl App {
         if let Some(parent) = cache.parent() {
             if std::fs::create_dir_all(parent).is_ok() {
                 let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
-                if std::fs::write(&tmp, &bytes).is_ok() {
-                    let _ = std::fs::rename(&tmp, &cache);
+                let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &cache));
+                if written.is_err() {
+                    // A half-written or unrenamed temporary file is removed; gone already is fine.
+                    let _ = std::fs::remove_file(&tmp);
                 }
             }
         }
