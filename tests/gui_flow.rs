@@ -175,6 +175,15 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
     before_after_hover(s, &store, run_a, run_b);
     epoch_loss_hover(s, &store, &[run_a, run_b]);
     s.screenshot("07c-compare-epoch-hover");
+    // On a log scale the axis says so, and the hover still shows the stored losses.
+    s.click("[data-testid=chart-loss_epochs] [data-testid=log-scale]").expect("log scale");
+    s.wait("the epoch chart on a log scale", SHORT, |s| {
+        let v = s.js("return [...document.querySelectorAll('[data-testid=chart-loss_epochs] svg text')].some((t) => t.textContent === 'loss (log)');", json!([]))?;
+        Ok(v.as_bool().filter(|b| *b))
+    });
+    epoch_loss_hover(s, &store, &[run_a, run_b]);
+    s.screenshot("07e-compare-epoch-log");
+    s.click("[data-testid=chart-loss_epochs] [data-testid=log-scale]").expect("linear scale");
     letters_hover(s, &store, &[run_a, run_b]);
     s.screenshot("07d-compare-letters-hover");
     legend_toggles(s, "chart-loss_epochs", run_b, &format!("polyline[data-run=\"{run_b}\"]"));

@@ -182,7 +182,8 @@ export function lettersChart(runs: ScoreRun[], testid: string, title: string): H
     title,
     key: `${runs.length > 1 ? "grey: base model before fine-tuning" : "grey: before"} · colour: after · dashed: chance of guessing`,
     name: (s) => s,
-    domain: (split, shown) => ({ x: [0, count(shown, split)], y: [0, 1] }),
+    // Room above 100% for a bar's label.
+    domain: (split, shown) => ({ x: [0, count(shown, split)], y: [0, 1.08] }),
     draw: (svg, split, shown, f) => {
       const ss = bars(shown, split);
       const ls = letters(shown, split);
@@ -218,7 +219,7 @@ export function lettersChart(runs: ScoreRun[], testid: string, title: string): H
       const rows = shown.map((r) => {
         const l = splitOf(r, split)?.letters[c];
         name ||= l?.letter ?? "";
-        return tipRow(r, r.colour, { "data-split": split, "data-letter": c }, h("b", { testid: "tip-before" }, pctText(l?.accuracy_before, 2)), " → ", h("b", { testid: "tip-after" }, pctText(l?.accuracy_after, 2)), " · ", h("b", { testid: "tip-count" }, String(l?.n ?? 0)), h("span", { class: "muted" }, ` samples · picked ${l?.predicted_before ?? 0} → ${l?.predicted_after ?? 0} times`));
+        return tipRow(r, r.colour, { "data-split": split, "data-letter": c }, h("b", { testid: "tip-before" }, pctText(l?.accuracy_before, 2)), " → ", h("b", { testid: "tip-after" }, pctText(l?.accuracy_after, 2)), " · ", h("b", { testid: "tip-count" }, String(l?.n ?? 0)), h("span", { class: "muted" }, ` samples · the top choice ${l?.predicted_before ?? 0} → ${l?.predicted_after ?? 0} times`));
       });
       return { head: `right caption at ${name} · ${SPLIT_TITLE[split]} · accuracy before → after`, rows };
     },
