@@ -272,12 +272,12 @@ export function panelMessage(svg: SVGElement, f: Frame, text: string): void {
   svg.appendChild(svgEl("text", { x: (PANEL_PAD.l + f.width - PANEL_PAD.r) / 2, y: (PANEL_PAD.t + f.height - PANEL_PAD.b) / 2, "text-anchor": "middle", fill: "#888" }, text));
 }
 
-/** Shows the panel's `.hover-mark` `tag` (added once, under the data) with `attrs`; the panel hides it when the
- *  pointer leaves. */
-function hoverMark(svg: SVGElement, tag: "rect" | "line", attrs: Record<string, string | number>): void {
-  let mark = svg.querySelector(`${tag}.hover-mark`);
+/** Shows the panel's hover mark `name` (a `.hover-mark` `tag`, added once, under the data) with `attrs`; the panel
+ *  hides it when the pointer leaves. */
+function hoverMark(svg: SVGElement, tag: "rect" | "line", name: string, attrs: Record<string, string | number>): void {
+  let mark = svg.querySelector(`${tag}.hover-mark.${name}`);
   if (!mark) {
-    mark = svgEl(tag, { class: "hover-mark" });
+    mark = svgEl(tag, { class: `hover-mark ${name}` });
     svg.insertBefore(mark, svg.firstChild);
   }
   for (const [k, v] of Object.entries({ ...attrs, visibility: "visible" })) mark.setAttribute(k, String(v));
@@ -285,12 +285,12 @@ function hoverMark(svg: SVGElement, tag: "rect" | "line", attrs: Record<string, 
 
 /** Shows the panel's hover band over x from `lo` to `hi`. */
 export function hoverBand(svg: SVGElement, f: Frame, lo: number, hi: number): void {
-  hoverMark(svg, "rect", { x: f.sx(lo), width: f.sx(hi) - f.sx(lo), y: PANEL_PAD.t, height: f.height - PANEL_PAD.t - PANEL_PAD.b, fill: "#1a73e8", "fill-opacity": 0.08 });
+  hoverMark(svg, "rect", "hover-band", { x: f.sx(lo), width: f.sx(hi) - f.sx(lo), y: PANEL_PAD.t, height: f.height - PANEL_PAD.t - PANEL_PAD.b, fill: "#1a73e8", "fill-opacity": 0.08 });
 }
 
 /** Shows the panel's hover line at x = `at`. */
 export function hoverLine(svg: SVGElement, f: Frame, at: number): void {
-  hoverMark(svg, "line", { x1: f.sx(at), x2: f.sx(at), y1: PANEL_PAD.t, y2: f.height - PANEL_PAD.b, stroke: "#888", "stroke-dasharray": "3 3" });
+  hoverMark(svg, "line", "hover-line", { x1: f.sx(at), x2: f.sx(at), y1: PANEL_PAD.t, y2: f.height - PANEL_PAD.b, stroke: "#888", "stroke-dasharray": "3 3" });
 }
 
 /** A tooltip row of a run: its swatch and label, then `children`. */
