@@ -111,6 +111,9 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
     assert!(lines >= 1, "the loss curve is drawn");
     s.screenshot("05-run-detail");
     score_charts_hover(s, &store, run_a);
+    epoch_loss_hover(s, &store, &[run_a]);
+    letters_hover(s, &store, &[run_a]);
+    s.screenshot("05d-run-letters-hover");
 
     // ---- A second run from a clone of the first spec -----------------------------------------------------------
     s.click("[data-testid=clone-spec]").expect("clone");
@@ -170,6 +173,21 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
         assert!(colours.contains(&c), "the loss chart has a curve in {c}: {colours:?}");
     }
     before_after_hover(s, &store, run_a, run_b);
+    epoch_loss_hover(s, &store, &[run_a, run_b]);
+    s.screenshot("07c-compare-epoch-hover");
+    // On a log scale the axis says so, and the hover still shows the stored losses.
+    s.click("[data-testid=chart-loss_epochs] [data-testid=log-scale]").expect("log scale");
+    s.wait("the epoch chart on a log scale", SHORT, |s| {
+        let v = s.js("return [...document.querySelectorAll('[data-testid=chart-loss_epochs] svg text')].some((t) => t.textContent === 'loss (log)');", json!([]))?;
+        Ok(v.as_bool().filter(|b| *b))
+    });
+    epoch_loss_hover(s, &store, &[run_a, run_b]);
+    s.screenshot("07e-compare-epoch-log");
+    s.click("[data-testid=chart-loss_epochs] [data-testid=log-scale]").expect("linear scale");
+    letters_hover(s, &store, &[run_a, run_b]);
+    s.screenshot("07d-compare-letters-hover");
+    legend_toggles(s, "chart-loss_epochs", run_b, &format!("polyline[data-run=\"{run_b}\"]"));
+    legend_toggles(s, "chart-letters", run_b, &format!("rect[data-run=\"{run_b}\"][data-stage=after]"));
     let flips = |k: &str| s.text(&format!("[data-testid=flips-{k}]")).expect("flips").replace(',', "").parse::<usize>().expect("number");
     assert_eq!(flips("rr") + flips("rw") + flips("wr") + flips("ww"), 84, "every sample of the two runs is counted");
     assert_eq!(s.count("[data-testid=flip-card]").expect("cards"), (flips("rw").min(24) + flips("wr").min(24)));
@@ -248,7 +266,7 @@ type Tooltip = (String, Vec<Vec<Option<String>>>);
 
 /// Hovers the centre of the last element matching `target` in the panel `panel` of the chart `chart` (scrolled
 /// into view when `scroll`); returns the tooltip's head and its rows as `[testid, data-stage, data-sample, count, before, after,
-/// accuracy]` (`null` where a row lacks one), or `None` while there is none.
+/// accuracy, train, held-out]` (`null` where a row lacks one), or `None` while there is none.
 fn hover_chart(s: &Session, chart: &str, panel: &str, target: &str, scroll: bool) -> webdriver::WdResult<Option<Tooltip>> {
     let v = s.js(
         "const [chart, panel, target, scroll] = arguments; \
@@ -261,7 +279,7 @@ fn hover_chart(s: &Session, chart: &str, panel: &str, target: &str, scroll: bool
          if (!tip || tip.style.display !== 'block') return null; \
          const t = (r, id) => r.querySelector(`[data-testid=${id}]`)?.textContent ?? null; \
          const rows = [...tip.children].filter((r) => r.dataset.testid !== 'tip-panel').map((r) => \
-           [r.dataset.testid, r.dataset.stage ?? null, r.dataset.sample ?? null, t(r, 'tip-count'), t(r, 'tip-before'), t(r, 'tip-after'), t(r, 'tip-accuracy')]); \
+           [r.dataset.testid, r.dataset.stage ?? null, r.dataset.sample ?? null, t(r, 'tip-count'), t(r, 'tip-before'), t(r, 'tip-after'), t(r, 'tip-accuracy'), t(r, 'tip-train'), t(r, 'tip-heldout')]); \
          return [tip.querySelector('[data-testid=tip-panel]').textContent, rows];",
         json!([chart, panel, target, scroll]),
     )?;
@@ -339,6 +357,62 @@ fn score_charts_hover(s: &Session, store: &Store, run: i64) {
     let acc = format!("{:.2}%", 100.0 * after[k].1 as f64 / after[k].0 as f64);
     assert_eq!(row("after")[6], Some(acc), "accuracy in confidence bin {k}");
     s.screenshot("05c-run-calibration-hover");
+}
+
+/// The epoch-loss chart of `runs` (the page's runs, the first one's dots hovered): hovering an epoch every run
+/// recorded shows each run's stored train and held-out loss at that epoch.
+fn epoch_loss_hover(s: &Session, store: &Store, runs: &[i64]) {
+    let epochs: Vec<_> = runs.iter().map(|&id| store.run(id).expect("run").epoch_losses).collect();
+    let common: Vec<usize> = epochs[0].iter().map(|e| e.epoch).filter(|e| epochs.iter().all(|r| r.iter().any(|x| x.epoch == *e))).collect();
+    assert!(common.len() >= 2, "the runs share epochs: {common:?}");
+    let epoch = common[common.len() / 2];
+    let target = format!("circle[data-run=\"{}\"][data-line=train][data-epoch=\"{epoch}\"]", runs[0]);
+    let (head, rows) = s.wait("the epoch-loss tooltip", SHORT, |s| hover_chart(s, "chart-loss_epochs", "loss", &target, true));
+    assert_eq!(head, format!("epoch {epoch}"));
+    for (id, stored) in runs.iter().zip(&epochs) {
+        let e = stored.iter().find(|x| x.epoch == epoch).expect("the epoch");
+        let row = rows.iter().find(|r| r[0].as_deref() == Some(&format!("tip-run-{id}"))).unwrap_or_else(|| panic!("a row for run {id}: {rows:?}"));
+        let held = e.heldout_loss.map(|x| format!("{x:.5}"));
+        assert_eq!((row[7].clone(), row[8].clone()), (Some(format!("{:.5}", e.train_loss)), held), "run {id}'s losses at epoch {epoch}");
+    }
+}
+
+/// The answer-letter chart of `runs`: hovering the held-out letter with the most samples of the first run shows,
+/// per run, the accuracy before → after and the number of samples with that right letter that its stored scores
+/// give.
+fn letters_hover(s: &Session, store: &Store, runs: &[i64]) {
+    use experiments::vocab::{Split, Stage};
+    // Per run and letter: (samples, right before, scored before, right after, scored after).
+    let counts = |id: i64| {
+        let data = experiments::report::compare::load_run_data(store, id).expect("run data");
+        let letters = data.samples.iter().map(|x| x.label + 1).max().unwrap_or(0).max(5);
+        let mut c = vec![(0usize, 0usize, 0usize, 0usize, 0usize); letters];
+        for x in data.samples.iter().filter(|x| x.split == Split::Heldout) {
+            let l = &mut c[x.label];
+            l.0 += 1;
+            if let Some(top) = x.top_choice(Stage::Before) {
+                (l.1, l.2) = (l.1 + usize::from(top == x.label), l.2 + 1);
+            }
+            if let Some(top) = x.top_choice(Stage::After) {
+                (l.3, l.4) = (l.3 + usize::from(top == x.label), l.4 + 1);
+            }
+        }
+        c
+    };
+    let counts: Vec<_> = runs.iter().map(|&id| counts(id)).collect();
+    let k = (0..counts[0].len()).max_by_key(|&k| (counts[0][k].0, std::cmp::Reverse(k))).expect("letters");
+    assert!(counts[0][k].0 > 0, "held-out samples scored");
+    let target = format!("rect[data-run=\"{}\"][data-letter=\"{k}\"]", runs[0]);
+    let (head, rows) = s.wait("the letters tooltip", SHORT, |s| hover_chart(s, "chart-letters", "heldout", &target, true));
+    let letter = experiments::vocab::letter(k);
+    assert!(head.contains(&format!("right caption at {letter}")), "{head}");
+    let pct = |right: usize, n: usize| Some(format!("{:.2}%", 100.0 * right as f64 / n as f64));
+    for (id, c) in runs.iter().zip(&counts) {
+        let l = c[k];
+        let row = rows.iter().find(|r| r[0].as_deref() == Some(&format!("tip-run-{id}"))).unwrap_or_else(|| panic!("a row for run {id}: {rows:?}"));
+        let shown = (row[4].clone(), row[5].clone(), row[3].clone());
+        assert_eq!(shown, (pct(l.1, l.2), pct(l.3, l.4), Some(l.0.to_string())), "run {id}'s held-out letter {letter}");
+    }
 }
 
 /// The daily loop: a 2 x 2 sweep through the queue and its sweep view, a tag found again in the runs table, the

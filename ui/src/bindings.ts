@@ -454,7 +454,8 @@ summary: RunSummary | null, charts: Array<ChartSvg>,
  */
 series: Array<RunSeries>, 
 /**
- * The numbers of the interactive distribution and calibration charts (empty until scores exist).
+ * The numbers of the interactive distribution, calibration and answer-letter charts (empty until scores
+ * exist).
  */
 score_charts: Array<RunScoreCharts>, 
 /**
@@ -537,7 +538,8 @@ flips: FlipTable, flip_cards: Array<FlipCard>,
  */
 series: Array<RunSeries>, 
 /**
- * Each run's numbers for the interactive distribution and calibration charts, in the runs' order.
+ * Each run's numbers for the interactive distribution, calibration and answer-letter charts, in the runs'
+ * order.
  */
 score_charts: Array<RunScoreCharts>, };
 
@@ -657,9 +659,45 @@ hist_before: Histogram, hist_after: Histogram,
 /**
  * Reliability bins of top-choice confidence before and after.
  */
-calibration_before: Calibration, calibration_after: Calibration, };
+calibration_before: Calibration, calibration_after: Calibration, 
+/**
+ * Accuracy per answer letter (A–E at least) before and after, with the samples whose right answer it is.
+ */
+letters: Array<LetterScore>, };
 
-export type RunScoreCharts = { run_id: number, splits: Array<SplitScoreCharts>, };
+export type LetterScore = { 
+/**
+ * Right / scored among the samples whose right answer is this letter, before and after (`null`: none
+ * scored).
+ */
+accuracy_before: number | null, accuracy_after: number | null, 
+/**
+ * Choice index (0 = A).
+ */
+index: number, letter: string, 
+/**
+ * Samples whose right answer is this letter.
+ */
+n: number, 
+/**
+ * ... of which scored before / after.
+ */
+n_before: number, n_after: number, 
+/**
+ * ... of which right before / after.
+ */
+correct_before: number, correct_after: number, 
+/**
+ * Samples (any label) whose top choice was this letter, before / after. A model that learnt "always B"
+ * shows up here.
+ */
+predicted_before: number, predicted_after: number, };
+
+export type RunScoreCharts = { run_id: number, splits: Array<SplitScoreCharts>, 
+/**
+ * The accuracy of guessing over the run's samples (`analysis::chance_level`; `null`: no sample).
+ */
+chance: number | null, };
 
 export type SweepPoint = { run_id: number, values: Array<string>, metric: number | null, status: RunStatus, colour: string, };
 

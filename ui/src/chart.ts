@@ -1,8 +1,10 @@
-// The charts drawn in the page (the exported charts stay the core's plotters SVG/PNG): the interactive loss chart
-// (hover shows every visible run's exact loss at that step, clicking a legend entry hides a run, a smoothing
-// slider (an exponential moving average with W&B's debiasing), log scale, and x by step or epoch), and what every
-// interactive chart shares: its figure (`interactiveFigure`), the legend that hides a run (`legendEntries`), and
-// charts of panels (`panelsChart`, with `axes`, `tipRow`, `hoverBand`), which beforeafter.ts and scorecharts.ts
+// The charts drawn in the page (the exported charts stay the core's plotters SVG/PNG): the interactive loss charts
+// (per step: hover shows every visible run's exact loss at that step, clicking a legend entry hides a run, a
+// smoothing slider (an exponential moving average with W&B's debiasing), log scale, and x by step or epoch; per
+// epoch: train solid and held-out dashed, hover shows every visible run's exact train and held-out loss at that
+// epoch, legend, log scale), and what every interactive chart shares: its figure (`interactiveFigure`), the legend
+// that hides a run (`legendEntries`), the log-scale toggle (`logScaleToggle`), and charts of panels (`panelsChart`,
+// with `axes`, `tipRow`, `hoverBand`, `hoverLine`), which the epoch-loss chart, beforeafter.ts and scorecharts.ts
 // draw with.
 
 import type { RunSeries } from "./bindings";
@@ -44,6 +46,7 @@ export function lossText(x: number): string {
   return x.toFixed(5);
 }
 
+/** About `n` round ticks from `lo` to `hi`. */
 function niceTicks(lo: number, hi: number, n: number): number[] {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / n;
@@ -52,6 +55,18 @@ function niceTicks(lo: number, hi: number, n: number): number[] {
   const out: number[] = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
   return out;
+}
+
+/** A loss axis tick's text: `t` is the loss, or its log10 when `log`. */
+function lossTick(t: number, log: boolean): string {
+  return Number((log ? 10 ** t : t).toPrecision(3)).toString();
+}
+
+/** The loss charts' log-scale checkbox (`log-scale`) in its label; `changed` gets its state. */
+export function logScaleToggle(changed: (on: boolean) => void): HTMLElement {
+  const box = h("input", { testid: "log-scale", attrs: { type: "checkbox" } });
+  box.addEventListener("input", () => changed(box.checked));
+  return h("label", { class: "inline-group small" }, box, "log scale");
 }
 
 export function svgEl(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
@@ -87,7 +102,8 @@ export function lossChart(series: RunSeries[], testid: string, title = "Training
   const hidden = new Set<number>();
   const smoothing = h("input", { testid: "smoothing", attrs: { type: "range", min: 0, max: 0.99, step: 0.01, value: 0 } });
   const smoothText = h("span", { class: "small muted", testid: "smoothing-value" }, "0");
-  const logScale = h("input", { testid: "log-scale", attrs: { type: "checkbox" } });
+  let log = false;
+  const logScale = logScaleToggle((on) => { log = on; draw(); });
   const xAxis = h("select", { testid: "x-axis" }, h("option", { attrs: { value: "step" } }, "x: step"), h("option", { attrs: { value: "epoch" } }, "x: epoch"));
   const plot = h("div", { class: "plot" });
   const tip = h("div", { class: "chart-tip", testid: "chart-tooltip" });
@@ -103,7 +119,6 @@ export function lossChart(series: RunSeries[], testid: string, title = "Training
     drawLegend();
     const a = Number(smoothing.value);
     smoothText.textContent = a.toFixed(2);
-    const log = logScale.checked;
     const byEpoch = xAxis.value === "epoch";
     const width = Math.max(320, plot.clientWidth || 640);
     pts = new Map();
@@ -136,10 +151,9 @@ export function lossChart(series: RunSeries[], testid: string, title = "Training
       svg.appendChild(svgEl("text", { x: sx(t), y: HEIGHT - PAD.b + 16, "text-anchor": "middle", fill: "#555" }, String(t)));
     }
     for (const t of niceTicks(y0, y1, 5)) {
-      const v = log ? 10 ** t : t;
       const y = HEIGHT - PAD.b - ((t - y0) / (y1 - y0)) * (HEIGHT - PAD.t - PAD.b);
       svg.appendChild(svgEl("line", { x1: PAD.l, x2: width - PAD.r, y1: y, y2: y, stroke: "#eceef4" }));
-      svg.appendChild(svgEl("text", { x: PAD.l - 6, y: y + 4, "text-anchor": "end", fill: "#555" }, Number(v.toPrecision(3)).toString()));
+      svg.appendChild(svgEl("text", { x: PAD.l - 6, y: y + 4, "text-anchor": "end", fill: "#555" }, lossTick(t, log)));
     }
     svg.appendChild(svgEl("text", { x: (PAD.l + width - PAD.r) / 2, y: HEIGHT - 6, "text-anchor": "middle", fill: "#333" }, byEpoch ? "epoch" : "step"));
     svg.appendChild(svgEl("text", { x: 14, y: (PAD.t + HEIGHT - PAD.b) / 2, "text-anchor": "middle", fill: "#333", transform: `rotate(-90 14 ${(PAD.t + HEIGHT - PAD.b) / 2})` }, log ? "loss (log)" : "loss"));
@@ -184,9 +198,9 @@ export function lossChart(series: RunSeries[], testid: string, title = "Training
     tip.style.top = `${PAD.t}px`;
   };
 
-  for (const el of [smoothing, logScale, xAxis]) el.addEventListener("input", draw);
+  for (const el of [smoothing, xAxis]) el.addEventListener("input", draw);
   xAxis.addEventListener("change", draw);
-  const head = [h("b", null, title), h("label", { class: "inline-group small" }, "smoothing", smoothing, smoothText), h("label", { class: "inline-group small" }, logScale, "log scale"), xAxis];
+  const head = [h("b", null, title), h("label", { class: "inline-group small" }, "smoothing", smoothing, smoothText), logScale, xAxis];
   return interactiveFigure(testid, "loss_steps", head, plot, tip, legend, draw);
 }
 
@@ -258,18 +272,25 @@ export function panelMessage(svg: SVGElement, f: Frame, text: string): void {
   svg.appendChild(svgEl("text", { x: (PANEL_PAD.l + f.width - PANEL_PAD.r) / 2, y: (PANEL_PAD.t + f.height - PANEL_PAD.b) / 2, "text-anchor": "middle", fill: "#888" }, text));
 }
 
-/** Shows the panel's hover band (a `.hover-mark` rect, added once, under the data) over x from `lo` to `hi`. */
-export function hoverBand(svg: SVGElement, f: Frame, lo: number, hi: number): void {
-  let band = svg.querySelector("rect.hover-mark");
-  if (!band) {
-    band = svgEl("rect", { class: "hover-mark", fill: "#1a73e8", "fill-opacity": 0.08 });
-    svg.insertBefore(band, svg.firstChild);
+/** Shows the panel's hover mark `name` (a `.hover-mark` `tag`, added once, under the data) with `attrs`; the panel
+ *  hides it when the pointer leaves. */
+function hoverMark(svg: SVGElement, tag: "rect" | "line", name: string, attrs: Record<string, string | number>): void {
+  let mark = svg.querySelector(`${tag}.hover-mark.${name}`);
+  if (!mark) {
+    mark = svgEl(tag, { class: `hover-mark ${name}` });
+    svg.insertBefore(mark, svg.firstChild);
   }
-  band.setAttribute("x", String(f.sx(lo)));
-  band.setAttribute("width", String(f.sx(hi) - f.sx(lo)));
-  band.setAttribute("y", String(PANEL_PAD.t));
-  band.setAttribute("height", String(f.height - PANEL_PAD.t - PANEL_PAD.b));
-  band.setAttribute("visibility", "visible");
+  for (const [k, v] of Object.entries({ ...attrs, visibility: "visible" })) mark.setAttribute(k, String(v));
+}
+
+/** Shows the panel's hover band over x from `lo` to `hi`. */
+export function hoverBand(svg: SVGElement, f: Frame, lo: number, hi: number): void {
+  hoverMark(svg, "rect", "hover-band", { x: f.sx(lo), width: f.sx(hi) - f.sx(lo), y: PANEL_PAD.t, height: f.height - PANEL_PAD.t - PANEL_PAD.b, fill: "#1a73e8", "fill-opacity": 0.08 });
+}
+
+/** Shows the panel's hover line at x = `at`. */
+export function hoverLine(svg: SVGElement, f: Frame, at: number): void {
+  hoverMark(svg, "line", "hover-line", { x1: f.sx(at), x2: f.sx(at), y1: PANEL_PAD.t, y2: f.height - PANEL_PAD.b, stroke: "#888", "stroke-dasharray": "3 3" });
 }
 
 /** A tooltip row of a run: its swatch and label, then `children`. */
@@ -296,6 +317,8 @@ export type PanelsSpec<R extends ChartRun, P> = {
   key?: string;
   /** A legend entry per run that hides it; by default when there are several runs. */
   legend?: boolean;
+  /** Controls in the head after the title, given the chart's redraw. */
+  controls?: (redraw: () => void) => Node[];
   height?: number;
 };
 
@@ -314,7 +337,7 @@ export function panelsChart<R extends ChartRun, P>(spec: PanelsSpec<R, P>): HTML
     if (spec.key) legend.appendChild(h("span", { class: "small muted ba-key" }, spec.key));
     const shown = spec.runs.filter((r) => !hidden.has(r.run_id));
     const total = Math.max(320, plot.clientWidth || 900);
-    const cols = total >= 640 ? 2 : 1;
+    const cols = total >= 640 ? Math.min(2, spec.panels.length) : 1;
     const width = Math.floor((total - (cols - 1) * 12) / cols);
     plot.replaceChildren(...spec.panels.map((p) => panel(p, shown, width)));
   };
@@ -345,5 +368,68 @@ export function panelsChart<R extends ChartRun, P>(spec: PanelsSpec<R, P>): HTML
     return svg;
   };
 
-  return interactiveFigure(spec.testid, spec.kind, [h("b", null, spec.title)], plot, tip, legend, draw);
+  return interactiveFigure(spec.testid, spec.kind, [h("b", null, spec.title), ...(spec.controls?.(draw) ?? [])], plot, tip, legend, draw);
+}
+
+// ---- Loss per epoch -------------------------------------------------------------------------------------------
+
+/** The interactive loss-per-epoch chart of `series` (a figure with `testid`): per run its train loss solid and its
+ *  held-out loss dashed, a dot per epoch (filled: train, hollow: held-out). Hover shows every visible run's exact
+ *  train and held-out loss at the epoch nearest the pointer; clicking a legend entry hides a run; log scale. */
+export function epochLossChart(series: RunSeries[], testid: string, title = "Loss per epoch"): HTMLElement {
+  let log = false;
+  const ty = (v: number) => (log ? Math.log10(Math.max(v, 1e-12)) : v);
+  const losses = (s: RunSeries) => s.epochs.flatMap((e) => [e.train_loss, e.heldout_loss]).filter((v): v is number => v != null && Number.isFinite(v));
+  const domain = (shown: RunSeries[]): { x: [number, number]; y: [number, number] } => {
+    const es = shown.flatMap((s) => s.epochs.map((e) => e.epoch));
+    const ys = shown.flatMap(losses).map(ty);
+    if (es.length === 0 || ys.length === 0) return { x: [0, 1], y: [0, 1] };
+    const [x0, x1] = [Math.min(...es), Math.max(...es)];
+    const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+    const [px, py] = [Math.max(0.25, (x1 - x0) * 0.03), (y1 - y0) * 0.06 || 0.5];
+    return { x: [x0 - px, x1 + px], y: [y0 - py, y1 + py] };
+  };
+  return panelsChart<RunSeries, "loss">({
+    runs: series,
+    panels: ["loss"],
+    kind: "loss_epochs",
+    testid,
+    title,
+    legend: true,
+    height: HEIGHT,
+    key: "solid, filled dots: train · dashed, hollow dots: held-out",
+    controls: (redraw) => [logScaleToggle((on) => { log = on; redraw(); })],
+    name: () => "loss",
+    domain: (_, shown) => domain(shown),
+    draw: (svg, _, shown, f) => {
+      const d = domain(shown);
+      const xTicks = niceTicks(Math.ceil(d.x[0]), Math.floor(d.x[1]), 10).filter(Number.isInteger);
+      axes(svg, f, { yTicks: niceTicks(d.y[0], d.y[1], 5), yText: (t) => lossTick(t, log), xTicks: xTicks.map((e) => [e, String(e)]), yLabel: log ? "loss (log)" : "loss", title: "epoch" });
+      const drawn = shown.filter((s) => losses(s).length > 0);
+      if (drawn.length === 0) return panelMessage(svg, f, series.some((s) => s.epochs.length) ? "every run is hidden" : "no epoch ended yet");
+      for (const s of drawn) {
+        for (const held of [false, true]) {
+          const pts = s.epochs.flatMap((e) => { const v = held ? e.heldout_loss : e.train_loss; return v != null && Number.isFinite(v) ? [[e.epoch, v] as const] : []; });
+          const line = held ? "heldout" : "train";
+          svg.appendChild(svgEl("polyline", { points: pts.map(([e, v]) => `${f.sx(e).toFixed(1)},${f.sy(ty(v)).toFixed(1)}`).join(" "), fill: "none", stroke: s.colour, "stroke-width": 2, "stroke-dasharray": held ? "6 4" : "none", "data-run": s.run_id, "data-line": line }));
+          if (pts.length > 40) continue;
+          for (const [e, v] of pts) svg.appendChild(svgEl("circle", { cx: f.sx(e), cy: f.sy(ty(v)), r: 3.5, fill: held ? "#fff" : s.colour, stroke: s.colour, "stroke-width": 1.5, "data-run": s.run_id, "data-line": line, "data-epoch": e }));
+        }
+      }
+    },
+    tip: (_, shown, x, _y, f, svg) => {
+      // The epoch nearest the pointer among the visible runs' epochs; each run's losses at that epoch.
+      const es = [...new Set(shown.flatMap((s) => s.epochs.map((e) => e.epoch)))];
+      if (es.length === 0) return null;
+      const at = es.reduce((a, b) => (Math.abs(b - x) < Math.abs(a - x) ? b : a));
+      hoverLine(svg, f, at);
+      const rows = shown.flatMap((s) => {
+        const e = s.epochs.find((p) => p.epoch === at);
+        if (!e) return [];
+        const held = e.heldout_loss != null ? lossText(e.heldout_loss) : "–";
+        return [tipRow(s, s.colour, { "data-epoch": at }, "train ", h("b", { testid: "tip-train" }, lossText(e.train_loss)), " · held-out ", h("b", { testid: "tip-heldout" }, held))];
+      });
+      return { head: `epoch ${at}`, rows };
+    },
+  });
 }

@@ -1,9 +1,10 @@
 // Interactive charts of the per-sample scores, drawn in the page (the exported charts stay the core's plotters
-// SVG/PNG): the distribution of p(right caption), the reliability diagram, and one run's per-sample slope chart.
-// The bins are the core's own (`report::analysis`: `label_prob_hist`, `run_calibration`, `slope_subset`, sent in
-// the run and compare views), so the page and the exported charts count alike; only the geometry is done here.
+// SVG/PNG): the distribution of p(right caption), the reliability diagram, the accuracy per answer letter, and one
+// run's per-sample slope chart. The bins and counts are the core's own (`report::analysis`: `label_prob_hist`,
+// `run_calibration`, `letter_accuracy`, `chance_level`, `slope_subset`, sent in the run and compare views), so the
+// page and the exported charts count alike; only the geometry is done here.
 
-import type { Calibration, Histogram, ReliabilityBin, RunScoreCharts, SampleDelta, Split, SplitScoreCharts } from "./bindings";
+import type { Calibration, Histogram, LetterScore, ReliabilityBin, RunScoreCharts, SampleDelta, Split, SplitScoreCharts } from "./bindings";
 import { axes, hoverBand, panelMessage, panelsChart, svgEl, tipRow, type ChartRun } from "./chart";
 import { h } from "./dom";
 
@@ -154,6 +155,73 @@ export function calibrationChart(runs: ScoreRun[], testid: string, title: string
         return tipRow(s.run, s.colour, { "data-stage": s.stage, "data-bin": k }, `${stageText(s, shown.length)} · confidence `, h("b", { testid: "tip-confidence" }, probText(c?.mean_confidence)), " · accuracy ", h("b", { testid: "tip-accuracy" }, pctText(c?.accuracy, 2)), " · ", h("b", { testid: "tip-count" }, String(c?.count ?? 0)), h("span", { class: "muted" }, ` samples (ECE ${s.data.ece?.toFixed(3) ?? "–"})`));
       });
       return { head: `confidence ${b.lo.toFixed(2)}–${b.hi.toFixed(2)} · ${SPLIT_TITLE[split]}`, rows };
+    },
+  });
+}
+
+/** The letters' accuracies of one stage, with the samples scored (what `series` needs). */
+type LetterBars = { n: number; acc: (number | null)[] };
+
+function letterBars(s: SplitScoreCharts, after: boolean): LetterBars {
+  return { n: s.letters.reduce((a, l) => a + (after ? l.n_after : l.n_before), 0), acc: s.letters.map((l) => (after ? l.accuracy_after : l.accuracy_before)) };
+}
+
+/** Accuracy per answer letter per split (the samples whose right caption is at that letter): the base model
+ *  before in grey and each run after in its colour, the chance of guessing dashed; one letter far above the others
+ *  is a positional shortcut. Hover on a letter shows per run its accuracy before → after and the samples whose
+ *  right answer it is. */
+export function lettersChart(runs: ScoreRun[], testid: string, title: string): HTMLElement {
+  const bars = (shown: ScoreRun[], split: Split) => series<LetterBars>(shown, split, (s) => letterBars(s, false), (s) => letterBars(s, true));
+  const letters = (shown: ScoreRun[], split: Split): LetterScore[][] => shown.map((r) => splitOf(r, split)?.letters ?? []);
+  const count = (shown: ScoreRun[], split: Split) => Math.max(5, ...letters(shown, split).map((l) => l.length));
+  return panelsChart<ScoreRun, Split>({
+    runs,
+    panels: SPLITS,
+    kind: "letters",
+    testid,
+    title,
+    key: `${runs.length > 1 ? "grey: base model before fine-tuning" : "grey: before"} · colour: after · dashed: chance of guessing`,
+    name: (s) => s,
+    // Room above 100% for a bar's label.
+    domain: (split, shown) => ({ x: [0, count(shown, split)], y: [0, 1.08] }),
+    draw: (svg, split, shown, f) => {
+      const ss = bars(shown, split);
+      const ls = letters(shown, split);
+      const n = count(shown, split);
+      // Under each letter its samples, when the runs shown agree on them.
+      const xTicks: [number, string][] = Array.from({ length: n }, (_, c) => {
+        const ns = new Set(ls.map((l) => l[c]?.n ?? 0));
+        const name = ls.find((l) => l[c])?.[c].letter ?? "";
+        return [c + 0.5, ns.size === 1 ? `${name} (n=${[...ns][0]})` : name];
+      });
+      axes(svg, f, { yTicks: [0, 0.25, 0.5, 0.75, 1], yText: (t) => pctText(t, 0), xTicks, yLabel: "accuracy", title: `${SPLIT_TITLE[split]} · letter of the right caption` });
+      if (ss.length === 0) return panelMessage(svg, f, shown.length ? `no ${SPLIT_TITLE[split]} samples scored` : "every run is hidden");
+      const w = 0.8 / ss.length;
+      const labels = ss.length * n <= 12;
+      ss.forEach((s, k) =>
+        s.data.acc.forEach((v, c) => {
+          if (v === null) return;
+          const x = c + 0.1 + k * w;
+          svg.appendChild(svgEl("rect", { x: f.sx(x), y: f.sy(v), width: Math.max(0, f.sx(x + w) - f.sx(x) - 1), height: f.sy(0) - f.sy(v), fill: s.colour, "data-run": s.run.run_id, "data-stage": s.stage, "data-letter": c }));
+          if (labels) svg.appendChild(svgEl("text", { x: f.sx(x + w / 2), y: f.sy(v) - 4, "text-anchor": "middle", fill: "#333" }, pctText(v, 0)));
+        }),
+      );
+      for (const c of new Set(shown.flatMap((r) => (r.scores.chance == null ? [] : [r.scores.chance.toFixed(4)])))) {
+        svg.appendChild(svgEl("line", { x1: f.sx(0), x2: f.sx(n), y1: f.sy(Number(c)), y2: f.sy(Number(c)), stroke: "#808080", "stroke-dasharray": "4 4", class: "chance" }));
+      }
+    },
+    tip: (split, shown, x, _y, f, svg) => {
+      const n = count(shown, split);
+      if (shown.length === 0 || x < 0 || x > n) return null;
+      const c = Math.min(n - 1, Math.floor(x));
+      hoverBand(svg, f, c, c + 1);
+      let name = "";
+      const rows = shown.map((r) => {
+        const l = splitOf(r, split)?.letters[c];
+        name ||= l?.letter ?? "";
+        return tipRow(r, r.colour, { "data-split": split, "data-letter": c }, h("b", { testid: "tip-before" }, pctText(l?.accuracy_before, 2)), " → ", h("b", { testid: "tip-after" }, pctText(l?.accuracy_after, 2)), " · ", h("b", { testid: "tip-count" }, String(l?.n ?? 0)), h("span", { class: "muted" }, ` samples · the top choice ${l?.predicted_before ?? 0} → ${l?.predicted_after ?? 0} times`));
+      });
+      return { head: `right caption at ${name} · ${SPLIT_TITLE[split]} · accuracy before → after`, rows };
     },
   });
 }

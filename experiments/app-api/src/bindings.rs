@@ -118,7 +118,7 @@ pub fn typescript() -> String {
         AppInfo, SampleQuery, SamplePage, ImportDraft, KindCount, PreviewRow, ImportPreview, ModelChoice,
         ChartSvg, RunView, SampleSort, RunSampleQuery, SampleCard, SampleCardPage, CompareRun, FlipCard, CompareView,
         Exported, AppEvent, RunLabels, Deleted, QueuedRun, SweepInfo, GridAxis, RunRow, SweepBrief, RunsTable,
-        LabelsView, DeletePlan, QueuedRuns, QueueSettings, RunSeries, SplitScoreCharts, RunScoreCharts, SweepPoint, SweepView,
+        LabelsView, DeletePlan, QueuedRuns, QueueSettings, RunSeries, SplitScoreCharts, LetterScore, RunScoreCharts, SweepPoint, SweepView,
         MlflowDefaults, MlflowPushRequest, PushedRun, MlflowPullRequest, PulledRuns,
     );
     out.push_str(&format!("/** The event (Tauri's, or the server-sent event's name) that carries {{@link AppEvent}}s. */\nexport const EVENT_NAME = \"{EVENT_NAME}\";\n\n"));

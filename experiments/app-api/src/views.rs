@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use experiments::vocab::letter;
 
-use experiments::report::analysis::{Calibration, FlipTable, Histogram, ParamDiff, RunSummary, SampleDelta, SampleResult};
+use experiments::report::analysis::{
+    Calibration, FlipTable, Histogram, LetterAccuracy, ParamDiff, RunSummary, SampleDelta, SampleResult,
+};
 use experiments::vocab::Split;
 use experiments::data::ColumnMap;
 use experiments::validation::ValidationReport;
@@ -135,7 +137,8 @@ pub struct RunView {
     pub charts: Vec<ChartSvg>,
     /// The loss curves for the interactive chart.
     pub series: Vec<RunSeries>,
-    /// The numbers of the interactive distribution and calibration charts (empty until scores exist).
+    /// The numbers of the interactive distribution, calibration and answer-letter charts (empty until scores
+    /// exist).
     pub score_charts: Vec<RunScoreCharts>,
     /// The samples the interactive per-sample slope chart draws (at most `plots::SLOPE_CAP`, the subset the
     /// exported chart draws), by sample id.
@@ -256,12 +259,14 @@ pub struct CompareView {
     pub flip_cards: Vec<FlipCard>,
     /// The runs' loss curves for the interactive chart, labelled by what differs.
     pub series: Vec<RunSeries>,
-    /// Each run's numbers for the interactive distribution and calibration charts, in the runs' order.
+    /// Each run's numbers for the interactive distribution, calibration and answer-letter charts, in the runs'
+    /// order.
     pub score_charts: Vec<RunScoreCharts>,
 }
 
-/// One split of one run for the page's distribution and calibration charts: the core's own bins
-/// (`analysis::label_prob_hist`, `analysis::run_calibration`), the same the exported charts draw.
+/// One split of one run for the page's distribution, calibration and answer-letter charts: the core's own bins
+/// and counts (`analysis::label_prob_hist`, `analysis::run_calibration`, `analysis::letter_accuracy`), the same
+/// the exported charts draw.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct SplitScoreCharts {
     pub split: Split,
@@ -271,19 +276,44 @@ pub struct SplitScoreCharts {
     /// Reliability bins of top-choice confidence before and after.
     pub calibration_before: Calibration,
     pub calibration_after: Calibration,
+    /// Accuracy per answer letter (A–E at least) before and after, with the samples whose right answer it is.
+    pub letters: Vec<LetterScore>,
 }
 
-/// One run's numbers for the page's distribution and calibration charts, per split (train, held-out).
+/// One answer letter of one split: the core's counts and its accuracies from them (`LetterAccuracy::accuracy`,
+/// what the exported letters chart draws).
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct LetterScore {
+    /// Right / scored among the samples whose right answer is this letter, before and after (`null`: none
+    /// scored).
+    pub accuracy_before: Option<f64>,
+    pub accuracy_after: Option<f64>,
+    /// The letter, its samples, and how many were scored, right and picked before and after.
+    #[serde(flatten)]
+    pub counts: LetterAccuracy,
+}
+
+impl From<LetterAccuracy> for LetterScore {
+    fn from(counts: LetterAccuracy) -> Self {
+        use experiments::vocab::Stage;
+        Self { accuracy_before: counts.accuracy(Stage::Before), accuracy_after: counts.accuracy(Stage::After), counts }
+    }
+}
+
+/// One run's numbers for the page's distribution, calibration and answer-letter charts, per split (train,
+/// held-out).
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct RunScoreCharts {
     pub run_id: i64,
     pub splits: Vec<SplitScoreCharts>,
+    /// The accuracy of guessing over the run's samples (`analysis::chance_level`; `null`: no sample).
+    pub chance: Option<f64>,
 }
 
 impl RunScoreCharts {
     /// The bins of `run`'s scores.
     pub fn of(run: &experiments::report::analysis::RunData) -> Self {
-        use experiments::report::analysis::{label_prob_hist, run_calibration};
+        use experiments::report::analysis::{chance_level, label_prob_hist, letter_accuracy, run_calibration};
         use experiments::vocab::Stage;
         let splits = Split::ALL
             .into_iter()
@@ -293,9 +323,10 @@ impl RunScoreCharts {
                 hist_after: label_prob_hist(run, split, Stage::After),
                 calibration_before: run_calibration(run, Stage::Before, Some(split)),
                 calibration_after: run_calibration(run, Stage::After, Some(split)),
+                letters: letter_accuracy(run, Some(split)).into_iter().map(LetterScore::from).collect(),
             })
             .collect();
-        Self { run_id: run.id, splits }
+        Self { run_id: run.id, splits, chance: chance_level(&run.samples) }
     }
 }
 

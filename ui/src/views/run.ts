@@ -2,8 +2,8 @@
 
 import { api, type ChartSvg, type RunSeries, type RunView, type SampleCard, type SampleDelta, type SampleSort, type Split } from "../bindings";
 import { beforeAfterChart, type BeforeAfterKind, type BeforeAfterRun } from "../beforeafter";
-import { lossChart, type ChartRun } from "../chart";
-import { calibrationChart, histChart, sampleSlopeChart, type ScoreRun } from "../scorecharts";
+import { epochLossChart, lossChart, type ChartRun } from "../chart";
+import { calibrationChart, histChart, lettersChart, sampleSlopeChart, type ScoreRun } from "../scorecharts";
 import type { ViewCtx } from "../main";
 import { pushToMlflow } from "./mlflow";
 import { attempt, badge, bar, bytes, checkpointBadge, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, svgNode, tagChips, thumb, when } from "../dom";
@@ -255,9 +255,9 @@ export function lossSparkline(points: [number, number][], colour: string): Node 
   return svg;
 }
 
-/** What `chartsGrid` draws in the page rather than as the core's SVG: the step-loss chart (`series`), the
- *  before → after charts it names (`beforeAfter`), the distribution and calibration charts (`scores`) and one
- *  run's per-sample slope chart (`slope`). */
+/** What `chartsGrid` draws in the page rather than as the core's SVG: the step- and epoch-loss charts
+ *  (`series`), the before → after charts it names (`beforeAfter`), the distribution, calibration and
+ *  answer-letter charts (`scores`) and one run's per-sample slope chart (`slope`). */
 export type Interactive = {
   series?: RunSeries[];
   beforeAfter?: { runs: BeforeAfterRun[]; charts: BeforeAfterKind[] };
@@ -272,11 +272,13 @@ export function chartsGrid(charts: ChartSvg[], testid: string, interactive: Inte
   const chart = (c: ChartSvg): HTMLElement => {
     const id = `chart-${c.name}`;
     if (series && c.name === "loss_steps") return lossChart(series, id, c.title);
+    if (series && c.name === "loss_epochs") return epochLossChart(series, id, c.title);
     if (slope && c.name === "label_prob_slope") return sampleSlopeChart(slope.run, slope.samples, slope.total, id, c.title);
     const kind = beforeAfter?.charts.find((k) => k === c.name);
     if (beforeAfter && kind) return beforeAfterChart(beforeAfter.runs, kind, id, c.title);
     if (scores?.length && c.name === "label_prob_hist") return histChart(scores, id, c.title);
     if (scores?.length && c.name === "calibration") return calibrationChart(scores, id, c.title);
+    if (scores?.length && c.name === "letters") return lettersChart(scores, id, c.title);
     return h("figure", { class: "chart", testid: id, attrs: { "data-chart": c.name } }, svgNode(c.svg));
   };
   return h("section", { class: "charts", testid }, charts.map(chart));

@@ -1,5 +1,6 @@
-//! Headline numbers: accuracy per answer letter ([`letter_accuracy`]) and mean p(label) and accuracy per split,
-//! before and after ([`split_metrics`], [`summarize`]).
+//! Headline numbers: accuracy per answer letter ([`letter_accuracy`]), the accuracy of guessing
+//! ([`chance_level`]) and mean p(label) and accuracy per split, before and after ([`split_metrics`],
+//! [`summarize`]).
 
 use serde::Serialize;
 
@@ -82,6 +83,15 @@ pub fn letter_accuracy(run: &RunData, split: Option<Split>) -> Vec<LetterAccurac
         }
     }
     out
+}
+
+/// The accuracy of guessing over `samples`: the mean of 1 / (number of choices) (`None`: no sample has choices).
+pub fn chance_level<'a>(samples: impl IntoIterator<Item = &'a SampleResult>) -> Option<f64> {
+    let (sum, n) = samples
+        .into_iter()
+        .filter(|s| !s.choices.is_empty())
+        .fold((0.0, 0), |(sum, n), s| (sum + 1.0 / s.choices.len() as f64, n + 1));
+    mean(sum, n)
 }
 
 /// Mean p(label) and accuracy of one split, before and after.

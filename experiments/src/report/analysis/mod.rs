@@ -7,7 +7,8 @@
 //! - `deltas`: per sample, how much the probability of the right caption moved ([`label_prob_deltas`]; the
 //!   samples a slope chart draws, [`slope_subset`]), and
 //!   which samples went from right to wrong and back ([`flips_before_after`] / [`flips_between_runs`]).
-//! - `metrics`: accuracy per answer letter A–E, to catch a positional shortcut ([`letter_accuracy`]); mean
+//! - `metrics`: accuracy per answer letter A–E, to catch a positional shortcut ([`letter_accuracy`]), beside the
+//!   accuracy of guessing ([`chance_level`]); mean
 //!   p(label) and accuracy, before/after × train/held-out ([`split_metrics`], [`summarize`]).
 //! - `calibration`: expected calibration error and reliability bins ([`calibration`], [`run_calibration`]).
 //! - `hist`: the distribution of p(right caption) in equal bins ([`histogram`], [`label_prob_hist`]).
@@ -28,7 +29,9 @@ pub use deltas::{
     flips_before_after, flips_between_runs, label_prob_deltas, slope_subset, Flip, FlipTable, SampleDelta,
 };
 pub use hist::{histogram, label_prob_hist, label_probs, HistBin, Histogram, HIST_BINS};
-pub use metrics::{letter_accuracy, split_metrics, summarize, LetterAccuracy, RunSummary, SplitMetrics};
+pub use metrics::{
+    chance_level, letter_accuracy, split_metrics, summarize, LetterAccuracy, RunSummary, SplitMetrics,
+};
 pub(crate) use params::pad;
 pub use params::{flatten_json, format_value, hyperparameter_diff, hyperparameter_diff_table, json_diff, ParamDiff};
 pub use samples_csv::{write_samples_csv, CSV_COLUMNS};

@@ -118,6 +118,14 @@ fn letters() {
 }
 
 #[test]
+fn chance() {
+    let two = sample(1, Split::Train, 0, &[0.4, 0.6], &[0.8, 0.2]);
+    let four = sample(2, Split::Train, 0, &[0.4, 0.6, 0.0, 0.0], &[0.8, 0.2, 0.0, 0.0]);
+    assert_eq!(chance_level([&two, &four]), Some(0.375), "the mean of 1/2 and 1/4");
+    assert_eq!(chance_level([]), None);
+}
+
+#[test]
 fn summary() {
     let r = run(
         1,

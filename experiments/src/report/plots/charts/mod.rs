@@ -15,7 +15,7 @@ pub use loss::STEP_POINTS_CAP;
 pub use slope::SLOPE_CAP;
 pub(super) use sweep::sweep_figure;
 
-use crate::report::analysis::RunData;
+use crate::report::analysis::{chance_level, RunData};
 
 use super::figure::{palette, Figure, LegendItem, Line, Mark, Panel, BEFORE, REFERENCE};
 use super::Chart;
@@ -103,13 +103,7 @@ fn before_legend(legend: &mut Vec<LegendItem>, base: Option<(usize, &RunData)>, 
 
 /// Mean of 1 / (number of choices) over the samples: the accuracy of guessing.
 fn chance(runs: &[(usize, &RunData)]) -> Option<f64> {
-    let v: Vec<f64> = runs
-        .iter()
-        .flat_map(|(_, r)| &r.samples)
-        .filter(|s| !s.choices.is_empty())
-        .map(|s| 1.0 / s.choices.len() as f64)
-        .collect();
-    mean_of(&v)
+    chance_level(runs.iter().flat_map(|(_, r)| &r.samples))
 }
 
 /// The chance level as a dashed line across the panel.
