@@ -334,3 +334,54 @@ fn matches_pytorch_reference() {
         }
     }
 }
+
+/// Scoring records no autograd graph (so its activations are freed as it goes) and scores exactly as the tracked
+/// forward pass does, in f32 and in half precision; training's logits still track their ops.
+#[test]
+fn scoring_records_no_graph_and_gives_the_same_logits() {
+    let mut b = bundle(7, &FreezeSpec::default());
+    let data = samples(&b, 3, 7);
+    let refs: Vec<&McqSample> = data.iter().collect();
+    for precision in [Precision::F32, Precision::Bf16] {
+        b.set_precision(precision);
+        let tracked = b.logits(&refs).expect("logits");
+        assert!(tracked.track_op(), "{precision}: training's logits must record the graph");
+        let scored = b.score_logits(&refs).expect("score logits");
+        assert!(!scored.track_op(), "{precision}: scoring's logits record a graph");
+        let probs = experiments::model::clip::ops::softmax_last_dim(&scored).expect("softmax");
+        assert!(!probs.track_op(), "{precision}: scoring's probabilities record a graph");
+        let want = tracked.to_vec2::<f32>().expect("vec");
+        assert_eq!(scored.to_vec2::<f32>().expect("vec"), want, "{precision}: scoring changed the logits");
+        let scores = b.score(&data, data.len(), Phase::ScoreBefore, &mut NullObserver).expect("score");
+        for (s, w) in scores.iter().zip(&want) {
+            assert_eq!(&s.logits, w, "{precision}: score() differs from the tracked logits");
+        }
+    }
+}
+
+/// The scoring view of the model shares the parameters' storage (no weight copies): made before a training step,
+/// it computes what the trained model computes after it.
+#[test]
+fn the_detached_model_shares_the_parameters() {
+    let mut b = bundle(8, &FreezeSpec::default());
+    let data = samples(&b, 4, 8);
+    let refs: Vec<&McqSample> = data.iter().collect();
+    let captions: Vec<&str> = data.iter().flat_map(|s| s.choices.iter().map(String::as_str)).collect();
+    let tokens = b.tokenizer.batch(&captions, &Device::Cpu).expect("tokens");
+    let pixels: Vec<Vec<f32>> = data.iter().map(|s| s.pixels.as_ref().clone()).collect();
+    let pixels = b.processor.batch_tensor(&pixels, &Device::Cpu).expect("pixels");
+    let choices: Vec<u32> = (0..captions.len() as u32).collect();
+    let choices = candle_core::Tensor::from_vec(choices, (data.len(), 5), &Device::Cpu).expect("choices");
+    let view = b.model.detached().expect("detached");
+    let logits = |m: &experiments::model::clip::ClipModel| {
+        let l = m.choice_logits(&pixels, &tokens.ids, &tokens.last, &choices, None).expect("logits");
+        l.to_vec2::<f32>().expect("vec")
+    };
+    let before = logits(&view);
+    assert_eq!(before, b.logits(&refs).expect("logits").to_vec2::<f32>().expect("vec"));
+    let cfg = TrainConfig { epochs: 1, batch_size: 4, optimizer: AdamConfig::adam(1e-2), ..Default::default() };
+    b.train(&data, None, &cfg, &mut NullObserver).expect("train");
+    let after = logits(&view);
+    assert_ne!(after, before, "the training step changed nothing");
+    assert_eq!(after, logits(&b.model), "the detached view did not see the trained weights");
+}

@@ -96,9 +96,11 @@ fn sync(device: &Device) -> Result<()> {
     Ok(())
 }
 
+/// Seconds per scoring forward pass of `x`, on the model's detached view as `ClipBundle::score` scores (made per
+/// pass, as each scoring call makes it): no autograd graph is recorded.
 fn time_score(model: &ClipModel, x: &Inputs, iters: usize, device: &Device) -> Result<f64> {
     let run = || -> Result<()> {
-        let l = model.choice_logits(&x.pixels, &x.ids, &x.last, &x.choices, None)?.detach();
+        let l = model.detached()?.choice_logits(&x.pixels, &x.ids, &x.last, &x.choices, None)?;
         let _ = l.to_device(&Device::Cpu)?;
         Ok(())
     };

@@ -313,8 +313,32 @@ impl ClipBundle {
     }
 
     /// Logits `[b, k]` of each sample's image against its own choices (padding choices get -1e9), tracked for
-    /// backprop.
+    /// backprop (training). Scoring uses [`ClipBundle::score_logits`], which records no graph.
     pub fn logits(&self, batch: &[&McqSample]) -> Result<Tensor> {
+        self.logits_of(&self.compute_model(&self.model)?, batch)
+    }
+
+    /// The same logits as [`ClipBundle::logits`] with no autograd graph behind them: computed by the model's
+    /// detached view ([`ClipModel::detached`]: the same weights, not copied), so every activation is freed as soon
+    /// as the next layer has used it instead of being held until the logits are dropped.
+    pub fn score_logits(&self, batch: &[&McqSample]) -> Result<Tensor> {
+        self.logits_of(&self.scoring_model()?, batch)
+    }
+
+    /// The model that scoring computes with: detached from autograd, in the bundle's precision. Made once per
+    /// scoring call (it shares the parameters' storage, so it would see any update, but none happens while
+    /// scoring); cheap: no weight is copied in f32.
+    fn scoring_model(&self) -> Result<ClipModel> {
+        self.compute_model(&self.model.detached()?)
+    }
+
+    /// `model` computing in the bundle's precision (itself for f32; weights cast for bf16 and f16).
+    fn compute_model(&self, model: &ClipModel) -> Result<ClipModel> {
+        Ok(model.cast(self.precision.dtype())?)
+    }
+
+    /// Logits of `batch` computed by `model` (the bundle's model or a view of it, in the bundle's precision).
+    fn logits_of(&self, model: &ClipModel, batch: &[&McqSample]) -> Result<Tensor> {
         let pixels: Vec<Vec<f32>> = batch.iter().map(|s| s.pixels.as_ref().clone()).collect();
         let pix = self.processor.batch_tensor(&pixels, &self.device)?;
         let k = batch.iter().map(|s| s.choices.len()).max().unwrap_or(0);
@@ -338,12 +362,8 @@ impl ClipBundle {
         let index = Tensor::from_vec(index, (batch.len(), k), &self.device)?;
         let ragged = mask.iter().any(|&m| m != 0.0);
         let mask = if ragged { Some(Tensor::from_vec(mask, (batch.len(), k), &self.device)?) } else { None };
-        let dtype = self.precision.dtype();
-        if dtype == DType::F32 {
-            return Ok(self.model.choice_logits(&pix, &tokens.ids, &tokens.last, &index, mask.as_ref())?);
-        }
-        let model = self.model.cast(dtype)?;
-        Ok(model.choice_logits(&pix.to_dtype(dtype)?, &tokens.ids, &tokens.last, &index, mask.as_ref())?)
+        let pix = pix.to_dtype(self.precision.dtype())?;
+        Ok(model.choice_logits(&pix, &tokens.ids, &tokens.last, &index, mask.as_ref())?)
     }
 
     /// Scores every sample (softmax over its own choices), `batch_size` images per forward pass.
@@ -357,12 +377,13 @@ impl ClipBundle {
         let batch_size = batch_size.max(1);
         let mut clock = PhaseClock::start(phase, samples.len().div_ceil(batch_size), obs);
         let mut out = Vec::with_capacity(samples.len());
+        let model = self.scoring_model()?;
         for chunk in samples.chunks(batch_size) {
             if obs.cancelled() {
                 return Err(Error::Cancelled);
             }
             let refs: Vec<&McqSample> = chunk.iter().collect();
-            let logits = self.logits(&refs)?.detach();
+            let logits = self.logits_of(&model, &refs)?;
             let probs = crate::model::clip::ops::softmax_last_dim(&logits)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
             let logits = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
             for ((s, p), l) in chunk.iter().zip(probs).zip(logits) {
@@ -435,9 +456,10 @@ impl ClipBundle {
     /// Mean cross-entropy over `samples` (no gradients).
     pub fn mean_loss(&self, samples: &[McqSample], batch_size: usize) -> Result<f64> {
         let mut total = 0.0;
+        let model = self.scoring_model()?;
         for chunk in samples.chunks(batch_size.max(1)) {
             let refs: Vec<&McqSample> = chunk.iter().collect();
-            let logits = self.logits(&refs)?.detach();
+            let logits = self.logits_of(&model, &refs)?;
             let labels: Vec<u32> = chunk.iter().map(|s| s.label as u32).collect();
             let labels = Tensor::new(labels.as_slice(), &self.device)?;
             let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;

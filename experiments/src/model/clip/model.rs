@@ -19,6 +19,9 @@ use candle_nn::{Embedding, VarBuilder};
 use super::config::{Activation, ClipConfig, ClipTextConfig, ClipVisionConfig};
 use super::ops;
 
+/// What [`ClipModel::cast`] and [`ClipModel::detached`] do to each weight, passed down through the modules.
+type MapFn<'a> = &'a dyn Fn(&Tensor) -> Result<Tensor>;
+
 /// Layer normalisation with a backward pass (`nn.LayerNorm`).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
@@ -38,8 +41,8 @@ impl LayerNorm {
 }
 
 impl LayerNorm {
-    fn cast(&self, dtype: DType) -> Result<Self> {
-        Ok(Self { weight: self.weight.to_dtype(dtype)?, bias: self.bias.to_dtype(dtype)?, eps: self.eps })
+    fn map_weights(&self, f: MapFn) -> Result<Self> {
+        Ok(Self { weight: f(&self.weight)?, bias: f(&self.bias)?, eps: self.eps })
     }
 }
 
@@ -71,9 +74,8 @@ pub fn linear(input: usize, output: usize, vb: VarBuilder) -> Result<Linear> {
 }
 
 impl Linear {
-    fn cast(&self, dtype: DType) -> Result<Self> {
-        let bias = self.bias.as_ref().map(|b| b.to_dtype(dtype)).transpose()?;
-        Ok(Self { weight: self.weight.to_dtype(dtype)?, bias })
+    fn map_weights(&self, f: MapFn) -> Result<Self> {
+        Ok(Self { weight: f(&self.weight)?, bias: self.bias.as_ref().map(f).transpose()? })
     }
 
     /// `xs` `[.., in]` times `weight^T` as one `[rows, out]` product, and the output shape `[.., out]`.
@@ -184,12 +186,12 @@ impl Attention {
         })
     }
 
-    fn cast(&self, dtype: DType) -> Result<Self> {
+    fn map_weights(&self, f: MapFn) -> Result<Self> {
         Ok(Self {
-            q_proj: self.q_proj.cast(dtype)?,
-            k_proj: self.k_proj.cast(dtype)?,
-            v_proj: self.v_proj.cast(dtype)?,
-            out_proj: self.out_proj.cast(dtype)?,
+            q_proj: self.q_proj.map_weights(f)?,
+            k_proj: self.k_proj.map_weights(f)?,
+            v_proj: self.v_proj.map_weights(f)?,
+            out_proj: self.out_proj.map_weights(f)?,
             heads: self.heads,
             scale: self.scale,
         })
@@ -228,8 +230,8 @@ impl Mlp {
 }
 
 impl Mlp {
-    fn cast(&self, dtype: DType) -> Result<Self> {
-        Ok(Self { fc1: self.fc1.cast(dtype)?, fc2: self.fc2.cast(dtype)?, act: self.act })
+    fn map_weights(&self, f: MapFn) -> Result<Self> {
+        Ok(Self { fc1: self.fc1.map_weights(f)?, fc2: self.fc2.map_weights(f)?, act: self.act })
     }
 
     /// `residual + mlp(xs)`.
@@ -257,12 +259,12 @@ impl EncoderLayer {
         })
     }
 
-    fn cast(&self, dtype: DType) -> Result<Self> {
+    fn map_weights(&self, f: MapFn) -> Result<Self> {
         Ok(Self {
-            self_attn: self.self_attn.cast(dtype)?,
-            layer_norm1: self.layer_norm1.cast(dtype)?,
-            mlp: self.mlp.cast(dtype)?,
-            layer_norm2: self.layer_norm2.cast(dtype)?,
+            self_attn: self.self_attn.map_weights(f)?,
+            layer_norm1: self.layer_norm1.map_weights(f)?,
+            mlp: self.mlp.map_weights(f)?,
+            layer_norm2: self.layer_norm2.map_weights(f)?,
         })
     }
 
@@ -287,8 +289,8 @@ impl Encoder {
         Ok(Self { layers })
     }
 
-    fn cast(&self, dtype: DType) -> Result<Self> {
-        Ok(Self { layers: self.layers.iter().map(|l| l.cast(dtype)).collect::<Result<_>>()? })
+    fn map_weights(&self, f: MapFn) -> Result<Self> {
+        Ok(Self { layers: self.layers.iter().map(|l| l.map_weights(f)).collect::<Result<_>>()? })
     }
 
     fn forward(&self, xs: &Tensor, causal: bool) -> Result<Tensor> {
@@ -328,13 +330,13 @@ impl ClipTextTransformer {
         })
     }
 
-    fn cast(&self, dtype: DType) -> Result<Self> {
+    fn map_weights(&self, f: MapFn) -> Result<Self> {
         let table = self.token_embedding.embeddings();
         Ok(Self {
-            token_embedding: Embedding::new(table.to_dtype(dtype)?, table.dim(1)?),
-            position_embedding: self.position_embedding.to_dtype(dtype)?,
-            encoder: self.encoder.cast(dtype)?,
-            final_layer_norm: self.final_layer_norm.cast(dtype)?,
+            token_embedding: Embedding::new(f(table)?, table.dim(1)?),
+            position_embedding: f(&self.position_embedding)?,
+            encoder: self.encoder.map_weights(f)?,
+            final_layer_norm: self.final_layer_norm.map_weights(f)?,
         })
     }
 
@@ -403,14 +405,14 @@ impl ClipVisionTransformer {
 }
 
 impl ClipVisionTransformer {
-    fn cast(&self, dtype: DType) -> Result<Self> {
+    fn map_weights(&self, f: MapFn) -> Result<Self> {
         Ok(Self {
-            class_embedding: self.class_embedding.to_dtype(dtype)?,
-            patch_weight: self.patch_weight.to_dtype(dtype)?,
-            position_embedding: self.position_embedding.to_dtype(dtype)?,
-            pre_layrnorm: self.pre_layrnorm.cast(dtype)?,
-            encoder: self.encoder.cast(dtype)?,
-            post_layernorm: self.post_layernorm.cast(dtype)?,
+            class_embedding: f(&self.class_embedding)?,
+            patch_weight: f(&self.patch_weight)?,
+            position_embedding: f(&self.position_embedding)?,
+            pre_layrnorm: self.pre_layrnorm.map_weights(f)?,
+            encoder: self.encoder.map_weights(f)?,
+            post_layernorm: self.post_layernorm.map_weights(f)?,
             ..*self
         })
     }
@@ -484,12 +486,27 @@ impl ClipModel {
         if dtype == DType::F32 {
             return Ok(self.clone());
         }
+        self.map_towers(&|t| t.to_dtype(dtype), self.logit_scale.clone())
+    }
+
+    /// The same model for scoring: every weight detached from autograd (`Tensor::detach`), so that a forward
+    /// pass records no graph. The weights are not copied: each detached tensor shares its parameter's storage
+    /// (so it sees the optimizer's in-place updates), and only the ops' outputs are new. A forward pass of the
+    /// model itself keeps every activation alive until its output is dropped (each op that has a `Var` among its
+    /// inputs records them for backprop); one of this model frees each activation as soon as the next layer has
+    /// used it. Gradients of its outputs reach nothing.
+    pub fn detached(&self) -> Result<Self> {
+        self.map_towers(&|t| Ok(t.detach()), self.logit_scale.detach())
+    }
+
+    /// The model with `f` applied to every weight of both towers and the projections, and `logit_scale` given.
+    fn map_towers(&self, f: MapFn, logit_scale: Tensor) -> Result<Self> {
         Ok(Self {
-            text_model: self.text_model.cast(dtype)?,
-            vision_model: self.vision_model.cast(dtype)?,
-            visual_projection: self.visual_projection.cast(dtype)?,
-            text_projection: self.text_projection.cast(dtype)?,
-            logit_scale: self.logit_scale.clone(),
+            text_model: self.text_model.map_weights(f)?,
+            vision_model: self.vision_model.map_weights(f)?,
+            visual_projection: self.visual_projection.map_weights(f)?,
+            text_projection: self.text_projection.map_weights(f)?,
+            logit_scale,
         })
     }
 

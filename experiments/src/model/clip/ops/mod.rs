@@ -18,6 +18,11 @@
 //! - [`embed_tokens`] and [`vision_embed`]: the embedding sums (token gather + positions; class token + patches +
 //!   positions) whose backward scatters straight into the gradients.
 //!
+//! The ops keep nothing for their backward pass beyond what candle records: candle keeps an op's inputs only when
+//! one of them tracks ops (a `Var` or a tensor computed from one), and the attention recomputes its probabilities
+//! in the backward pass instead of keeping them. So on the model's detached view
+//! ([`super::ClipModel::detached`], what scoring runs) every activation is freed as soon as it is used.
+//!
 //! One file per op, each a [`Kernel`]; the shared CPU pieces (candle's custom-op plumbing in [`Fused`], the
 //! contiguous inputs, the thread split, the vectorisable reductions) are here.
 
