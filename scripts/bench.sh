@@ -7,7 +7,7 @@
 #
 # --with-pytorch installs PyTorch and transformers from PyPI (pinned below) into a throw-away virtual environment
 # (deleted at the end; set CLIPLAB_BENCH_VENV=DIR to keep and reuse one). Never run by the tests.
-# The CLIP Lab side is a release build of `cliplab` (the first build takes a while).
+# The CLIP Lab side is a release build of `cliplab` (the first build takes a while), or CLIPLAB_BENCH_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,8 +31,13 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libopenblas0-pthread
 fi
-cargo build --release --locked -p cliplab
-bin="${CARGO_TARGET_DIR:-target}/release/cliplab"
+# CLIPLAB_BENCH_BIN=PATH times that `cliplab` instead (e.g. a dev build with the core at opt-level 3, as
+# docs/performance.md's figures were taken), without building.
+bin="${CLIPLAB_BENCH_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --locked -p cliplab
+  bin="${CARGO_TARGET_DIR:-target}/release/cliplab"
+fi
 
 work=$(mktemp -d)
 venv="${CLIPLAB_BENCH_VENV:-}"
