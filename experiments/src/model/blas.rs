@@ -9,8 +9,8 @@
 //! `CLIPLAB_BLAS=gemm` forces the fallback (benchmarks compare the two; tests check they agree);
 //! `CLIPLAB_BLAS=openblas` makes a missing OpenBLAS an error instead of a silent fallback.
 
-// The crate's one module with unsafe code: OpenBLAS's C functions and gemm's raw-pointer API. Each block says why
-// it is sound; the safe `sgemm` checks every length it relies on.
+// The crate's one module with unsafe code (besides one `mallopt` call in model::device): OpenBLAS's C functions and
+// gemm's raw-pointer API. Each block says why it is sound; the safe `sgemm` checks every length it relies on.
 #![allow(unsafe_code)]
 
 use std::ffi::c_int;
