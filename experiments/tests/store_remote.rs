@@ -5,7 +5,7 @@
 mod support;
 
 use experiments::model::engine::Summary;
-use experiments::run::store::{EpochLoss, PulledRun, RunMetrics, RunStatus, StepLoss, StoredScore};
+use experiments::run::store::{EpochLoss, PulledRun, RunLifecycle, RunMetrics, RunStatus, StepLoss, StoredScore};
 use experiments::vocab::{Split, Stage};
 use support::{count, setup};
 
@@ -17,12 +17,14 @@ fn pulled(dataset_id: i64, samples: &[i64], status: RunStatus, loss: f64) -> Pul
         origin: "gpu-box:/home/a/cliplab.sqlite3#7".into(),
         dataset_id,
         spec: support::spec("exp on the gpu box", "shapes"),
-        status,
-        device: Some("cuda:0".into()),
-        created_at: "2026-01-02T03:04:05.000Z".into(),
-        started_at: Some("2026-01-02T03:04:06.000Z".into()),
-        ended_at: None,
-        error: None,
+        lifecycle: RunLifecycle {
+            status,
+            device: Some("cuda:0".into()),
+            created_at: "2026-01-02T03:04:05.000Z".into(),
+            started_at: Some("2026-01-02T03:04:06.000Z".into()),
+            ended_at: None,
+            error: None,
+        },
         metrics: RunMetrics {
             train_before: Some(Summary { n: 4, mean_label_prob: 0.25, accuracy: 0.5 }),
             ..RunMetrics::default()
@@ -76,7 +78,7 @@ fn a_pulled_run_is_stored_whole_read_only_and_replaced_when_pulled_again() {
     let (runs, experiments, steps) =
         (count(home.path(), "runs"), count(home.path(), "experiments"), count(home.path(), "step_losses"));
     let mut again = pulled(ds, &samples, RunStatus::Completed, 0.5);
-    again.ended_at = Some("2026-01-02T04:00:00.000Z".into());
+    again.lifecycle.ended_at = Some("2026-01-02T04:00:00.000Z".into());
     assert_eq!(store.insert_pulled_run(&again).expect("again"), id);
     assert_eq!(
         (count(home.path(), "runs"), count(home.path(), "experiments"), count(home.path(), "step_losses")),

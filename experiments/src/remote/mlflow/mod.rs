@@ -28,7 +28,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::data::{ColumnMap, ImageRecord};
 use crate::model::engine::Summary;
 use crate::run::spec::ExperimentSpec;
-use crate::run::store::{RunMetrics, RunStatus, Store, StoredSample, StoredScore, SETTING_TRACKING_URI};
+use crate::run::store::{RunLifecycle, RunMetrics, Store, StoredSample, StoredScore, SETTING_TRACKING_URI};
 use crate::Result;
 
 /// Tag: the run's id in the store it was recorded in.
@@ -51,12 +51,9 @@ pub struct RunRecord {
     pub run_id: i64,
     pub experiment_name: String,
     pub spec: ExperimentSpec,
-    pub status: RunStatus,
-    pub device: Option<String>,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub ended_at: Option<String>,
-    pub error: Option<String>,
+    /// Status, device, times and error: flattened, so the JSON keeps them beside the other fields.
+    #[serde(flatten)]
+    pub lifecycle: RunLifecycle,
     /// Train before, train after, held-out before, held-out after: `(n, mean p(label), accuracy)`.
     pub metrics: [Option<(usize, Exact, Exact)>; 4],
     pub train_ids: Vec<i64>,

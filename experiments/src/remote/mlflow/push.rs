@@ -16,7 +16,7 @@ use super::{
 };
 use crate::events::{Event, Observer};
 use crate::report::analysis::flatten_json;
-use crate::run::store::{RunDetail, RunStatus, Store};
+use crate::run::store::{RunDetail, RunLifecycle, RunStatus, Store};
 use crate::vocab::{Split, Stage};
 use crate::{Error, Result};
 
@@ -311,12 +311,7 @@ fn run_record(store: &Store, d: &RunDetail, origin: &str) -> Result<RunRecord> {
         run_id: d.info.id,
         experiment_name: d.info.experiment_name.clone(),
         spec: d.spec.clone(),
-        status: d.info.status,
-        device: d.info.device.clone(),
-        created_at: d.info.created_at.clone(),
-        started_at: d.info.started_at.clone(),
-        ended_at: d.info.ended_at.clone(),
-        error: d.info.error.clone(),
+        lifecycle: RunLifecycle::of(&d.info),
         metrics: metrics_to_record(&d.info.metrics),
         train_ids: d.train_ids.clone(),
         heldout_ids: d.heldout_ids.clone(),

@@ -34,7 +34,7 @@ pub use recorder::{RunRecorder, STORE_PATIENCE};
 pub use sweeps::{NewRun, SweepInfo};
 pub use system::RunSystem;
 pub use tags::{Labelled, RunLabels};
-pub use remote::{host_name, PulledFrom, PulledRun, RemotePush};
+pub use remote::{host_name, PulledFrom, PulledRun, RemotePush, RunLifecycle};
 pub use types::*;
 
 use std::fmt::Display;

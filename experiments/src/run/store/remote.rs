@@ -3,7 +3,9 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{check_exists, floats_json, int, Ctx, EpochLoss, RunMetrics, RunStatus, StepLoss, Store, StoredScore, NOW};
+use super::{
+    check_exists, floats_json, int, Ctx, EpochLoss, RunInfo, RunMetrics, RunStatus, StepLoss, Store, StoredScore, NOW,
+};
 use crate::run::spec::ExperimentSpec;
 use crate::vocab::Split;
 use crate::{Error, Result};
@@ -29,6 +31,32 @@ pub struct PulledFrom {
     pub pulled_at: String,
 }
 
+/// How a run went: its status, the device it ran on, when it was created, started and ended, and its error. What a
+/// pushed run's record carries (`remote::mlflow::RunRecord`, flattened into its JSON) and a pulled run stores as is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunLifecycle {
+    pub status: RunStatus,
+    pub device: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub error: Option<String>,
+}
+
+impl RunLifecycle {
+    /// The lifecycle of the run listed as `info`.
+    pub fn of(info: &RunInfo) -> RunLifecycle {
+        RunLifecycle {
+            status: info.status,
+            device: info.device.clone(),
+            created_at: info.created_at.clone(),
+            started_at: info.started_at.clone(),
+            ended_at: info.ended_at.clone(),
+            error: info.error.clone(),
+        }
+    }
+}
+
 /// A run read from a tracking server, ready to store locally. Sample ids are this store's (the caller maps the
 /// origin's samples onto a local dataset first).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,12 +66,7 @@ pub struct PulledRun {
     pub origin: String,
     pub dataset_id: i64,
     pub spec: ExperimentSpec,
-    pub status: RunStatus,
-    pub device: Option<String>,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub ended_at: Option<String>,
-    pub error: Option<String>,
+    pub lifecycle: RunLifecycle,
     pub metrics: RunMetrics,
     pub train_ids: Vec<i64>,
     pub heldout_ids: Vec<i64>,
@@ -188,12 +211,12 @@ impl Store {
             params![
                 earlier.map(|(run, _)| run),
                 experiment_id,
-                p.status.as_str(),
-                p.device,
-                p.created_at,
-                p.started_at,
-                p.ended_at,
-                p.error,
+                p.lifecycle.status.as_str(),
+                p.lifecycle.device,
+                p.lifecycle.created_at,
+                p.lifecycle.started_at,
+                p.lifecycle.ended_at,
+                p.lifecycle.error,
                 p.tracking_uri,
                 tb.0, tb.1, tb.2, ta.0, ta.1, ta.2, hb.0, hb.1, hb.2, ha.0, ha.1, ha.2,
             ],
