@@ -255,10 +255,15 @@ impl Store {
 
     /// Records the folder of the run's fine-tuned checkpoint.
     pub fn set_checkpoint(&mut self, run: i64, path: &Path) -> Result<()> {
+        self.set_run_path(run, "checkpoint_path", path, "checkpoint")
+    }
+
+    /// Sets the path column `column` of run `run` (`what` names it in the error).
+    pub(super) fn set_run_path(&mut self, run: i64, column: &str, path: &Path, what: &str) -> Result<()> {
         let n = self
             .conn
-            .execute("UPDATE runs SET checkpoint_path = ?2 WHERE id = ?1", params![run, SqlPath(path)])
-            .ctx(&self.path, format!("recording the checkpoint of run {run}"))?;
+            .execute(&format!("UPDATE runs SET {column} = ?2 WHERE id = ?1"), params![run, SqlPath(path)])
+            .ctx(&self.path, format!("recording the {what} of run {run}"))?;
         found_run(n, run)
     }
 

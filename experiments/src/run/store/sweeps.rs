@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::owner::{hold_lock, lock_path, release_lock, Owner};
 use super::queue::enqueue_in;
-use super::runs::{found_run, insert_experiment, insert_run};
-use super::{Ctx, SqlPath, Store, NOW};
+use super::runs::{insert_experiment, insert_run};
+use super::{Ctx, Store, NOW};
 use crate::run::spec::ExperimentSpec;
 use crate::{Error, Result};
 
@@ -99,11 +99,7 @@ impl Store {
     /// Records the folder run `run` claimed under `<home>/runs/` before writing anything into it: the folder
     /// deleting the run removes.
     pub fn set_run_dir(&mut self, run: i64, dir: &Path) -> Result<()> {
-        let n = self
-            .conn
-            .execute("UPDATE runs SET run_dir = ?2 WHERE id = ?1", params![run, SqlPath(dir)])
-            .ctx(&self.path, format!("recording the folder of run {run}"))?;
-        found_run(n, run)
+        self.set_run_path(run, "run_dir", dir, "folder")
     }
 }
 
