@@ -27,35 +27,30 @@ pub fn show(ui: &mut egui::Ui, salt: &str, series: &[Series<'_>], running_only: 
     }
 }
 
+/// A loss plot over `x`, with a legend; `id` keeps it apart from the other plots.
+fn loss_plot(id: String, height: f32, x: &str) -> Plot<'static> {
+    Plot::new(id).height(height).legend(Legend::default()).x_axis_label(x.to_string()).y_axis_label("loss")
+}
+
 fn step_plot(ui: &mut egui::Ui, salt: &str, series: &[Series<'_>], height: f32) {
-    Plot::new(format!("{salt}-steps"))
-        .height(height)
-        .legend(Legend::default())
-        .x_axis_label("step")
-        .y_axis_label("loss")
-        .show(ui, |plot| {
-            for s in series {
-                plot.line(Line::new(s.label.clone(), PlotPoints::new(s.curves.steps.clone())).color(s.colour));
-            }
-        });
+    loss_plot(format!("{salt}-steps"), height, "step").show(ui, |plot| {
+        for s in series {
+            plot.line(Line::new(s.label.clone(), PlotPoints::new(s.curves.steps.clone())).color(s.colour));
+        }
+    });
 }
 
 fn epoch_plot(ui: &mut egui::Ui, salt: &str, series: &[Series<'_>], height: f32) {
-    Plot::new(format!("{salt}-epochs"))
-        .height(height)
-        .legend(Legend::default())
-        .x_axis_label("epoch (train solid, held-out dashed)")
-        .y_axis_label("loss")
-        .show(ui, |plot| {
-            for s in series {
-                let train = Line::new(s.label.clone(), PlotPoints::new(s.curves.epochs_train.clone()));
-                plot.line(train.color(s.colour).width(2.0));
-                if !s.curves.epochs_heldout.is_empty() {
-                    let heldout = Line::new(format!("{} held-out", s.label), PlotPoints::new(s.curves.epochs_heldout.clone()));
-                    plot.line(heldout.color(s.colour).width(2.0).style(LineStyle::dashed_loose()));
-                }
+    loss_plot(format!("{salt}-epochs"), height, "epoch (train solid, held-out dashed)").show(ui, |plot| {
+        for s in series {
+            let train = Line::new(s.label.clone(), PlotPoints::new(s.curves.epochs_train.clone()));
+            plot.line(train.color(s.colour).width(2.0));
+            if !s.curves.epochs_heldout.is_empty() {
+                let heldout = Line::new(format!("{} held-out", s.label), PlotPoints::new(s.curves.epochs_heldout.clone()));
+                plot.line(heldout.color(s.colour).width(2.0).style(LineStyle::dashed_loose()));
             }
-        });
+        }
+    });
 }
 
 /// `run 3 · adam lr 2e-3: 240 steps, last loss 0.4312 · 3 epochs, held-out 0.5120`.

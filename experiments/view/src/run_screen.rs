@@ -9,7 +9,7 @@ use experiments::vocab::{letter, Stage};
 
 use crate::app::{no_run, Monitor};
 use crate::curves;
-use crate::runs_table::{change, hyper_text, pct, status_text};
+use crate::runs_table::{change, header_row, hyper_text, pct, status_text};
 
 /// How the per-sample table is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -152,13 +152,7 @@ fn sample_table(ui: &mut egui::Ui, samples: &[&SampleResult], cursor: usize) {
         .column(Column::auto().at_least(70.0))
         .column(Column::auto().at_least(70.0))
         .column(Column::remainder().at_least(80.0))
-        .header(20.0, |mut header| {
-            for h in SAMPLE_HEADERS {
-                header.col(|ui| {
-                    ui.strong(h);
-                });
-            }
-        })
+        .header(20.0, |header| header_row(header, &SAMPLE_HEADERS))
         .body(|body| {
             body.rows(18.0, rows.len(), |mut row| {
                 let (i, c) = rows[row.index()];

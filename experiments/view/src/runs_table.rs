@@ -1,7 +1,7 @@
 //! The runs table: status, dataset, key hyperparameters, before → after held-out metrics, one row per run.
 
 use eframe::egui::{self, Color32, RichText};
-use egui_extras::{Column, TableBuilder};
+use egui_extras::{Column, TableBuilder, TableRow};
 use experiments::model::engine::Summary;
 use experiments::run::store::{RunInfo, RunStatus};
 
@@ -40,13 +40,7 @@ pub fn show(ui: &mut egui::Ui, rows: &[RunInfo], selected: &[i64], cursor: usize
         .column(Column::auto().at_least(90.0))
         .column(Column::auto().at_least(100.0))
         .column(Column::remainder().at_least(110.0))
-        .header(20.0, |mut header| {
-            for h in HEADERS {
-                header.col(|ui| {
-                    ui.strong(h);
-                });
-            }
-        })
+        .header(20.0, |header| header_row(header, &HEADERS))
         .body(|body| {
             body.rows(20.0, rows.len(), |mut row| {
                 let i = row.index();
@@ -90,6 +84,15 @@ pub fn show(ui: &mut egui::Ui, rows: &[RunInfo], selected: &[i64], cursor: usize
             });
         });
     action
+}
+
+/// A table's header row: the column names in bold.
+pub fn header_row(mut header: TableRow<'_, '_>, names: &[&str]) {
+    for h in names {
+        header.col(|ui| {
+            ui.strong(*h);
+        });
+    }
 }
 
 /// `adamw lr 1e-4 · 5 ep · bs 16`.

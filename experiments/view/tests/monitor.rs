@@ -133,8 +133,13 @@ fn setup(home: &Path) -> Result<(Store, Vec<i64>), Box<dyn std::error::Error>> {
     Ok((store, vec![r1, r2, r3]))
 }
 
-fn harness(monitor: Monitor) -> Harness<'static, Monitor> {
-    Harness::builder().with_size(egui::vec2(1280.0, 820.0)).build_ui_state(|ui, m: &mut Monitor| m.ui(ui), monitor)
+/// The monitor on the store in `home` with `opts`, its first frame drawn.
+fn shown(home: &Path, opts: Options) -> Result<Harness<'static, Monitor>, Box<dyn std::error::Error>> {
+    let monitor = Monitor::open(home, opts)?;
+    let mut h =
+        Harness::builder().with_size(egui::vec2(1280.0, 820.0)).build_ui_state(|ui, m: &mut Monitor| m.ui(ui), monitor);
+    h.run();
+    Ok(h)
 }
 
 /// What the store holds of a run, as curves.
@@ -147,8 +152,7 @@ fn the_table_lists_the_stores_runs() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (store, ids) = setup(dir.path())?;
     let listed = store.runs()?;
-    let mut h = harness(Monitor::open(dir.path(), Options::default())?);
-    h.run();
+    let h = shown(dir.path(), Options::default())?;
     assert_eq!(listed.len(), 3);
     for r in &listed {
         h.get_by_label(&format!("run {}", r.id));
@@ -168,8 +172,7 @@ fn the_table_lists_the_stores_runs() -> TestResult {
 fn two_selected_runs_are_plotted_with_the_stores_points() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (_store, ids) = setup(dir.path())?;
-    let mut h = harness(Monitor::open(dir.path(), Options::default())?);
-    h.run();
+    let mut h = shown(dir.path(), Options::default())?;
     h.get_by_label(&format!("run {}", ids[1])).click();
     h.run();
     h.get_by_label(&format!("run {}", ids[0])).click();
@@ -202,8 +205,7 @@ fn steps_recorded_by_another_process_appear_after_a_refresh_tick() -> TestResult
     let (_store, ids) = setup(dir.path())?;
     let running = ids[2];
     let opts = Options { refresh_every: Duration::from_secs(5), runs: Vec::new() };
-    let mut h = harness(Monitor::open(dir.path(), opts)?);
-    h.run();
+    let mut h = shown(dir.path(), opts)?;
     assert_eq!(h.state().plotted()[0].curves.steps.len(), 3);
     h.get_by_label_contains(": 3 steps");
     // Another process trains on (WAL: the monitor's reads never block it): this test binary again, running only
@@ -251,8 +253,7 @@ fn child_records_steps_of_a_running_run() -> TestResult {
 fn keyboard_filters_selects_and_opens_a_run_on_its_samples() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (store, ids) = setup(dir.path())?;
-    let mut h = harness(Monitor::open(dir.path(), Options::default())?);
-    h.run();
+    let mut h = shown(dir.path(), Options::default())?;
     // `/` then text: only exp-b's run is left.
     h.key_press(Key::Slash);
     h.run();
@@ -290,12 +291,10 @@ fn keyboard_filters_selects_and_opens_a_run_on_its_samples() -> TestResult {
 fn a_run_named_on_the_command_line_opens_and_an_unknown_one_is_reported() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (_store, ids) = setup(dir.path())?;
-    let mut h = harness(Monitor::open(dir.path(), Options { runs: vec![ids[0]], ..Options::default() })?);
-    h.run();
+    let h = shown(dir.path(), Options { runs: vec![ids[0]], ..Options::default() })?;
     assert_eq!(h.state().screen(), Screen::Run(ids[0]));
     h.get_by_label(&format!("run {} · exp-a", ids[0]));
-    let mut h = harness(Monitor::open(dir.path(), Options { runs: vec![ids[0], 99], ..Options::default() })?);
-    h.run();
+    let h = shown(dir.path(), Options { runs: vec![ids[0], 99], ..Options::default() })?;
     h.get_by_label("run 99 is not in this store");
     Ok(())
 }
