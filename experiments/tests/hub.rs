@@ -39,6 +39,30 @@ fn pull(cfg: &HubConfig, repo: &str) -> experiments::Result<hub::PulledModel> {
     hub::pull(&id(repo), cfg, &mut NullObserver, &CancelToken::new())
 }
 
+/// A pull of `tiny/clip` from a hub with `faults`, which must fail: the hub, the config and the error.
+fn failed_pull(dir: &Path, faults: Faults) -> (FakeHub, HubConfig, Error) {
+    let (hub, cfg) = hub_with_tiny(dir);
+    hub.set_faults(faults);
+    let e = pull(&cfg, "tiny/clip").expect_err("the faulty pull fails");
+    (hub, cfg, e)
+}
+
+/// After a failed pull: `file` is not in the snapshot and the model does not count as cached.
+fn assert_not_kept(cfg: &HubConfig, file: &str) {
+    let snapshot = cfg.cache_dir.join("models--tiny--clip/snapshots").join(COMMIT);
+    assert!(!snapshot.join(file).exists(), "no {file} in the snapshot");
+    assert!(hub::cached(&id("tiny/clip"), cfg).is_none());
+}
+
+/// How many blobs of the cache are `len` bytes long.
+fn blobs_of_len(cfg: &HubConfig, len: u64) -> usize {
+    std::fs::read_dir(cfg.cache_dir.join("models--tiny--clip/blobs"))
+        .expect("blobs")
+        .flatten()
+        .filter(|b| b.metadata().map(|m| m.len()).unwrap_or(0) == len)
+        .count()
+}
+
 #[test]
 fn a_pull_fills_the_standard_cache_loads_and_is_not_repeated() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -81,14 +105,11 @@ fn a_pull_fills_the_standard_cache_loads_and_is_not_repeated() {
 #[test]
 fn a_download_cut_half_way_fails_clearly_and_the_next_pull_resumes_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (hub, cfg) = hub_with_tiny(dir.path());
-    hub.set_faults(Faults { cut_once: Some("model.safetensors".into()), ..Default::default() });
-    let e = pull(&cfg, "tiny/clip").expect_err("cut");
+    let (hub, cfg, e) =
+        failed_pull(dir.path(), Faults { cut_once: Some("model.safetensors".into()), ..Default::default() });
     let msg = e.to_string();
     assert!(msg.contains("/tiny/clip/resolve/main/model.safetensors") && msg.contains("broke off"), "{msg}");
-    let snapshot = cfg.cache_dir.join("models--tiny--clip/snapshots").join(COMMIT);
-    assert!(!snapshot.join("model.safetensors").exists(), "no half file in the snapshot");
-    assert!(hub::cached(&id("tiny/clip"), &cfg).is_none());
+    assert_not_kept(&cfg, "model.safetensors");
 
     let pulled = pull(&cfg, "tiny/clip").expect("resumed");
     let size = std::fs::metadata(tiny_clip().join("model.safetensors")).expect("size").len();
@@ -107,30 +128,21 @@ fn a_download_cut_half_way_fails_clearly_and_the_next_pull_resumes_it() {
 #[test]
 fn a_file_whose_hash_differs_from_the_listing_is_refused_and_removed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (hub, cfg) = hub_with_tiny(dir.path());
-    hub.set_faults(Faults { corrupt: Some("model.safetensors".into()), ..Default::default() });
-    let e = pull(&cfg, "tiny/clip").expect_err("corrupt");
+    let (_hub, cfg, e) =
+        failed_pull(dir.path(), Faults { corrupt: Some("model.safetensors".into()), ..Default::default() });
     assert!(matches!(e, Error::Integrity { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(msg.contains("/tiny/clip/resolve/main/model.safetensors") && msg.contains("SHA-256"), "{msg}");
-    let repo = cfg.cache_dir.join("models--tiny--clip");
-    assert!(!repo.join("snapshots").join(COMMIT).join("model.safetensors").exists());
-    let blobs: Vec<_> = std::fs::read_dir(repo.join("blobs")).expect("blobs").flatten().collect();
     let weights_len = std::fs::metadata(tiny_clip().join("model.safetensors")).expect("len").len();
-    assert!(
-        blobs.iter().all(|b| b.metadata().map(|m| m.len()).unwrap_or(0) != weights_len),
-        "the bad weights are not kept as a blob"
-    );
-    assert!(hub::cached(&id("tiny/clip"), &cfg).is_none());
+    assert_eq!(blobs_of_len(&cfg, weights_len), 0, "the bad weights are not kept as a blob");
+    assert_not_kept(&cfg, "model.safetensors");
 }
 
 /// `tokenizer.json` is not an LFS file: the listing gives its size only, and that is what catches a short copy.
 #[test]
 fn a_file_shorter_than_the_listing_is_refused_and_removed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (hub, cfg) = hub_with_tiny(dir.path());
-    hub.set_faults(Faults { short: Some("tokenizer.json".into()), ..Default::default() });
-    let e = pull(&cfg, "tiny/clip").expect_err("short");
+    let (hub, cfg, e) = failed_pull(dir.path(), Faults { short: Some("tokenizer.json".into()), ..Default::default() });
     assert!(matches!(e, Error::Integrity { .. }), "{e:?}");
     let msg = e.to_string();
     let want = std::fs::metadata(tiny_clip().join("tokenizer.json")).expect("len").len();
@@ -140,15 +152,8 @@ fn a_file_shorter_than_the_listing_is_refused_and_removed() {
             && !msg.contains('\n'),
         "{msg}"
     );
-    let repo = cfg.cache_dir.join("models--tiny--clip");
-    assert!(!repo.join("snapshots").join(COMMIT).join("tokenizer.json").exists());
-    let short_blobs = std::fs::read_dir(repo.join("blobs"))
-        .expect("blobs")
-        .flatten()
-        .filter(|b| b.metadata().map(|m| m.len()).unwrap_or(0) == want - 10)
-        .count();
-    assert_eq!(short_blobs, 0, "the short copy is not kept as a blob");
-    assert!(hub::cached(&id("tiny/clip"), &cfg).is_none());
+    assert_eq!(blobs_of_len(&cfg, want - 10), 0, "the short copy is not kept as a blob");
+    assert_not_kept(&cfg, "tokenizer.json");
 
     // The hub fixed: the next pull fetches the file again and completes.
     hub.set_faults(Faults::default());

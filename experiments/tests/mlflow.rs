@@ -157,13 +157,13 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
     );
 
     // Pulling into the store that pushed it brings nothing back.
-    let own = mlflow::pull_runs(&mut store, &client, &pull(), &mut NullObserver).expect("pull own");
+    let own = mlflow::pull_runs(&mut store, &client, &pull("team"), &mut NullObserver).expect("pull own");
     assert!(own.pulled.is_empty() && own.skipped.len() == 1, "{own:?}");
 
     // Pulled into a fresh home: compare sees the same numbers.
     let other = tempfile::tempdir().expect("other home");
     let mut theirs = Store::open(other.path()).expect("open other");
-    let out = mlflow::pull_runs(&mut theirs, &client, &pull(), &mut NullObserver).expect("pull");
+    let out = mlflow::pull_runs(&mut theirs, &client, &pull("team"), &mut NullObserver).expect("pull");
     assert_eq!(out.pulled.len(), 1, "{out:?}");
     let copy = out.pulled[0].run;
     assert_eq!(theirs.setting(SETTING_TRACKING_URI).expect("setting").as_deref(), Some(server.uri.as_str()));
@@ -184,7 +184,7 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
         mlflow::push_run(&mut theirs, &client, copy, &push_opts("team"), &mut NullObserver),
         Err(Error::Invalid(_))
     ));
-    let twice = mlflow::pull_runs(&mut theirs, &client, &pull(), &mut NullObserver).expect("pull again");
+    let twice = mlflow::pull_runs(&mut theirs, &client, &pull("team"), &mut NullObserver).expect("pull again");
     assert_eq!((twice.pulled[0].run, twice.pulled[0].replaced), (copy, true));
     assert_eq!(theirs.runs().expect("runs").len(), 1);
     assert_eq!(theirs.datasets().expect("datasets").len(), 1);
@@ -205,8 +205,8 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
     assert!(theirs.recover_interrupted().expect("recover").is_empty());
 }
 
-fn pull() -> PullOptions {
-    PullOptions { experiment: "team".into(), runs: Vec::new() }
+fn pull(experiment: &str) -> PullOptions {
+    PullOptions { experiment: experiment.into(), runs: Vec::new() }
 }
 
 #[test]
@@ -285,13 +285,7 @@ fn a_push_that_fails_half_way_records_nothing_locally_and_a_later_push_completes
     let msg = e.to_string();
     assert!(msg.starts_with(&server.uri) && msg.contains("cannot reach the tracking server"), "{msg}");
     assert_eq!(support::count(home.path(), "remote_pushes"), before);
-    let e = mlflow::pull_runs(
-        &mut store,
-        &client,
-        &PullOptions { experiment: "faulty".into(), runs: vec![] },
-        &mut NullObserver,
-    )
-    .expect_err("down");
+    let e = mlflow::pull_runs(&mut store, &client, &pull("faulty"), &mut NullObserver).expect_err("down");
     assert!(matches!(e, Error::Remote { status: None, .. }), "{e}");
 }
 
@@ -305,12 +299,6 @@ fn mlflow_error_codes_reach_the_message() {
     assert!(mlflow::is_not_found(&e));
     let home = tempfile::tempdir().expect("home");
     let mut store = Store::open(home.path()).expect("open");
-    let e = mlflow::pull_runs(
-        &mut store,
-        &client,
-        &PullOptions { experiment: "nobody".into(), runs: vec![] },
-        &mut NullObserver,
-    )
-    .expect_err("no experiment");
+    let e = mlflow::pull_runs(&mut store, &client, &pull("nobody"), &mut NullObserver).expect_err("no experiment");
     assert!(e.to_string().contains("no MLflow experiment named `nobody`"), "{e}");
 }

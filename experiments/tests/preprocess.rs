@@ -12,7 +12,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use experiments::model::preprocess::{AlphaMode, ImageProcessor, ImageProcessorConfig};
-use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
+use image::{DynamicImage, ImageBuffer, Luma, LumaA, Pixel, Rgb, Rgba};
 use serde_json::Value;
 
 const REF: &str = include_str!("reference/preprocess_ref.json");
@@ -62,10 +62,24 @@ fn px_alpha16(x: u32, y: u32) -> u16 {
     ((x * 3001 + y * 4999) % 65536) as u16
 }
 
+/// A `w`×`h` RGB image of channel formula `px` (`px_rgb` or `px_rgb16`).
+fn rgb_of<T>(w: u32, h: u32, px: fn(u32, u32, u32) -> T) -> ImageBuffer<Rgb<T>, Vec<T>>
+where
+    Rgb<T>: Pixel<Subpixel = T>,
+{
+    ImageBuffer::from_fn(w, h, |x, y| Rgb([px(x, y, 0), px(x, y, 1), px(x, y, 2)]))
+}
+
+/// The same with the alpha formula `alpha` (`px_alpha` or `px_alpha16`).
+fn rgba_of<T>(w: u32, h: u32, px: fn(u32, u32, u32) -> T, alpha: fn(u32, u32) -> T) -> ImageBuffer<Rgba<T>, Vec<T>>
+where
+    Rgba<T>: Pixel<Subpixel = T>,
+{
+    ImageBuffer::from_fn(w, h, |x, y| Rgba([px(x, y, 0), px(x, y, 1), px(x, y, 2), alpha(x, y)]))
+}
+
 fn rgb(w: u32, h: u32) -> DynamicImage {
-    DynamicImage::ImageRgb8(ImageBuffer::from_fn(w, h, |x, y| {
-        Rgb([px_rgb(x, y, 0), px_rgb(x, y, 1), px_rgb(x, y, 2)])
-    }))
+    DynamicImage::ImageRgb8(rgb_of(w, h, px_rgb))
 }
 
 fn make_image(name: &str) -> DynamicImage {
@@ -75,14 +89,7 @@ fn make_image(name: &str) -> DynamicImage {
         "rgb300x250" => rgb(300, 250),
         "rgb250x300" => rgb(250, 300),
         "rgb30x100" => rgb(30, 100),
-        "rgba40x90" => DynamicImage::ImageRgba8(ImageBuffer::from_fn(40, 90, |x, y| {
-            Rgba([
-                px_rgb(x, y, 0),
-                px_rgb(x, y, 1),
-                px_rgb(x, y, 2),
-                px_alpha(x, y),
-            ])
-        })),
+        "rgba40x90" => DynamicImage::ImageRgba8(rgba_of(40, 90, px_rgb, px_alpha)),
         "gray33x33" => {
             DynamicImage::ImageLuma8(ImageBuffer::from_fn(33, 33, |x, y| Luma([px_gray(x, y)])))
         }
@@ -98,17 +105,8 @@ fn make_png16(name: &str) -> DynamicImage {
         "gray_alpha16_9x5" => DynamicImage::ImageLumaA16(ImageBuffer::from_fn(9, 5, |x, y| {
             LumaA([px_gray16(x, y), px_alpha16(x, y)])
         })),
-        "rgb16_19x13" => DynamicImage::ImageRgb16(ImageBuffer::from_fn(19, 13, |x, y| {
-            Rgb([px_rgb16(x, y, 0), px_rgb16(x, y, 1), px_rgb16(x, y, 2)])
-        })),
-        "rgba16_11x7" => DynamicImage::ImageRgba16(ImageBuffer::from_fn(11, 7, |x, y| {
-            Rgba([
-                px_rgb16(x, y, 0),
-                px_rgb16(x, y, 1),
-                px_rgb16(x, y, 2),
-                px_alpha16(x, y),
-            ])
-        })),
+        "rgb16_19x13" => DynamicImage::ImageRgb16(rgb_of(19, 13, px_rgb16)),
+        "rgba16_11x7" => DynamicImage::ImageRgba16(rgba_of(11, 7, px_rgb16, px_alpha16)),
         other => panic!("unknown 16-bit test image {other}"),
     }
 }
@@ -181,14 +179,17 @@ fn cases() -> Vec<Value> {
     reference()["cases"].as_array().expect("cases").clone()
 }
 
+/// A case's name, its processor and its test image.
+fn case_setup(case: &Value) -> (&str, ImageProcessor, DynamicImage) {
+    (case["name"].as_str().expect("name"), case_processor(case), make_image(case["image"].as_str().expect("image")))
+}
+
 // --- Tests -----------------------------------------------------------------------------------------------------
 
 #[test]
 fn rgb_conversion_matches_transformers() {
     for case in cases() {
-        let name = case["name"].as_str().expect("name");
-        let p = case_processor(&case);
-        let img = make_image(case["image"].as_str().expect("image"));
+        let (name, p, img) = case_setup(&case);
         let conv = experiments::model::preprocess::convert_rgb(&img, p.alpha_mode()).expect("convert");
         let s = [conv.height() as usize, conv.width() as usize, 3];
         check_u8(
@@ -208,9 +209,7 @@ fn resized_u8_is_bit_exact_with_pil() {
         let Some(entry) = case.get("resized") else {
             continue;
         };
-        let name = case["name"].as_str().expect("name");
-        let p = case_processor(&case);
-        let img = make_image(case["image"].as_str().expect("image"));
+        let (name, p, img) = case_setup(&case);
         let resized = p.resized(&img).expect("resize");
         let s = [resized.height() as usize, resized.width() as usize, 3];
         let outcome = std::panic::catch_unwind(|| {
@@ -231,9 +230,7 @@ fn resized_u8_is_bit_exact_with_pil() {
 #[test]
 fn pixel_values_match_transformers() {
     for case in cases() {
-        let name = case["name"].as_str().expect("name");
-        let p = case_processor(&case);
-        let img = make_image(case["image"].as_str().expect("image"));
+        let (name, p, img) = case_setup(&case);
         let got = p.preprocess(&img).expect("preprocess");
         let entry = &case["output"];
 

@@ -3,7 +3,6 @@
 //! runs without a lock file; and a run that waits out a busy store.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use experiments::events::Event;
 use experiments::run::store::{RunRecorder, RunStatus, Store, LOCKS_DIR};
@@ -12,6 +11,10 @@ use experiments::vocab::{Split, Stage};
 #[path = "support/store.rs"]
 mod support;
 use support::*;
+
+#[path = "support/child.rs"]
+mod child;
+use child::{child_home, publish_run, ChildTest};
 
 /// The lock file of run `run` in `home`.
 fn lock_file(home: &Path, run: i64) -> std::path::PathBuf {
@@ -150,7 +153,6 @@ fn without_a_lock_a_reused_pid_is_told_apart_by_the_process_start_marker() {
 }
 // ------------------------------------------------------------------------------------------ the run lock
 
-const CHILD_HOME: &str = "CLIPLAB_TEST_CHILD_HOME";
 const CHILD_EXP: &str = "CLIPLAB_TEST_CHILD_EXP";
 
 /// Not a test: the child process of the lock tests, which run this test binary with `--ignored --exact`. It opens
@@ -159,62 +161,20 @@ const CHILD_EXP: &str = "CLIPLAB_TEST_CHILD_EXP";
 #[test]
 #[ignore = "the child process of the run lock tests"]
 fn child_owns_a_run_until_killed() {
-    let (Some(home), Some(exp)) = (std::env::var_os(CHILD_HOME), std::env::var(CHILD_EXP).ok()) else { return };
-    let mut store = Store::open(Path::new(&home)).expect("open");
+    let (Some(home), Some(exp)) = (child_home(), std::env::var(CHILD_EXP).ok()) else { return };
+    let mut store = Store::open(&home).expect("open");
     let run = store.create_run(exp.parse().expect("experiment id")).expect("run");
     store.start_run(run, "cpu").expect("start");
     for step in 1..=3 {
         store.record_event(run, &Event::Step { epoch: 1, step, loss: 1.0 / step as f64 }).expect("step");
     }
-    let tmp = Path::new(&home).join("child-run.tmp");
-    std::fs::write(&tmp, run.to_string()).expect("write the run id");
-    std::fs::rename(&tmp, Path::new(&home).join("child-run")).expect("publish the run id");
+    publish_run(&home, run);
     std::thread::sleep(std::time::Duration::from_secs(60));
 }
 
 /// A child process that owns a run of `exp` in `home` (see [`child_owns_a_run_until_killed`]); killed on drop.
-struct Owner(Child);
-
-impl Owner {
-    fn spawn(home: &Path, exp: i64) -> (Owner, i64) {
-        let child = Command::new(std::env::current_exe().expect("exe"))
-            .args(["--ignored", "--exact", "child_owns_a_run_until_killed", "--nocapture", "--test-threads=1"])
-            .env(CHILD_HOME, home)
-            .env(CHILD_EXP, exp.to_string())
-            .stdout(Stdio::null())
-            // Inherited: a failing child's panic shows in the test output.
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the child");
-        let mut owner = Owner(child);
-        let published = home.join("child-run");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let run = loop {
-            if let Ok(text) = std::fs::read_to_string(&published) {
-                break text.trim().parse::<i64>().expect("run id");
-            }
-            assert!(owner.0.try_wait().expect("child status").is_none(), "the child ended before creating its run");
-            assert!(std::time::Instant::now() < deadline, "the child did not create its run within a minute");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        std::fs::remove_file(&published).expect("consume the run id");
-        (owner, run)
-    }
-
-    /// SIGKILL on Unix: no cleanup code runs.
-    fn kill(mut self) {
-        self.0.kill().expect("kill");
-        self.0.wait().expect("wait");
-    }
-}
-
-impl Drop for Owner {
-    fn drop(&mut self) {
-        // Already gone when `kill` ran; otherwise the test failed and the child must not outlive it.
-        if self.0.kill().is_ok() {
-            drop(self.0.wait());
-        }
-    }
+fn spawn_owner(home: &Path, exp: i64) -> (ChildTest, i64) {
+    ChildTest::spawn("child_owns_a_run_until_killed", home, &[(CHILD_EXP, exp.to_string())])
 }
 
 #[test]
@@ -222,7 +182,7 @@ fn a_run_of_a_killed_process_is_interrupted_and_keeps_its_steps() {
     let home = tempfile::tempdir().expect("tempdir");
     let (store, _, exp, _) = setup(home.path());
     drop(store);
-    let (owner, run) = Owner::spawn(home.path(), exp);
+    let (owner, run) = spawn_owner(home.path(), exp);
     assert!(lock_file(home.path(), run).is_file(), "the owner holds a lock file");
     let store = Store::open(home.path()).expect("open while the owner lives");
     assert_eq!(store.run(run).expect("run").info.status, RunStatus::Running);
@@ -244,7 +204,7 @@ fn a_live_run_whose_pid_means_nothing_here_is_not_taken_for_dead() {
     let home = tempfile::tempdir().expect("tempdir");
     let (store, _, exp, _) = setup(home.path());
     drop(store);
-    let (owner, run) = Owner::spawn(home.path(), exp);
+    let (owner, run) = spawn_owner(home.path(), exp);
     // What a process in another pid namespace (Flatpak, Docker) records: a pid and a start marker that do not
     // exist here.
     raw(home.path())

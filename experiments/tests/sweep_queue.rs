@@ -5,7 +5,6 @@
 //! folder, never a folder the store did not claim, and never a running run.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use experiments::data::synth;
 use experiments::events::{CancelToken, NullObserver, Observer};
@@ -22,6 +21,10 @@ use support::{count, raw};
 
 #[path = "support/tiny.rs"]
 mod tiny;
+
+#[path = "support/child.rs"]
+mod child;
+use child::{child_home, publish_run, ChildTest};
 
 /// A store with the generated dataset `shapes` and a tiny model; the spec of a short run on it.
 fn setup(home: &Path) -> (Store, ExperimentSpec) {
@@ -177,32 +180,18 @@ fn two_workers_never_take_the_same_run() {
     assert!(worked.iter().all(|w| w.result.is_ok()));
 }
 
-const CHILD_HOME: &str = "CLIPLAB_TEST_QUEUE_CHILD_HOME";
-
 /// Not a test: the child process of the killed-worker test (this test binary run with `--ignored --exact`). It
-/// claims the next queued run of the store in `$CLIPLAB_TEST_QUEUE_CHILD_HOME`, starts it, writes its id to
+/// claims the next queued run of the store in `$CLIPLAB_TEST_CHILD_HOME`, starts it, writes its id to
 /// `child-run` there and waits (at most a minute) to be killed.
 #[test]
 #[ignore = "the child process of the killed-worker test"]
 fn child_claims_a_queued_run_until_killed() {
-    let Some(home) = std::env::var_os(CHILD_HOME) else { return };
-    let home = Path::new(&home);
-    let mut store = Store::open(home).expect("open");
+    let Some(home) = child_home() else { return };
+    let mut store = Store::open(&home).expect("open");
     let run = store.claim_next_queued().expect("claim").expect("a queued run");
     store.start_run(run, "cpu").expect("start");
-    std::fs::write(home.join("child-run.tmp"), run.to_string()).expect("write");
-    std::fs::rename(home.join("child-run.tmp"), home.join("child-run")).expect("publish");
+    publish_run(&home, run);
     std::thread::sleep(std::time::Duration::from_secs(60));
-}
-
-struct Worker(Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if self.0.kill().is_ok() {
-            drop(self.0.wait());
-        }
-    }
 }
 
 #[test]
@@ -211,32 +200,14 @@ fn a_killed_workers_run_ends_interrupted_and_the_rest_stay_queued() {
     let (mut store, spec) = setup(home.path());
     let created = create_sweep(&mut store, &spec, &grid(&["train.seed=1,2,3"]), true).expect("sweep");
     drop(store);
-    let child = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--ignored", "--exact", "child_claims_a_queued_run_until_killed", "--test-threads=1"])
-        .env(CHILD_HOME, home.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let mut worker = Worker(child);
-    let published = home.path().join("child-run");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let run: i64 = loop {
-        if let Ok(t) = std::fs::read_to_string(&published) {
-            break t.trim().parse().expect("run id");
-        }
-        assert!(worker.0.try_wait().expect("status").is_none(), "the worker ended before claiming");
-        assert!(std::time::Instant::now() < deadline, "no claim within a minute");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let (worker, run) = ChildTest::spawn("child_claims_a_queued_run_until_killed", home.path(), &[]);
     assert_eq!(run, created.run_ids[0], "the first queued run");
     let store = Store::open(home.path()).expect("open while the worker lives");
     assert_eq!(store.run(run).expect("run").info.status, RunStatus::Running);
     assert_eq!(queue_ids(&store), &created.run_ids[1..]);
     drop(store);
 
-    worker.0.kill().expect("kill");
-    worker.0.wait().expect("wait");
+    worker.kill();
     let store = Store::open(home.path()).expect("open after the kill");
     assert_eq!(store.recovered_runs(), &[run]);
     assert_eq!(store.run(run).expect("run").info.status, RunStatus::Interrupted);
