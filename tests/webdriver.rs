@@ -110,14 +110,7 @@ pub fn start_tauri_driver(env: &[(&str, &Path)], display: &str, log: &Path) -> (
         cmd.env(k, v);
     }
     let guard = Guard { child: cmd.spawn().expect("start tauri-driver") };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if agent().get(&format!("http://127.0.0.1:{port}/status")).call().is_ok() {
-            return (guard, port);
-        }
-        std::thread::sleep(Duration::from_millis(150));
-    }
-    panic!("tauri-driver did not answer on port {port}; log: {}", std::fs::read_to_string(log).unwrap_or_default());
+    answering(guard, "tauri-driver", port, log)
 }
 
 /// `chromedriver` (Debian's `chromium-driver`) listening on a free port.
@@ -131,7 +124,12 @@ pub fn start_chromedriver(log: &Path) -> (Guard, u16) {
         .stderr(out)
         .spawn()
         .expect("start chromedriver");
-    let guard = Guard { child };
+    answering(Guard { child }, "chromedriver", port, log)
+}
+
+/// The driver `name` started as `guard`, once it answers `/status` on `port` (within 30 s; else the test fails
+/// with its log).
+fn answering(guard: Guard, name: &str, port: u16, log: &Path) -> (Guard, u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if agent().get(&format!("http://127.0.0.1:{port}/status")).call().is_ok() {
@@ -139,7 +137,7 @@ pub fn start_chromedriver(log: &Path) -> (Guard, u16) {
         }
         std::thread::sleep(Duration::from_millis(150));
     }
-    panic!("chromedriver did not answer on port {port}; log: {}", std::fs::read_to_string(log).unwrap_or_default());
+    panic!("{name} did not answer on port {port}; log: {}", std::fs::read_to_string(log).unwrap_or_default());
 }
 
 fn agent() -> ureq::Agent {

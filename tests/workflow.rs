@@ -9,6 +9,9 @@ use experiments::model::engine::ClipBundle;
 use experiments::model::preprocess::ImageProcessorConfig;
 use experiments::data::synth;
 
+#[path = "../experiments/tests/support/rows.rs"]
+mod rows;
+
 /// Generated caption-contest data (2 rows per image) and a tiny random model: (metadata, images folder, model).
 fn setup(dir: &Dir, images: usize) -> (PathBuf, PathBuf, PathBuf) {
     let data = dir.path().join("data");
@@ -19,6 +22,13 @@ fn setup(dir: &Dir, images: usize) -> (PathBuf, PathBuf, PathBuf) {
     let tok = serde_json::to_vec(&synth::tiny_tokenizer_json()).expect("tokenizer");
     ClipBundle::write_random(&model, &cfg, tok, ImageProcessorConfig::with_size(32), 5).expect("model");
     (metadata, data.join(synth::IMAGES_DIR), model)
+}
+
+/// [`setup`] with the dataset imported as `shapes`: (images folder, model).
+fn imported(dir: &Dir, images: usize) -> (PathBuf, PathBuf) {
+    let (metadata, images, model) = setup(dir, images);
+    dir.cliplab(&["dataset", "import", "--name", "shapes", "--metadata", s(&metadata), "--images", s(&images)]).ok();
+    (images, model)
 }
 
 fn spec(dir: &Dir, name: &str, model: &Path, train: usize, heldout: usize, epochs: usize) -> PathBuf {
@@ -123,12 +133,7 @@ fn bad_rows_are_rejected_or_skipped_and_nothing_half_imported() {
     let dir = Dir::new();
     let (metadata, images, _) = setup(&dir, 10);
     // Break row 3: a label that is not among the choices.
-    let text = std::fs::read_to_string(&metadata).expect("read");
-    let mut lines: Vec<String> = text.lines().map(String::from).collect();
-    let mut row: serde_json::Value = serde_json::from_str(&lines[2]).expect("json");
-    row["label"] = serde_json::json!("F");
-    lines[2] = row.to_string();
-    std::fs::write(&metadata, lines.join("\n") + "\n").expect("write");
+    rows::set_label(&metadata, 3, "F");
 
     let line = dir.cliplab(&["dataset", "import", "--name", "shapes", "--metadata", s(&metadata), "--images", s(&images)]).fails();
     assert!(line.contains("metadata.jsonl") && line.contains("row 3"), "{line}");
@@ -157,8 +162,7 @@ fn bad_rows_are_rejected_or_skipped_and_nothing_half_imported() {
 #[test]
 fn a_changed_image_fails_the_run_clearly() {
     let dir = Dir::new();
-    let (metadata, images, model) = setup(&dir, 12);
-    dir.cliplab(&["dataset", "import", "--name", "shapes", "--metadata", s(&metadata), "--images", s(&images)]).ok();
+    let (images, model) = imported(&dir, 12);
     // Overwrite every image with another valid PNG.
     for e in std::fs::read_dir(&images).expect("images") {
         let p = e.expect("entry").path();
@@ -175,8 +179,7 @@ fn a_changed_image_fails_the_run_clearly() {
 #[test]
 fn a_killed_run_is_marked_interrupted_and_keeps_what_it_recorded() {
     let dir = Dir::new();
-    let (metadata, images, model) = setup(&dir, 40);
-    dir.cliplab(&["dataset", "import", "--name", "shapes", "--metadata", s(&metadata), "--images", s(&images)]).ok();
+    let (_, model) = imported(&dir, 40);
     let spec_path = spec(&dir, "long", &model, 60, 10, 500);
     let mut child = dir
         .command(&["run", "--spec", s(&spec_path)])
@@ -212,8 +215,7 @@ fn a_killed_run_is_marked_interrupted_and_keeps_what_it_recorded() {
 #[test]
 fn compare_two_runs_writes_charts_csv_and_diff() {
     let dir = Dir::new();
-    let (metadata, images, model) = setup(&dir, 20);
-    dir.cliplab(&["dataset", "import", "--name", "shapes", "--metadata", s(&metadata), "--images", s(&images)]).ok();
+    let (_, model) = imported(&dir, 20);
     let a = spec(&dir, "two-epochs", &model, 16, 8, 2);
     let b = spec(&dir, "one-epoch", &model, 16, 8, 1);
     let ra = dir.cliplab(&["run", "--spec", s(&a), "--json"]).json()["run_id"].to_string();

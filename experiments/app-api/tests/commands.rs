@@ -14,6 +14,9 @@ use experiments::run::checkpoint::CheckpointState;
 use experiments::run::spec::{ExperimentSpec, FieldProblem};
 use experiments::run::store::{RunStatus, Store};
 
+#[path = "../../tests/support/rows.rs"]
+mod rows;
+
 struct Fixture {
     _tmp: tempfile::TempDir,
     home: PathBuf,
@@ -295,12 +298,7 @@ fn bad_rows_are_reported_before_anything_is_stored() {
     let samples = experiments::data::synth::caption_contest(12, 5, 1, 32, 3);
     let metadata = experiments::data::synth::write_dataset(&dir, &samples).expect("write");
     // Row 3: a label that is not among the choices.
-    let text = std::fs::read_to_string(&metadata).expect("read");
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let mut row: serde_json::Value = serde_json::from_str(&lines[2]).expect("row");
-    row["label"] = serde_json::json!("Q");
-    lines[2] = row.to_string();
-    std::fs::write(&metadata, lines.join("\n") + "\n").expect("write");
+    rows::set_label(&metadata, 3, "Q");
 
     assert!(f.app.pick_import().expect("cancelled").is_none());
     f.picker.push(metadata.clone());
