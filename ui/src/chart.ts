@@ -8,7 +8,7 @@
 // draw with.
 
 import type { RunSeries } from "./bindings";
-import { h } from "./dom";
+import { h, select } from "./dom";
 
 const NS = "http://www.w3.org/2000/svg";
 // The SVG is drawn in CSS pixels at the width it gets, so text sizes are what the screen shows.
@@ -104,7 +104,7 @@ export function lossChart(series: RunSeries[], testid: string, title = "Training
   const smoothText = h("span", { class: "small muted", testid: "smoothing-value" }, "0");
   let log = false;
   const logScale = logScaleToggle((on) => { log = on; draw(); });
-  const xAxis = h("select", { testid: "x-axis" }, h("option", { attrs: { value: "step" } }, "x: step"), h("option", { attrs: { value: "epoch" } }, "x: epoch"));
+  const xAxis = select("x-axis", [["step", "x: step"], ["epoch", "x: epoch"]]);
   const plot = h("div", { class: "plot" });
   const tip = h("div", { class: "chart-tip", testid: "chart-tooltip" });
   const legend = h("div", { class: "chart-legend", testid: "chart-legend" });

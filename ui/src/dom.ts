@@ -14,6 +14,13 @@ export interface Props {
   attrs?: Record<string, string | number | boolean | undefined>;
 }
 
+/** `<select>` of `options` (`[value, text]`): the first one chosen, or `value`'s when given. */
+export function select(testid: string, options: [string, string][], value?: string): HTMLSelectElement {
+  const s = h("select", { testid }, options.map(([v, t]) => h("option", { attrs: { value: v } }, t)));
+  if (value !== undefined) s.value = value;
+  return s;
+}
+
 /** `h("div", { class: "x", testid: "y" }, child, ...)`: builds an element. Text is set as text, never as HTML. */
 export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props | null = null, ...children: Child[]): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);

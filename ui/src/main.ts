@@ -18,6 +18,15 @@ export interface ViewCtx {
   left(): boolean;
 }
 
+type Screen<A extends unknown[]> = (root: HTMLElement, ctx: ViewCtx, ...args: A) => Promise<void>;
+
+/** The screens that list things (`#/runs`), each with the screen of one of them (`#/runs/3`). */
+const LISTS = new Map<string, { all: Screen<[]>; one: Screen<[id: number]> }>([
+  ["datasets", { all: renderDatasets, one: renderDataset }],
+  ["runs", { all: renderRuns, one: renderRun }],
+  ["sweeps", { all: renderSweeps, one: renderSweep }],
+]);
+
 let cleanups: (() => void)[] = [];
 let generation = 0;
 
@@ -38,29 +47,14 @@ async function route(): Promise<void> {
   const root = h("div", { class: "screen" });
   clear(view, root);
   try {
-    switch (parts[0] ?? "") {
-      case "datasets":
-        if (parts[1]) await renderDataset(root, ctx, Number(parts[1]));
-        else await renderDatasets(root, ctx);
-        break;
-      case "new":
-        await renderNewExperiment(root, ctx);
-        break;
-      case "runs":
-        if (parts[1]) await renderRun(root, ctx, Number(parts[1]));
-        else await renderRuns(root, ctx);
-        break;
-      case "compare":
-        await renderCompare(root, ctx);
-        break;
-      case "sweeps":
-        if (parts[1]) await renderSweep(root, ctx, Number(parts[1]));
-        else await renderSweeps(root, ctx);
-        break;
-      default: {
-        const datasets = await api.listDatasets();
-        navigate(datasets.length === 0 ? "/datasets" : "/runs");
-      }
+    const listed = LISTS.get(parts[0] ?? "");
+    if (listed && parts[1]) await listed.one(root, ctx, Number(parts[1]));
+    else if (listed) await listed.all(root, ctx);
+    else if (parts[0] === "new") await renderNewExperiment(root, ctx);
+    else if (parts[0] === "compare") await renderCompare(root, ctx);
+    else {
+      const datasets = await api.listDatasets();
+      navigate(datasets.length === 0 ? "/datasets" : "/runs");
     }
   } catch (e) {
     if (!ctx.left()) {

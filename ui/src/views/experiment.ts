@@ -5,7 +5,7 @@
 import { api, type DeviceChoice, type ExperimentSpec, type FieldProblem, type GridAxis, type ModelChoice, type OptimizerKind } from "../bindings";
 import type { ViewCtx } from "../main";
 import { openJobDialog } from "../dialog";
-import { attempt, clear, debounce, h, navigate, routeParams } from "../dom";
+import { attempt, clear, debounce, h, navigate, routeParams, select } from "../dom";
 
 export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Promise<void> {
   const [datasets, experiments, defaults] = await Promise.all([api.listDatasets(), api.listExperiments(), api.defaultSpec()]);
@@ -29,11 +29,6 @@ export async function renderNewExperiment(root: HTMLElement, ctx: ViewCtx): Prom
   };
   const input = (testid: string, value: string | number, type = "text", attrs: Record<string, string | number> = {}) =>
     h("input", { testid, attrs: { type, value: String(value), ...attrs } });
-  const select = (testid: string, options: [string, string][], value: string) => {
-    const s = h("select", { testid }, options.map(([v, t]) => h("option", { attrs: { value: v } }, t)));
-    s.value = value;
-    return s;
-  };
   const check = (testid: string, on: boolean) => h("input", { testid, attrs: { type: "checkbox", checked: on } });
 
   const f = {

@@ -6,7 +6,7 @@ import { epochLossChart, lossChart, type ChartRun } from "../chart";
 import { calibrationChart, histChart, lettersChart, sampleSlopeChart, type ScoreRun } from "../scorecharts";
 import type { ViewCtx } from "../main";
 import { pushToMlflow } from "./mlflow";
-import { attempt, badge, bar, bytes, checkpointBadge, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, svgNode, tagChips, thumb, when } from "../dom";
+import { attempt, badge, bar, bytes, checkpointBadge, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, select, svgNode, tagChips, thumb, when } from "../dom";
 
 const BEFORE = "#9AA0A6";
 
@@ -354,15 +354,13 @@ function specPanel(view: RunView): HTMLElement {
 
 /** Per-sample cards: every caption with its probability before (grey) and after (the run's colour). */
 async function samplesPanel(id: number, colour: string, ctx: ViewCtx): Promise<HTMLElement> {
-  const split = h("select", { testid: "card-split" }, h("option", { attrs: { value: "" } }, "train + held-out"), h("option", { attrs: { value: "heldout" } }, "held-out"), h("option", { attrs: { value: "train" } }, "train"));
-  const sort = h(
-    "select",
-    { testid: "card-sort" },
-    h("option", { attrs: { value: "gain" } }, "largest gain first"),
-    h("option", { attrs: { value: "loss" } }, "largest loss first"),
-    h("option", { attrs: { value: "hardest" } }, "lowest p(right) after"),
-    h("option", { attrs: { value: "order" } }, "draw order"),
-  );
+  const split = select("card-split", [["", "train + held-out"], ["heldout", "held-out"], ["train", "train"]]);
+  const sort = select("card-sort", [
+    ["gain", "largest gain first"],
+    ["loss", "largest loss first"],
+    ["hardest", "lowest p(right) after"],
+    ["order", "draw order"],
+  ]);
   const flipped = h("input", { testid: "card-flipped", attrs: { type: "checkbox" } });
   const text = h("input", { testid: "card-filter", attrs: { type: "search", placeholder: "Search captions" } });
   const { grid, pagerBox, load, reset } = pagedGrid({

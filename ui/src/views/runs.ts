@@ -5,7 +5,7 @@
 
 import { api, type RunInfo, type RunRow, type RunsTable } from "../bindings";
 import type { ViewCtx } from "../main";
-import { attempt, badge, bytes, checkpointBadge, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pct, sci, setBox, shortWhen, tagChips, throttle } from "../dom";
+import { attempt, badge, bytes, checkpointBadge, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pct, sci, select, setBox, shortWhen, tagChips, throttle } from "../dom";
 
 type Col = { key: string; title: string; value: (r: RunRow) => number | string | null; show: (r: RunRow) => Node | string; num?: boolean };
 
@@ -102,20 +102,12 @@ export async function renderRuns(root: HTMLElement, ctx: ViewCtx): Promise<void>
   let sortKey = "id";
   let desc = true;
   const filter = h("input", { testid: "run-filter", attrs: { type: "search", placeholder: "Filter by name, tag, note, status…" } });
-  const status = h(
-    "select",
-    { testid: "status-filter" },
-    h("option", { attrs: { value: "" } }, "any status"),
-    ["running", "queued", "completed", "failed", "cancelled", "interrupted"].map((s) => h("option", { attrs: { value: s } }, s)),
-  );
+  const status = select("status-filter", [
+    ["", "any status"],
+    ...["running", "queued", "completed", "failed", "cancelled", "interrupted"].map((s): [string, string] => [s, s]),
+  ]);
   const archived = h("input", { testid: "show-archived", attrs: { type: "checkbox" } });
-  const group = h(
-    "select",
-    { testid: "group-by" },
-    h("option", { attrs: { value: "sweep" } }, "group by sweep"),
-    h("option", { attrs: { value: "experiment" } }, "group by experiment"),
-    h("option", { attrs: { value: "" } }, "no groups"),
-  );
+  const group = select("group-by", [["sweep", "group by sweep"], ["experiment", "group by experiment"], ["", "no groups"]]);
   const compareBtn = h("button", { class: "primary", testid: "compare-selected", on: { click: () => navigate(`/compare?ids=${[...selected].sort((a, b) => a - b).join(",")}`) } });
   const archiveBtn = h("button", { testid: "archive-selected" });
   const deleteBtn = h("button", { class: "danger", testid: "delete-selected" }, "Delete…");
