@@ -80,13 +80,21 @@ impl Linear {
 
     /// `xs` `[.., in]` times `weight^T` as one `[rows, out]` product, and the output shape `[.., out]`.
     fn product(&self, xs: &Tensor, weight: &Tensor) -> Result<(Tensor, Vec<usize>)> {
-        let dims = xs.dims();
-        let input = *dims.last().unwrap_or(&0);
-        let out = weight.dim(0)?;
-        let y = ops::linear_product(&xs.reshape(((), input))?, weight)?;
-        let mut shape = dims[..dims.len().saturating_sub(1)].to_vec();
-        shape.push(out);
-        Ok((y, shape))
+        let (rows, shape) = rows_of(xs, weight.dim(0)?)?;
+        Ok((ops::linear_product(&rows, weight)?, shape))
+    }
+
+    /// `residual + self(quick_gelu(zs))`: the MLP's second layer on its activation, which the product op
+    /// recomputes in the backward pass instead of keeping (see [`ops::quick_gelu_linear`]).
+    fn forward_quick_gelu_residual(&self, zs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let (rows, shape) = rows_of(zs, self.weight.dim(0)?)?;
+        let y = ops::quick_gelu_linear(&rows, &self.weight)?;
+        let r = residual.reshape(y.shape())?;
+        let y = match &self.bias {
+            Some(b) => ops::bias_add_residual(&y, b, &r)?,
+            None => (y + r)?,
+        };
+        y.reshape(shape)
     }
 
     /// `residual + self(xs)`, with the bias and the residual added in one fused pass.
@@ -114,12 +122,23 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (mut y, shape) = self.product(xs, &self.weight)?;
-        if let Some(b) = &self.bias {
-            y = ops::bias_add(&y, b)?;
-        }
-        y.reshape(shape)
+        let Some(b) = &self.bias else {
+            let (y, shape) = self.product(xs, &self.weight)?;
+            return y.reshape(shape);
+        };
+        // The bias written under the product (one op, no pre-bias tensor kept for the backward pass).
+        let (rows, shape) = rows_of(xs, self.weight.dim(0)?)?;
+        ops::linear_bias(&rows, &self.weight, b)?.reshape(shape)
     }
+}
+
+/// `xs` `[.., in]` viewed as `[rows, in]`, and the shape `[.., out]` of a product with `out` columns.
+fn rows_of(xs: &Tensor, out: usize) -> Result<(Tensor, Vec<usize>)> {
+    let dims = xs.dims();
+    let input = *dims.last().unwrap_or(&0);
+    let mut shape = dims[..dims.len().saturating_sub(1)].to_vec();
+    shape.push(out);
+    Ok((xs.reshape(((), input))?, shape))
 }
 
 fn activate(act: Activation, xs: &Tensor) -> Result<Tensor> {
@@ -234,9 +253,13 @@ impl Mlp {
         Ok(Self { fc1: self.fc1.map_weights(f)?, fc2: self.fc2.map_weights(f)?, act: self.act })
     }
 
-    /// `residual + mlp(xs)`.
+    /// `residual + mlp(xs)`. With quick GELU (OpenAI's checkpoints) the activation is not kept for the backward
+    /// pass: `fc2`'s op recomputes it from `fc1`'s output, which the backward needs anyway.
     fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        self.fc2.forward_residual(&self.fc1.forward_activated(xs, self.act)?, residual)
+        match self.act {
+            Activation::QuickGelu => self.fc2.forward_quick_gelu_residual(&self.fc1.forward(xs)?, residual),
+            act => self.fc2.forward_residual(&self.fc1.forward_activated(xs, act)?, residual),
+        }
     }
 }
 

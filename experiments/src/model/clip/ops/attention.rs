@@ -9,7 +9,7 @@
 
 use candle_core::{DType, IndexOp, Result, Shape, Tensor};
 
-use super::{dot, f32_inputs, fused_ok, par_items, softmax_last_dim, Arg, Fused, Kernel};
+use super::{dot, exp, f32_inputs, fused_ok, par_items, softmax_last_dim, sum, Arg, Fused, Kernel};
 use crate::model::blas::{sgemm_ld, Mat};
 
 /// Below this many multiply-adds per product (`s · s · head size`), OpenBLAS runs a product on the calling thread:
@@ -67,12 +67,10 @@ impl AttentionOp {
                 *v *= self.scale;
                 max = max.max(*v);
             }
-            let mut total = 0f32;
             for v in pr[..n].iter_mut() {
-                *v = (*v - max).exp();
-                total += *v;
+                *v = exp(*v - max);
             }
-            let inv = 1.0 / total;
+            let inv = 1.0 / sum(&pr[..n]);
             pr[..n].iter_mut().for_each(|v| *v *= inv);
             pr[n..].iter_mut().for_each(|v| *v = 0.0);
         }

@@ -82,7 +82,7 @@ impl Kernel<3> for BiasAddResidual {
 }
 
 /// `[n, d]` → `[d]`: the sum of the rows.
-struct ColumnSum;
+pub(super) struct ColumnSum;
 
 impl Kernel<1> for ColumnSum {
     const NAME: &'static str = "cliplab-column-sum";
@@ -103,7 +103,20 @@ const QUICK_GELU_K: f32 = 1.702;
 
 #[inline]
 fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
+    1.0 / (1.0 + super::exp(-z))
+}
+
+/// `quick_gelu(z) = z · sigmoid(1.702 z)`.
+#[inline]
+pub(super) fn quick_gelu_value(z: f32) -> f32 {
+    z * sigmoid(QUICK_GELU_K * z)
+}
+
+/// `quick_gelu'(z) = s + 1.702 z s (1 - s)` with `s = sigmoid(1.702 z)`.
+#[inline]
+pub(super) fn quick_gelu_slope(z: f32) -> f32 {
+    let s = sigmoid(QUICK_GELU_K * z);
+    s + QUICK_GELU_K * z * s * (1.0 - s)
 }
 
 /// `out = quick_gelu(y + b)`.
@@ -116,8 +129,7 @@ impl Kernel<2> for BiasQuickGelu {
         bias_rows("bias_quick_gelu", (y, b), [], [], 8, |yr, [], b, o| {
             let d = o.len();
             for i in 0..d {
-                let z = yr[i] + b[i];
-                o[i] = z * sigmoid(QUICK_GELU_K * z);
+                o[i] = quick_gelu_value(yr[i] + b[i]);
             }
         })
     }
@@ -139,9 +151,7 @@ impl Kernel<3> for BiasQuickGeluBwd {
         bias_rows("bias_quick_gelu bwd", (y, b), [g], ["grad"], 8, |yr, [gr], b, o| {
             let d = o.len();
             for i in 0..d {
-                let z = yr[i] + b[i];
-                let s = sigmoid(QUICK_GELU_K * z);
-                o[i] = gr[i] * (s + QUICK_GELU_K * z * s * (1.0 - s));
+                o[i] = gr[i] * quick_gelu_slope(yr[i] + b[i]);
             }
         })
     }

@@ -58,6 +58,9 @@ fn every_fallback_matches_the_fused_op_values_and_gradients() -> Result<()> {
     check("layer_norm", &|f, _| layer_norm(&f[0], &f[1], &f[2], 1e-5), &[x.clone(), (d8(2) + 1.0)?, d8(3)], &[], 1e-4)?;
     check("softmax_last_dim", &|f, _| softmax_last_dim(&f[0]), &[(rand(&[4, 7], 5) * 3.0)?], &[], 1e-5)?;
     check("linear_product", &|f, _| linear_product(&f[0], &f[1]), &[rand(&[7, 12], 1), rand(&[5, 12], 2)], &[], 1e-4)?;
+    let (x2, w2) = (rand(&[7, 12], 1), rand(&[5, 12], 2));
+    check("linear_bias", &|f, _| linear_bias(&f[0], &f[1], &f[2]), &[x2.clone(), w2.clone(), rand(&[5], 4)], &[], 1e-4)?;
+    check("quick_gelu_linear", &|f, _| quick_gelu_linear(&f[0], &f[1]), &[x2, w2], &[], 1e-4)?;
     let (y, r) = (rand(&[6, 8], 11), rand(&[6, 8], 13));
     check("bias_add", &|f, _| bias_add(&f[0], &f[1]), &[y.clone(), d8(12)], &[], 1e-5)?;
     check("bias_add_residual", &|f, _| bias_add_residual(&f[0], &f[1], &f[2]), &[y.clone(), d8(12), r], &[], 1e-5)?;

@@ -8,7 +8,8 @@
 
 use candle_core::{Result, Shape, Tensor};
 
-use super::{f32_inputs, fused_ok, Arg, Fused, Kernel};
+use super::bias::{quick_gelu, quick_gelu_slope, quick_gelu_value, ColumnSum};
+use super::{f32_inputs, fused_ok, par_items, Arg, Fused, Kernel};
 use crate::model::blas::{self, Mat};
 
 /// `a · b` for 2-D contiguous `a` and `b`, either read transposed.
@@ -48,9 +49,131 @@ impl Kernel<2> for Product {
         if self.ta || !self.tb {
             return Err(candle_core::Error::BackwardNotSupported { op: Self::NAME });
         }
-        let dx = if x.track_op() { Some(g.apply_op2_no_bwd(w, &Fused(Product { ta: false, tb: false }))?) } else { None };
-        let dw = if w.track_op() { Some(g.apply_op2_no_bwd(x, &Fused(Product { ta: true, tb: false }))?) } else { None };
-        Ok([dx, dw])
+        product_grads(x, w, g)
+    }
+}
+
+/// The gradients of `x · wᵀ` from the output's gradient `g`: `dx = g · w`, `dw = gᵀ · x`, each only when its input
+/// tracks ops.
+fn product_grads(x: &Tensor, w: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 2]> {
+    let dx = if x.track_op() { Some(g.apply_op2_no_bwd(w, &Fused(Product { ta: false, tb: false }))?) } else { None };
+    let dw = if w.track_op() { Some(g.apply_op2_no_bwd(x, &Fused(Product { ta: true, tb: false }))?) } else { None };
+    Ok([dx, dw])
+}
+
+/// The `[m, k, n]` of `x · wᵀ` for `x` `[m, k]` and `w` `[n, k]`.
+fn xwt_dims(x: &[usize], w: &[usize]) -> Result<(usize, usize, usize)> {
+    Product { ta: false, tb: true }.dims(x, w)
+}
+
+/// `x · wᵀ + b`: the product is written over rows that hold the bias (BLAS's `beta = 1`), so adding the bias costs
+/// no pass of its own and the product before the bias is never a tensor of its own (an op after it would keep it
+/// for the backward pass).
+struct BiasProduct;
+
+impl Kernel<3> for BiasProduct {
+    const NAME: &'static str = "cliplab-linear-bias";
+
+    fn cpu(&self, args: [Arg<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        let [x, w, b] = f32_inputs(args, "linear", ["x", "weight", "bias"])?;
+        let (m, k, n) = xwt_dims(x.dims, w.dims)?;
+        if b.dims != [n].as_slice() {
+            candle_core::bail!("linear: bias {:?} for {n} outputs", b.dims);
+        }
+        let mut out = Vec::with_capacity(m * n);
+        for _ in 0..m {
+            out.extend_from_slice(&b);
+        }
+        blas::sgemm(m, n, k, Mat { data: &x, t: false }, Mat { data: &w, t: true }, 1.0, &mut out);
+        Ok((out, Shape::from((m, n))))
+    }
+
+    fn grads(&self, [x, w, b]: [&Tensor; 3], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 3]> {
+        let [dx, dw] = product_grads(x, w, g)?;
+        let db = if b.track_op() { Some(g.apply_op1_no_bwd(&Fused(ColumnSum))?) } else { None };
+        Ok([dx, dw, db])
+    }
+}
+
+/// `quick_gelu(z)` of `z` `[m, k]`, row by row over the pool: the activation a product reads, made where it is
+/// read (forward and backward) instead of kept.
+fn quick_gelu_of(z: &[f32], k: usize) -> Vec<f32> {
+    let mut a = vec![0f32; z.len()];
+    par_items(&mut a, k, z.len() * 8, |first, out| {
+        let z = &z[first * k..first * k + out.len()];
+        for (o, &v) in out.iter_mut().zip(z) {
+            *o = quick_gelu_value(v);
+        }
+    });
+    a
+}
+
+/// `quick_gelu(z) · wᵀ`, the MLP's second product on its activation. The activation (as large as `z`) is computed
+/// here and again in the backward pass rather than kept: the backward needs `z` anyway, so the MLP keeps one
+/// `[rows, intermediate]` tensor instead of two (the pre-activation and the activation).
+struct GeluProduct;
+
+impl Kernel<2> for GeluProduct {
+    const NAME: &'static str = "cliplab-quick-gelu-linear";
+
+    fn cpu(&self, args: [Arg<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        let [z, w] = f32_inputs(args, "quick_gelu linear", ["z", "weight"])?;
+        let (m, k, n) = xwt_dims(z.dims, w.dims)?;
+        let a = quick_gelu_of(&z, k);
+        let mut out = vec![0f32; m * n];
+        blas::sgemm(m, n, k, Mat { data: &a, t: false }, Mat { data: &w, t: true }, 0.0, &mut out);
+        Ok((out, Shape::from((m, n))))
+    }
+
+    fn grads(&self, [z, w]: [&Tensor; 2], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 2]> {
+        let dz = if z.track_op() { Some(z.apply_op3_no_bwd(g, w, &Fused(GeluProductDz))?) } else { None };
+        let dw = if w.track_op() { Some(g.apply_op2_no_bwd(z, &Fused(GeluProductDw))?) } else { None };
+        Ok([dz, dw])
+    }
+}
+
+/// `(z [m, k], g [m, n], w [n, k])` → `dz = (g · w) ⊙ quick_gelu'(z)`, the slope applied in place on the product.
+struct GeluProductDz;
+
+impl Kernel<3> for GeluProductDz {
+    const NAME: &'static str = "cliplab-quick-gelu-linear-dz";
+
+    fn cpu(&self, args: [Arg<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        let [z, g, w] = f32_inputs(args, "quick_gelu linear bwd", ["z", "grad", "weight"])?;
+        let (m, k, n) = xwt_dims(z.dims, w.dims)?;
+        if g.dims != [m, n].as_slice() {
+            candle_core::bail!("quick_gelu linear bwd: grad {:?} for output [{m}, {n}]", g.dims);
+        }
+        let mut dz = vec![0f32; m * k];
+        blas::sgemm(m, k, n, Mat { data: &g, t: false }, Mat { data: &w, t: false }, 0.0, &mut dz);
+        par_items(&mut dz, k, m * k * 8, |first, out| {
+            let z = &z[first * k..first * k + out.len()];
+            for (o, &v) in out.iter_mut().zip(z) {
+                *o *= quick_gelu_slope(v);
+            }
+        });
+        Ok((dz, z.shape.clone()))
+    }
+}
+
+/// `(g [m, n], z [m, k])` → `dw = gᵀ · quick_gelu(z)` `[n, k]`, the activation recomputed.
+struct GeluProductDw;
+
+impl Kernel<2> for GeluProductDw {
+    const NAME: &'static str = "cliplab-quick-gelu-linear-dw";
+
+    fn cpu(&self, args: [Arg<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        let [g, z] = f32_inputs(args, "quick_gelu linear bwd", ["grad", "z"])?;
+        let (&[m, n], &[m2, k]) = (g.dims, z.dims) else {
+            candle_core::bail!("quick_gelu linear bwd: 2-D operands expected, got {:?} and {:?}", g.dims, z.dims);
+        };
+        if m != m2 {
+            candle_core::bail!("quick_gelu linear bwd: grad {:?} for z {:?}", g.dims, z.dims);
+        }
+        let a = quick_gelu_of(&z, k);
+        let mut dw = vec![0f32; n * k];
+        blas::sgemm(n, k, m, Mat { data: &g, t: true }, Mat { data: &a, t: false }, 0.0, &mut dw);
+        Ok((dw, Shape::from((n, k))))
     }
 }
 
@@ -60,6 +183,25 @@ pub fn linear_product(x: &Tensor, w: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op2(&w.contiguous()?, Fused(Product { ta: false, tb: true }))
     } else {
         x.matmul(&w.t()?)
+    }
+}
+
+/// `x · wᵀ + b` for `x` `[rows, in]`, `w` `[out, in]` and `b` `[out]`, differentiable in all three.
+pub fn linear_bias(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if fused_ok(x) && fused_ok(w) && fused_ok(b) {
+        x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Fused(BiasProduct))
+    } else {
+        x.matmul(&w.t()?)?.broadcast_add(b)
+    }
+}
+
+/// `quick_gelu(z) · wᵀ` for `z` `[rows, in]` and `w` `[out, in]`, differentiable in both; the activation is
+/// recomputed in the backward pass instead of kept.
+pub fn quick_gelu_linear(z: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if fused_ok(z) && fused_ok(w) {
+        z.contiguous()?.apply_op2(&w.contiguous()?, Fused(GeluProduct))
+    } else {
+        quick_gelu(z)?.matmul(&w.t()?)
     }
 }
 
@@ -85,6 +227,42 @@ mod tests {
             assert_eq!(a.dims(), c.dims());
             assert!(max_diff(a, c) < 1e-4, "grad differs by {}", max_diff(a, c));
             assert!(a.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+        }
+        Ok(())
+    }
+
+    /// `linear_bias` and `quick_gelu_linear`: values and every gradient equal candle's composite ops, at a size
+    /// where the activation's passes split over the pool too.
+    #[test]
+    fn fused_bias_and_activation_products_match_composite() -> Result<()> {
+        for rows in [7, 300] {
+            let x = Var::from_tensor(&rand(&[rows, 12], 1))?;
+            let w = Var::from_tensor(&rand(&[5, 12], 2))?;
+            let b = Var::from_tensor(&rand(&[5], 3))?;
+            let coef = rand(&[rows, 5], 4);
+            let fused = linear_bias(x.as_tensor(), w.as_tensor(), b.as_tensor())?;
+            let slow = x.as_tensor().matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?;
+            assert!(max_diff(&fused, &slow) < 1e-5);
+            let gf = (fused * &coef)?.sum_all()?.backward()?;
+            let gs = (slow * &coef)?.sum_all()?.backward()?;
+            for v in [&x, &w, &b] {
+                let (a, c) = (gf.get(v).expect("fused grad"), gs.get(v).expect("slow grad"));
+                assert_eq!(a.dims(), c.dims());
+                assert!(max_diff(a, c) < 1e-4, "linear_bias: grad differs by {}", max_diff(a, c));
+                assert!(a.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+            }
+
+            let fused = quick_gelu_linear(x.as_tensor(), w.as_tensor())?;
+            let slow = quick_gelu(x.as_tensor())?.matmul(&w.as_tensor().t()?)?;
+            assert!(max_diff(&fused, &slow) < 1e-5);
+            let gf = (fused * &coef)?.sum_all()?.backward()?;
+            let gs = (slow * &coef)?.sum_all()?.backward()?;
+            for v in [&x, &w] {
+                let (a, c) = (gf.get(v).expect("fused grad"), gs.get(v).expect("slow grad"));
+                assert_eq!(a.dims(), c.dims());
+                assert!(max_diff(a, c) < 1e-4, "quick_gelu_linear: grad differs by {}", max_diff(a, c));
+                assert!(a.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+            }
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use candle_core::{Result, Shape, Tensor, D};
 
-use super::{fused_ok, row_input, Arg, Fused, Kernel};
+use super::{exp, fused_ok, row_input, sum, Arg, Fused, Kernel};
 
 struct SoftmaxOp;
 
@@ -14,12 +14,10 @@ impl Kernel<1> for SoftmaxOp {
         let mut out = vec![0f32; x.len()];
         for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
             for (oi, &xi) in o.iter_mut().zip(row) {
-                *oi = (xi - max).exp();
-                sum += *oi;
+                *oi = exp(xi - max);
             }
-            let inv = 1.0 / sum;
+            let inv = 1.0 / sum(o);
             o.iter_mut().for_each(|v| *v *= inv);
         }
         Ok((out, x.shape.clone()))
