@@ -211,24 +211,29 @@ mod tests {
     use crate::model::clip::ops::test_util::{max_diff, rand};
     use candle_core::Var;
 
+    /// `fused` equals `slow` (to 1e-5), and so does the gradient of every var in `vars` (to 1e-4) for the loss
+    /// `sum(out * coef)`, none of them zero.
+    fn assert_same(name: &str, fused: Tensor, slow: Tensor, vars: &[&Var], coef: &Tensor) -> Result<()> {
+        assert!(max_diff(&fused, &slow) < 1e-5, "{name}: values differ");
+        let gf = (fused * coef)?.sum_all()?.backward()?;
+        let gs = (slow * coef)?.sum_all()?.backward()?;
+        for v in vars {
+            let (a, c) = (gf.get(v).expect("fused grad"), gs.get(v).expect("slow grad"));
+            assert_eq!(a.dims(), c.dims());
+            assert!(max_diff(a, c) < 1e-4, "{name}: grad differs by {}", max_diff(a, c));
+            assert!(a.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0, "{name}: zero gradient");
+        }
+        Ok(())
+    }
+
     /// Values and both gradients equal candle's own `matmul` (which candle differentiates itself).
     #[test]
     fn linear_product_matches_matmul_forward_and_backward() -> Result<()> {
         let x = Var::from_tensor(&rand(&[7, 12], 1))?;
         let w = Var::from_tensor(&rand(&[5, 12], 2))?;
-        let coef = rand(&[7, 5], 3);
         let fused = linear_product(x.as_tensor(), w.as_tensor())?;
         let slow = x.as_tensor().matmul(&w.as_tensor().t()?)?;
-        assert!(max_diff(&fused, &slow) < 1e-5);
-        let gf = (fused * &coef)?.sum_all()?.backward()?;
-        let gs = (slow * &coef)?.sum_all()?.backward()?;
-        for v in [&x, &w] {
-            let (a, c) = (gf.get(v).expect("fused grad"), gs.get(v).expect("slow grad"));
-            assert_eq!(a.dims(), c.dims());
-            assert!(max_diff(a, c) < 1e-4, "grad differs by {}", max_diff(a, c));
-            assert!(a.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
-        }
-        Ok(())
+        assert_same("linear_product", fused, slow, &[&x, &w], &rand(&[7, 5], 3))
     }
 
     /// `linear_bias` and `quick_gelu_linear`: values and every gradient equal candle's composite ops, at a size
@@ -240,29 +245,11 @@ mod tests {
             let w = Var::from_tensor(&rand(&[5, 12], 2))?;
             let b = Var::from_tensor(&rand(&[5], 3))?;
             let coef = rand(&[rows, 5], 4);
-            let fused = linear_bias(x.as_tensor(), w.as_tensor(), b.as_tensor())?;
-            let slow = x.as_tensor().matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?;
-            assert!(max_diff(&fused, &slow) < 1e-5);
-            let gf = (fused * &coef)?.sum_all()?.backward()?;
-            let gs = (slow * &coef)?.sum_all()?.backward()?;
-            for v in [&x, &w, &b] {
-                let (a, c) = (gf.get(v).expect("fused grad"), gs.get(v).expect("slow grad"));
-                assert_eq!(a.dims(), c.dims());
-                assert!(max_diff(a, c) < 1e-4, "linear_bias: grad differs by {}", max_diff(a, c));
-                assert!(a.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
-            }
-
-            let fused = quick_gelu_linear(x.as_tensor(), w.as_tensor())?;
-            let slow = quick_gelu(x.as_tensor())?.matmul(&w.as_tensor().t()?)?;
-            assert!(max_diff(&fused, &slow) < 1e-5);
-            let gf = (fused * &coef)?.sum_all()?.backward()?;
-            let gs = (slow * &coef)?.sum_all()?.backward()?;
-            for v in [&x, &w] {
-                let (a, c) = (gf.get(v).expect("fused grad"), gs.get(v).expect("slow grad"));
-                assert_eq!(a.dims(), c.dims());
-                assert!(max_diff(a, c) < 1e-4, "quick_gelu_linear: grad differs by {}", max_diff(a, c));
-                assert!(a.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
-            }
+            let (xt, wt, bt) = (x.as_tensor(), w.as_tensor(), b.as_tensor());
+            let slow = xt.matmul(&wt.t()?)?.broadcast_add(bt)?;
+            assert_same("linear_bias", linear_bias(xt, wt, bt)?, slow, &[&x, &w, &b], &coef)?;
+            let slow = quick_gelu(xt)?.matmul(&wt.t()?)?;
+            assert_same("quick_gelu_linear", quick_gelu_linear(xt, wt)?, slow, &[&x, &w], &coef)?;
         }
         Ok(())
     }

@@ -275,7 +275,7 @@ fn exp(x: f32) -> f32 {
     let r = x - nf * LN2_HI - nf * LN2_LO;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let y = p * (r * r) + r + 1.0;
     // n is in [-126, 127] after the clamp (two's complement in the low bits): a normal power of two.
     y * f32::from_bits(n.wrapping_add(127) << 23)
