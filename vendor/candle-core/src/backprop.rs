@@ -163,11 +163,28 @@ impl Tensor {
     }
 
     pub fn backward(&self) -> Result<GradStore> {
+        self.backward_with(&mut |_, grad| Ok(Some(grad)))
+    }
+
+    /// CLIP Lab's patch: [`Tensor::backward`] that hands each variable's gradient to `on_var` as soon as it is
+    /// complete. The nodes are visited consumers first, so when a variable comes up every op that reads it has been
+    /// back-propagated and nothing later in the pass reads its value: `on_var` may update the variable in place (an
+    /// optimizer step) and drop the gradient, so that the pass never holds every gradient at once. `on_var` returns
+    /// the gradient to keep in the returned store, or `None` to drop it.
+    pub fn backward_with(
+        &self,
+        on_var: &mut dyn FnMut(&Tensor, Tensor) -> Result<Option<Tensor>>,
+    ) -> Result<GradStore> {
         let sorted_nodes = self.sorted_nodes();
         let mut grads = GradStore::new();
         grads.insert(self, self.ones_like()?.contiguous()?);
         for node in sorted_nodes.iter() {
             if node.is_variable() {
+                if let Some(grad) = grads.remove(node) {
+                    if let Some(keep) = on_var(node, grad)? {
+                        grads.insert(node, keep);
+                    }
+                }
                 continue;
             }
             let grad = grads

@@ -86,7 +86,7 @@ fn print_bench(name: &str, r: &BenchReport) {
     println!("train step {}x5      {:.3} s", r.train_batch, r.train_step_s);
     println!("  forward           {:.3} s", r.train_forward_s);
     println!("  backward          {:.3} s", r.train_backward_s);
-    println!("  optimizer (Adam)  {:.3} s", r.train_optimizer_s);
+    println!("  Adam updates      {:.3} s (inside the backward pass)", r.train_optimizer_s);
     if let Some(m) = r.peak_rss_mib {
         println!("peak memory         {m:.0} MiB");
     }

@@ -27,11 +27,13 @@ mod bench;
 
 pub use bench::bench_step;
 
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use candle_core::backend::BackendStorage;
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor, Var};
+use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor, TensorId, Var};
 
 use crate::{Error, Result};
 
@@ -361,9 +363,13 @@ struct Param {
 /// Adam / AdamW with the update fused into one in-place pass per parameter (see the module docs).
 pub struct FusedAdam {
     params: Vec<Param>,
+    /// Each parameter's index in `params`, by its tensor's id (for [`FusedAdam::backward_step`]).
+    index: HashMap<TensorId, usize>,
     config: AdamConfig,
     step_t: usize,
     threads: usize,
+    /// Time spent in the updates of the last step.
+    update_time: Duration,
 }
 
 impl std::fmt::Debug for FusedAdam {
@@ -398,17 +404,19 @@ impl FusedAdam {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let index = params.iter().enumerate().map(|(i, p)| (p.var.as_tensor().id(), i)).collect();
         Ok(Self {
             params,
+            index,
             config,
             step_t: 0,
             threads: candle_core::utils::get_num_threads().max(1),
+            update_time: Duration::ZERO,
         })
     }
 
-    /// One update of every parameter that has a gradient in `grads`; the others are skipped and their state
-    /// does not advance.
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+    /// The learning rate, checked before a step.
+    fn step_lr(&self) -> Result<f64> {
         let lr = self.config.lr;
         if !(lr.is_finite() && lr >= 0.0) {
             return Err(Error::Invalid(format!(
@@ -416,40 +424,69 @@ impl FusedAdam {
                 self.config.kind
             )));
         }
+        Ok(lr)
+    }
+
+    /// One update of every parameter that has a gradient in `grads`; the others are skipped and their state
+    /// does not advance.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        let lr = self.step_lr()?;
         // Check every gradient first, so that a bad one leaves all parameters as they were.
         for param in &self.params {
             if let Some(grad) = grads.get(param.var.as_tensor()) {
-                if grad.shape() != param.var.shape() {
-                    return Err(Error::Invalid(format!(
-                        "{} optimizer: gradient of shape {:?} for a parameter of shape {:?}",
-                        self.config.kind,
-                        grad.dims(),
-                        param.var.dims()
-                    )));
-                }
+                check_shape(param, grad, &self.config)?;
             }
         }
+        let started = Instant::now();
         self.step_t += 1;
         for param in &mut self.params {
-            let Some(grad) = grads.get(param.var.as_tensor()) else {
-                continue;
-            };
-            let coeffs = Coeffs::new(&self.config, lr, param.steps + 1);
-            match &mut param.moments {
-                Moments::Fused { m, v } => {
-                    fused_step(&param.var, grad, m, v, coeffs, self.threads)?
-                }
-                Moments::Tensors { m, v } => tensor_step(&param.var, grad, m, v, coeffs)?,
+            if let Some(grad) = grads.get(param.var.as_tensor()) {
+                update(param, grad, &self.config, lr, self.threads)?;
             }
-            param.steps += 1;
         }
+        self.update_time = started.elapsed();
         Ok(())
     }
 
-    /// Back-propagates `loss` and takes one step.
+    /// Back-propagates `loss` and takes one step, updating each parameter as soon as the backward pass has its
+    /// whole gradient (`Tensor::backward_with`, the vendored candle-core's patch) and dropping the gradient there:
+    /// the pass never holds every gradient at once (577 MiB for ViT-B/32), and each update reads a gradient that
+    /// was just written. The same numbers as `loss.backward()` then [`FusedAdam::step`] (tested), except that a
+    /// failure part-way (a gradient of the wrong shape, which candle's own checks make unreachable) leaves the
+    /// parameters updated so far updated. Parameters without a gradient are skipped, as in `step`.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        let grads = loss.backward()?;
-        self.step(&grads)
+        let lr = self.step_lr()?;
+        self.step_t += 1;
+        let Self { params, index, config, threads, update_time, .. } = self;
+        let mut spent = Duration::ZERO;
+        let mut failed = None;
+        let pass = loss.backward_with(&mut |node, grad| {
+            // A variable this optimiser does not own keeps its gradient in the store (dropped below).
+            let Some(param) = index.get(&node.id()).and_then(|&i| params.get_mut(i)) else {
+                return Ok(Some(grad));
+            };
+            let started = Instant::now();
+            let updated = check_shape(param, &grad, config).and_then(|()| update(param, &grad, config, lr, *threads));
+            if let Err(e) = updated {
+                let message = e.to_string();
+                failed = Some(e);
+                return Err(candle_core::Error::Msg(message));
+            }
+            spent += started.elapsed();
+            Ok(None)
+        });
+        *update_time = spent;
+        match (pass, failed) {
+            (_, Some(e)) => Err(e),
+            (Err(e), None) => Err(e.into()),
+            (Ok(_), None) => Ok(()),
+        }
+    }
+
+    /// Seconds spent in the parameter updates of the last step (inside the backward pass for
+    /// [`FusedAdam::backward_step`]).
+    pub fn last_update_seconds(&self) -> f64 {
+        self.update_time.as_secs_f64()
     }
 
     pub fn learning_rate(&self) -> f64 {
@@ -479,6 +516,30 @@ impl FusedAdam {
             .filter(|p| matches!(p.moments, Moments::Fused { .. }))
             .count()
     }
+}
+
+/// Fails when `grad` does not have `param`'s shape.
+fn check_shape(param: &Param, grad: &Tensor, config: &AdamConfig) -> Result<()> {
+    if grad.shape() != param.var.shape() {
+        return Err(Error::Invalid(format!(
+            "{} optimizer: gradient of shape {:?} for a parameter of shape {:?}",
+            config.kind,
+            grad.dims(),
+            param.var.dims()
+        )));
+    }
+    Ok(())
+}
+
+/// One update of `param` with `grad` at learning rate `lr`; advances its step count.
+fn update(param: &mut Param, grad: &Tensor, config: &AdamConfig, lr: f64, threads: usize) -> Result<()> {
+    let coeffs = Coeffs::new(config, lr, param.steps + 1);
+    match &mut param.moments {
+        Moments::Fused { m, v } => fused_step(&param.var, grad, m, v, coeffs, threads)?,
+        Moments::Tensors { m, v } => tensor_step(&param.var, grad, m, v, coeffs)?,
+    }
+    param.steps += 1;
+    Ok(())
 }
 
 /// One parameter's update through the fused in-place op.
@@ -588,6 +649,43 @@ mod tests {
             assert_eq!(n_tensor, 0);
             // Same operations in the same order, in f32: the two paths agree to the last bit.
             assert_eq!(fused, tensors, "{config:?}");
+        }
+    }
+
+    /// `backward_step` (each update inside the backward pass) against `backward` then `step`: the same parameters to
+    /// the last bit after several steps, with one weight read by two ops (its gradient has two parts, so it must not
+    /// be updated before both are in), one variable the optimiser does not own, and the fused and tensor paths.
+    #[test]
+    fn backward_step_matches_backward_then_step() {
+        let run = |inside: bool, allow_fused: bool| -> Vec<Vec<f32>> {
+            let w = Var::from_tensor(&wave(150_000., 1e-4, -6.0, Tensor::sin, &[300, 500])).unwrap();
+            let b = Var::from_tensor(&wave(300., 0.1, 0.0, Tensor::cos, &[300, 1])).unwrap();
+            let other = Var::from_tensor(&wave(3., 0.5, 0.1, Tensor::cos, &[3])).unwrap();
+            let x = wave(1500., 0.37, 0.0, Tensor::sin, &[500, 3]);
+            let y = wave(900., 0.11, 0.0, Tensor::cos, &[300, 3]);
+            let mut opt =
+                FusedAdam::build(vec![w.clone(), b.clone()], AdamConfig::adamw(1e-2, 0.1), allow_fused).unwrap();
+            for _ in 0..4 {
+                let pred = w.as_tensor().matmul(&x).unwrap().broadcast_add(b.as_tensor()).unwrap();
+                let pred = pred.broadcast_mul(other.as_tensor()).unwrap();
+                let fit = (pred - &y).unwrap().sqr().unwrap().sum_all().unwrap();
+                let loss = (fit + (w.as_tensor().sqr().unwrap().sum_all().unwrap() * 1e-3).unwrap()).unwrap();
+                if inside {
+                    opt.backward_step(&loss).unwrap();
+                } else {
+                    opt.step(&loss.backward().unwrap()).unwrap();
+                }
+            }
+            assert_eq!(opt.step_count(), 4);
+            vec![flat(&w), flat(&b), flat(&other)]
+        };
+        for allow_fused in [true, false] {
+            let inside = run(true, allow_fused);
+            assert_eq!(inside, run(false, allow_fused), "fused path allowed: {allow_fused}");
+            // The steps moved the owned parameters and not the other variable.
+            let start = |t: Tensor| flat(&Var::from_tensor(&t).unwrap());
+            assert_ne!(inside[0], start(wave(150_000., 1e-4, -6.0, Tensor::sin, &[300, 500])));
+            assert_eq!(inside[2], start(wave(3., 0.5, 0.1, Tensor::cos, &[3])));
         }
     }
 
