@@ -50,6 +50,8 @@ const TRANS: c_int = 112;
 
 struct OpenBlas {
     sgemm: Sgemm,
+    /// `openblas_set_num_threads`, and the pool size set at load.
+    set_threads: Option<(SetThreads, c_int)>,
     config: String,
     /// Keeps the library mapped for as long as the function pointers live (the whole process).
     _lib: libloading::Library,
@@ -80,13 +82,14 @@ fn load_openblas() -> Result<OpenBlas, String> {
                     },
                     None => String::new(),
                 };
+                // One OpenBLAS thread per thread candle uses: the two pools take turns, never oversubscribe.
+                let n = candle_core::utils::get_num_threads().max(1) as c_int;
                 if let Some(set) = threads {
-                    // One OpenBLAS thread per thread candle uses: the two pools take turns, never oversubscribe.
-                    let n = candle_core::utils::get_num_threads().max(1) as c_int;
                     // SAFETY: a plain setter of OpenBLAS's pool size.
                     unsafe { set(n) };
                 }
-                return Ok(OpenBlas { sgemm, config: config.trim().to_string(), _lib: lib });
+                let set_threads = threads.map(|set| (set, n));
+                return Ok(OpenBlas { sgemm, set_threads, config: config.trim().to_string(), _lib: lib });
             }
             Err(e) => last = format!("{name}: {e}"),
         }
@@ -117,6 +120,41 @@ fn openblas() -> Option<&'static OpenBlas> {
         }
     })
     .as_ref()
+}
+
+/// Runs `f` with OpenBLAS's products on the calling thread, for a caller that splits many small products over
+/// candle's pool itself (attention's (caption, head) pairs). OpenBLAS would otherwise hand each product of a
+/// 77-token head (77 x 77 x 64) to its own two threads, waking the other one every time: 57 µs a product in
+/// the model, against 19 µs on one thread (`docs/performance.md`). The pool size is process-wide, so a product
+/// that another thread runs meanwhile also runs on one thread (slower, never wrong); nested and concurrent calls
+/// restore it when the last one ends.
+pub fn on_calling_threads<R>(f: impl FnOnce() -> R) -> R {
+    static INSIDE: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+    struct Restore((SetThreads, c_int));
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let mut inside = INSIDE.lock().unwrap_or_else(|e| e.into_inner());
+            *inside = inside.saturating_sub(1);
+            if *inside == 0 {
+                let (set, n) = self.0;
+                // SAFETY: a plain setter of OpenBLAS's pool size.
+                unsafe { set(n) };
+            }
+        }
+    }
+    let Some(set_threads) = openblas().and_then(|lib| lib.set_threads) else {
+        return f();
+    };
+    {
+        let mut inside = INSIDE.lock().unwrap_or_else(|e| e.into_inner());
+        if *inside == 0 {
+            // SAFETY: a plain setter of OpenBLAS's pool size.
+            unsafe { (set_threads.0)(1) };
+        }
+        *inside += 1;
+    }
+    let _restore = Restore(set_threads);
+    f()
 }
 
 /// The backend products use in this process (decided once, on first use).

@@ -10,13 +10,12 @@
 use candle_core::{DType, IndexOp, Result, Shape, Tensor};
 
 use super::{dot, exp, f32_inputs, fused_ok, par_items, softmax_last_dim, sum, Arg, Fused, Kernel};
-use crate::model::blas::{sgemm_ld, Mat};
+use crate::model::blas::{on_calling_threads, sgemm_ld, Mat};
 
-/// Below this many multiply-adds per product (`s · s · head size`), OpenBLAS runs a product on the calling thread:
-/// the (caption, head) pairs are then split over candle's pool, each thread doing whole pairs. From here on
-/// OpenBLAS splits each product over its own threads, and the pairs run one after the other (two pools that
-/// each want every core would fight over them). OpenBLAS 0.3's threshold: 4 x 65,536.
-const PAIRS_IN_PARALLEL_BELOW: usize = 1 << 18;
+/// From this many multiply-adds per product (`s · s · head size`) on, a single batch item's pairs are better served
+/// by OpenBLAS's own threads on each product than by one thread doing them all (OpenBLAS 0.3's threshold for
+/// splitting a product: 4 x 65,536).
+const THREAD_EACH_PRODUCT_FROM: usize = 1 << 18;
 
 /// Multi-head attention core: `q`, `k`, `v` `[b, s, h]` → `[b, s, h]` = `softmax(scale q k^T (+ causal mask)) v`
 /// per head, heads concatenated.
@@ -44,13 +43,15 @@ impl AttentionOp {
         Ok(Dims { b, s, h, hd: h / self.heads })
     }
 
-    /// Runs `f(first_batch_item, out_chunk)` over `out` split into batch items of `item_len` elements: in
-    /// parallel over candle's pool when each product is small (see [`PAIRS_IN_PARALLEL_BELOW`]), else in turn.
+    /// Runs `f(first_batch_item, out_chunk)` over `out` split into batch items of `item_len` elements, in
+    /// parallel over candle's pool, each thread doing whole items with OpenBLAS on the calling thread
+    /// ([`on_calling_threads`]: OpenBLAS splitting each 77-token product over its own threads was 3x slower). A
+    /// lone item of large products is left to OpenBLAS's threads instead.
     fn over_items<F: Fn(usize, &mut [f32]) + Sync>(&self, d: Dims, out: &mut [f32], item_len: usize, f: F) {
-        if d.s * d.s * d.hd < PAIRS_IN_PARALLEL_BELOW {
-            par_items(out, item_len, d.b * self.heads * d.s * d.s * d.hd * 2, f);
-        } else {
+        if d.b == 1 && d.s * d.s * d.hd >= THREAD_EACH_PRODUCT_FROM {
             f(0, out);
+        } else {
+            on_calling_threads(|| par_items(out, item_len, d.b * self.heads * d.s * d.s * d.hd * 2, f));
         }
     }
 
