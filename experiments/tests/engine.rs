@@ -336,7 +336,8 @@ fn matches_pytorch_reference() {
 }
 
 /// Scoring records no autograd graph (so its activations are freed as it goes) and scores exactly as the tracked
-/// forward pass does, in f32 and in half precision; training's logits still track their ops.
+/// forward pass does (score() with packed weights: to float rounding), in f32 and in half precision; training's
+/// logits still track their ops.
 #[test]
 fn scoring_records_no_graph_and_gives_the_same_logits() {
     let mut b = bundle(7, &FreezeSpec::default());
@@ -352,9 +353,14 @@ fn scoring_records_no_graph_and_gives_the_same_logits() {
         assert!(!probs.track_op(), "{precision}: scoring's probabilities record a graph");
         let want = tracked.to_vec2::<f32>().expect("vec");
         assert_eq!(scored.to_vec2::<f32>().expect("vec"), want, "{precision}: scoring changed the logits");
+        // score() computes with the weights packed once (f32 on the CPU with OpenBLAS): the same products summed in
+        // another order, so equal to float rounding rather than to the bit.
         let scores = b.score(&data, data.len(), Phase::ScoreBefore, &mut NullObserver).expect("score");
         for (s, w) in scores.iter().zip(&want) {
-            assert_eq!(&s.logits, w, "{precision}: score() differs from the tracked logits");
+            assert_eq!(s.logits.len(), w.len());
+            for (got, want) in s.logits.iter().zip(w) {
+                assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "{precision}: score() gives {got}, the tracked logits {want}");
+            }
         }
     }
 }
@@ -384,4 +390,29 @@ fn the_detached_model_shares_the_parameters() {
     let after = logits(&view);
     assert_ne!(after, before, "the training step changed nothing");
     assert_eq!(after, logits(&b.model), "the detached view did not see the trained weights");
+}
+
+/// The packed scoring model (`ClipModel::packed`, what `ClipBundle::score` scores with) packs every linear layer
+/// where OpenBLAS's kernel is available (none elsewhere) and computes the same logits as the model.
+#[test]
+fn the_packed_model_scores_as_the_model() {
+    let b = bundle(9, &FreezeSpec::default());
+    let data = samples(&b, 4, 9);
+    let captions: Vec<&str> = data.iter().flat_map(|s| s.choices.iter().map(String::as_str)).collect();
+    let tokens = b.tokenizer.batch(&captions, &Device::Cpu).expect("tokens");
+    let pixels: Vec<Vec<f32>> = data.iter().map(|s| s.pixels.as_ref().clone()).collect();
+    let pixels = b.processor.batch_tensor(&pixels, &Device::Cpu).expect("pixels");
+    let choices: Vec<u32> = (0..captions.len() as u32).collect();
+    let choices = candle_core::Tensor::from_vec(choices, (data.len(), 5), &Device::Cpu).expect("choices");
+    let logits = |m: &experiments::model::clip::ClipModel| {
+        let l = m.choice_logits(&pixels, &tokens.ids, &tokens.last, &choices, None).expect("logits");
+        l.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("vec")
+    };
+    let packed = b.model.packed().expect("packed");
+    let layers = 6 * (tiny_config().text_config.num_hidden_layers + tiny_config().vision_config.num_hidden_layers) + 2;
+    let want = if experiments::model::blas::packed_available() { layers } else { 0 };
+    assert_eq!(packed.packed_layers(), want, "linear layers packed");
+    assert_eq!(b.model.packed_layers(), 0, "the model itself holds no packed weight");
+    let (got, want) = (logits(&packed), logits(&b.model));
+    assert!(got.iter().zip(&want).all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + y.abs())), "packed weights changed the logits");
 }

@@ -45,6 +45,10 @@ pub struct BenchReport {
     pub parameters: usize,
     /// Scoring 1 image against its 5 captions.
     pub score_1x5_s: f64,
+    /// Packing the linear weights once before scoring ([`ClipModel::packed`]; 0 where packing is not available),
+    /// as a scoring phase does before its first batch: not part of the scoring figures.
+    #[serde(default)]
+    pub score_pack_s: f64,
     /// Images per second scored in batches of `score_batch`, 5 captions each.
     pub score_images_per_s: f64,
     pub score_batch: usize,
@@ -98,11 +102,11 @@ fn sync(device: &Device) -> Result<()> {
     Ok(())
 }
 
-/// Seconds per scoring forward pass of `x`, on the model's detached view as `ClipBundle::score` scores (made per
-/// pass, as each scoring call makes it): no autograd graph is recorded.
+/// Seconds per scoring forward pass of `x` by `model`, the scoring view that `ClipBundle::score` makes once per
+/// scoring phase ([`ClipModel::packed`]: no autograd graph, weights packed once).
 fn time_score(model: &ClipModel, x: &Inputs, iters: usize, device: &Device) -> Result<f64> {
     let run = || -> Result<()> {
-        let l = model.detached()?.choice_logits(&x.pixels, &x.ids, &x.last, &x.choices, None)?;
+        let l = model.choice_logits(&x.pixels, &x.ids, &x.last, &x.choices, None)?;
         let _ = l.to_device(&Device::Cpu)?;
         Ok(())
     };
@@ -126,10 +130,13 @@ pub fn run(opts: &BenchOptions, device: &Device) -> Result<BenchReport> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let iters = opts.iters.max(1);
     let one = inputs(&opts.config, 1, opts.choices, opts.caption_tokens, device, &mut rng)?;
-    let score_1x5_s = time_score(&model, &one, iters, device)?;
+    let t = Instant::now();
+    let scoring = model.packed()?;
+    let score_pack_s = if crate::model::blas::packed_available() && device.is_cpu() { t.elapsed().as_secs_f64() } else { 0.0 };
+    let score_1x5_s = time_score(&scoring, &one, iters, device)?;
     let many = inputs(&opts.config, opts.score_batch, opts.choices, opts.caption_tokens, device, &mut rng)?;
-    let per_batch = time_score(&model, &many, iters, device)?;
-    drop(many);
+    let per_batch = time_score(&scoring, &many, iters, device)?;
+    drop((many, scoring));
 
     let x = inputs(&opts.config, opts.train_batch, opts.choices, opts.caption_tokens, device, &mut rng)?;
     let mut opt = FusedAdam::new(params.vars(), AdamConfig::adam(1e-5))?;
@@ -158,6 +165,7 @@ pub fn run(opts: &BenchOptions, device: &Device) -> Result<BenchReport> {
         machine: Machine::current(device),
         parameters: params.counts().0,
         score_1x5_s,
+        score_pack_s,
         score_images_per_s: opts.score_batch as f64 / per_batch,
         score_batch: opts.score_batch,
         train_forward_s: fwd / n,

@@ -198,7 +198,7 @@ pub const ALLOCATOR_DEFAULTS: [(libc::c_int, libc::c_int, &str); 2] = [
 
 /// Applies the [`ALLOCATOR_DEFAULTS`] the user has not set. Its effect is speed (`scripts/bench.sh`), not behaviour.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)] // One C call, `mallopt`; with model/blas.rs the crate's only unsafe code.
+#[allow(unsafe_code)] // One C call, `mallopt`; with model/blas/ the crate's only unsafe code.
 fn set_allocator_defaults() {
     for (param, value, name) in ALLOCATOR_DEFAULTS {
         if std::env::var_os(name).is_none() {

@@ -377,7 +377,9 @@ impl ClipBundle {
         let batch_size = batch_size.max(1);
         let mut clock = PhaseClock::start(phase, samples.len().div_ceil(batch_size), obs);
         let mut out = Vec::with_capacity(samples.len());
-        let model = self.scoring_model()?;
+        // Weights packed once for the whole phase (`ClipModel::packed`): no batch repacks them. Not in `mean_loss`,
+        // which runs between epochs while the optimizer's moments are alive (the copy would raise the peak).
+        let model = self.scoring_model()?.packed()?;
         for chunk in samples.chunks(batch_size) {
             if obs.cancelled() {
                 return Err(Error::Cancelled);

@@ -82,6 +82,9 @@ fn print_bench(name: &str, r: &BenchReport) {
     println!("matrix products     {}", r.machine.blas);
     println!("captions            {} tokens", r.caption_tokens);
     println!("score 1 image x 5   {:.3} s", r.score_1x5_s);
+    if r.score_pack_s > 0.0 {
+        println!("  weights packed    {:.3} s (once, before scoring)", r.score_pack_s);
+    }
     println!("score throughput    {:.2} images/s (batches of {}, 5 captions each)", r.score_images_per_s, r.score_batch);
     println!("train step {}x5      {:.3} s", r.train_batch, r.train_step_s);
     println!("  forward           {:.3} s", r.train_forward_s);

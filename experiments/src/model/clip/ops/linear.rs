@@ -6,11 +6,13 @@
 //! Gradients are computed only for inputs that track them: a frozen tower's weights cost no `dw` product, and
 //! the pixels' patch matrix costs no `dx`.
 
+use std::sync::Arc;
+
 use candle_core::{Result, Shape, Tensor};
 
 use super::bias::{quick_gelu, quick_gelu_slope, quick_gelu_value, ColumnSum};
 use super::{f32_inputs, fused_ok, par_items, Arg, Fused, Kernel};
-use crate::model::blas::{self, Mat};
+use crate::model::blas::{self, Mat, PackedWeight};
 
 /// `a · b` for 2-D contiguous `a` and `b`, either read transposed.
 struct Product {
@@ -205,6 +207,87 @@ pub fn quick_gelu_linear(z: &Tensor, w: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// `x · wᵀ`, `quick_gelu(x) · wᵀ` or `x · wᵀ + b` with `w` packed once ([`PackedWeight`]): what a scoring model
+/// computes (no backward pass; the model that trains never holds packed weights).
+struct PackedProduct {
+    w: Arc<PackedWeight>,
+    gelu: bool,
+}
+
+impl PackedProduct {
+    /// `x`'s rows times the packed weight, added onto `out`'s `m` rows of the weight's `n` outputs.
+    fn rows(&self, x: &[f32], dims: &[usize], mut out: Vec<f32>) -> Result<(Vec<f32>, Shape)> {
+        let (n, k) = (self.w.rows(), self.w.cols());
+        let &[m, xk] = dims else {
+            candle_core::bail!("packed linear: a 2-D input expected, got {dims:?}");
+        };
+        if xk != k || out.len() != m * n {
+            candle_core::bail!("packed linear: input {dims:?} for a [{n}, {k}] weight");
+        }
+        if self.gelu {
+            self.w.product_into(&quick_gelu_of(x, k), m, &mut out);
+        } else {
+            self.w.product_into(x, m, &mut out);
+        }
+        Ok((out, Shape::from((m, n))))
+    }
+}
+
+impl Kernel<1> for PackedProduct {
+    const NAME: &'static str = "cliplab-packed-linear";
+
+    fn cpu(&self, [x]: [Arg<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
+        let [x] = f32_inputs([x], "packed linear", ["x"])?;
+        let m = x.dims.first().copied().unwrap_or(0);
+        self.rows(&x, x.dims, vec![0f32; m * self.w.rows()])
+    }
+}
+
+impl Kernel<2> for PackedProduct {
+    const NAME: &'static str = "cliplab-packed-linear-bias";
+
+    fn cpu(&self, args: [Arg<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        let [x, b] = f32_inputs(args, "packed linear", ["x", "bias"])?;
+        let (m, n) = (x.dims.first().copied().unwrap_or(0), self.w.rows());
+        if b.dims != [n].as_slice() {
+            candle_core::bail!("packed linear: bias {:?} for {n} outputs", b.dims);
+        }
+        let mut out = Vec::with_capacity(m * n);
+        for _ in 0..m {
+            out.extend_from_slice(&b);
+        }
+        self.rows(&x, x.dims, out)
+    }
+}
+
+/// `w` `[out, in]` packed for [`packed_linear`], or `None` where that is not available (no OpenBLAS kernel, not an
+/// f32 CPU tensor, not 2-D).
+pub fn pack_weight(w: &Tensor) -> Result<Option<Arc<PackedWeight>>> {
+    let Ok((n, k)) = w.dims2() else { return Ok(None) };
+    if !fused_ok(w) || !blas::packed_available() {
+        return Ok(None);
+    }
+    let w = w.contiguous()?;
+    let (storage, layout) = w.storage_and_layout();
+    let (candle_core::Storage::Cpu(cpu), Some((first, end))) = (&*storage, layout.contiguous_offsets()) else {
+        return Ok(None);
+    };
+    Ok(PackedWeight::pack(&cpu.as_slice::<f32>()?[first..end], n, k).map(Arc::new))
+}
+
+/// `act(x) · wᵀ (+ b)` for `x` `[rows, in]` and a weight packed by [`pack_weight`], `act` quick_gelu when `gelu`;
+/// no backward pass. Equals [`linear_bias`], [`linear_product`] or [`quick_gelu_linear`] on the weight itself.
+pub fn packed_linear(x: &Tensor, w: &Arc<PackedWeight>, b: Option<&Tensor>, gelu: bool) -> Result<Tensor> {
+    if !fused_ok(x) {
+        candle_core::bail!("packed linear: the input must be an f32 CPU tensor, got {:?} on {:?}", x.dtype(), x.device());
+    }
+    let op = Fused(PackedProduct { w: w.clone(), gelu });
+    match b {
+        Some(b) => x.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &op),
+        None => x.contiguous()?.apply_op1_no_bwd(&op),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +347,22 @@ mod tests {
         let want = x.as_tensor().matmul(&w.t()?)?.sum_all()?.backward()?;
         let (a, b) = (g.get(&x).expect("dx"), want.get(&x).expect("dx"));
         assert!(max_diff(a, b) < 1e-5);
+        Ok(())
+    }
+
+    /// A packed weight computes what the weight itself does, with and without bias and activation; where packing
+    /// is not available there is no packed weight to use.
+    #[test]
+    fn packed_linear_equals_the_weight_itself() -> Result<()> {
+        let (x, w, b) = (rand(&[70, 40], 6), rand(&[300, 40], 7), rand(&[300], 8));
+        let Some(p) = pack_weight(&w)? else {
+            assert!(!blas::packed_available());
+            return Ok(());
+        };
+        assert!(max_diff(&packed_linear(&x, &p, None, false)?, &linear_product(&x, &w)?) < 1e-5);
+        assert!(max_diff(&packed_linear(&x, &p, Some(&b), false)?, &linear_bias(&x, &w, &b)?) < 1e-5);
+        assert!(max_diff(&packed_linear(&x, &p, None, true)?, &quick_gelu_linear(&x, &w)?) < 1e-5);
+        assert!(packed_linear(&rand(&[3, 41], 9), &p, None, false).is_err(), "wrong input width");
         Ok(())
     }
 }

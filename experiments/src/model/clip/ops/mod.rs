@@ -43,7 +43,7 @@ pub use attention::attention;
 pub use bias::{bias_add, bias_add_residual, bias_quick_gelu, quick_gelu};
 pub use embed::{embed_tokens, vision_embed};
 pub use layer_norm::layer_norm;
-pub use linear::{linear_bias, linear_product, quick_gelu_linear};
+pub use linear::{linear_bias, linear_product, pack_weight, packed_linear, quick_gelu_linear};
 pub use softmax::softmax_last_dim;
 
 fn fused_ok(x: &Tensor) -> bool {

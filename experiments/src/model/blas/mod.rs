@@ -16,6 +16,10 @@
 use std::ffi::c_int;
 use std::sync::OnceLock;
 
+mod packed;
+
+pub use packed::{available as packed_available, PackedWeight};
+
 /// Which library does the products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -53,6 +57,8 @@ struct OpenBlas {
     /// `openblas_set_num_threads`, and the pool size set at load.
     set_threads: Option<(SetThreads, c_int)>,
     config: String,
+    /// The kernel and copy routines behind `sgemm` for this CPU, for [`PackedWeight`] (not yet self-tested).
+    packed: Option<packed::Kernels>,
     /// Keeps the library mapped for as long as the function pointers live (the whole process).
     _lib: libloading::Library,
 }
@@ -68,20 +74,15 @@ fn load_openblas() -> Result<OpenBlas, String> {
             Ok(lib) => {
                 // SAFETY: the symbols are OpenBLAS's C ABI with the signatures declared above (32-bit integers:
                 // Debian's `libopenblas0`, not the `64` ILP64 build, which exports `cblas_sgemm64_`).
-                let (sgemm, threads, config) = unsafe {
+                let (sgemm, threads, config, core) = unsafe {
                     let sgemm = *lib.get::<Sgemm>(b"cblas_sgemm\0").map_err(|e| format!("{name}: {e}"))?;
                     let threads = lib.get::<SetThreads>(b"openblas_set_num_threads\0").ok().map(|f| *f);
                     let config = lib.get::<GetConfig>(b"openblas_get_config\0").ok().map(|f| *f);
-                    (sgemm, threads, config)
+                    let core = lib.get::<GetConfig>(b"openblas_get_corename\0").ok().map(|f| *f);
+                    (sgemm, threads, config, core)
                 };
-                let config = match config {
-                    // SAFETY: OpenBLAS returns a static NUL-terminated string.
-                    Some(f) => unsafe {
-                        let p = f();
-                        if p.is_null() { String::new() } else { std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned() }
-                    },
-                    None => String::new(),
-                };
+                let (config, core) = (static_string(config), static_string(core));
+                let packed = packed::Kernels::load(&lib, &core);
                 // One OpenBLAS thread per thread candle uses: the two pools take turns, never oversubscribe.
                 let n = candle_core::utils::get_num_threads().max(1) as c_int;
                 if let Some(set) = threads {
@@ -89,12 +90,24 @@ fn load_openblas() -> Result<OpenBlas, String> {
                     unsafe { set(n) };
                 }
                 let set_threads = threads.map(|set| (set, n));
-                return Ok(OpenBlas { sgemm, set_threads, config: config.trim().to_string(), _lib: lib });
+                return Ok(OpenBlas { sgemm, set_threads, config: config.trim().to_string(), packed, _lib: lib });
             }
             Err(e) => last = format!("{name}: {e}"),
         }
     }
     Err(last)
+}
+
+/// The string an OpenBLAS getter returns (empty when the library lacks the getter).
+fn static_string(getter: Option<GetConfig>) -> String {
+    match getter {
+        // SAFETY: OpenBLAS's getters return a static NUL-terminated string.
+        Some(f) => unsafe {
+            let p = f();
+            if p.is_null() { String::new() } else { std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned() }
+        },
+        None => String::new(),
+    }
 }
 
 fn openblas() -> Option<&'static OpenBlas> {
