@@ -443,6 +443,8 @@ impl ClipTextTransformer {
 pub struct ClipVisionTransformer {
     class_embedding: Tensor,
     patch_weight: Tensor,
+    /// `patch_weight` as a `[hidden, channels · patch²]` matrix, packed for scoring ([`ClipModel::packed`]).
+    patch_packed: Option<Arc<PackedWeight>>,
     position_embedding: Tensor,
     pre_layrnorm: LayerNorm,
     encoder: Encoder,
@@ -474,6 +476,7 @@ impl ClipVisionTransformer {
         Ok(Self {
             class_embedding,
             patch_weight,
+            patch_packed: None,
             position_embedding,
             // (sic) the checkpoint's key is spelled `pre_layrnorm`.
             pre_layrnorm: LayerNorm::new(h, c.layer_norm_eps, vb.pp("pre_layrnorm"))?,
@@ -491,6 +494,7 @@ impl ClipVisionTransformer {
         Ok(Self {
             class_embedding: (f.each)(&self.class_embedding)?,
             patch_weight: (f.each)(&self.patch_weight)?,
+            patch_packed: if f.pack { ops::pack_weight(&(f.each)(&self.patch_weight)?.flatten_from(1)?)? } else { None },
             position_embedding: (f.each)(&self.position_embedding)?,
             pre_layrnorm: self.pre_layrnorm.map_weights(f)?,
             encoder: self.encoder.map_weights(f)?,
@@ -520,7 +524,8 @@ impl Module for ClipVisionTransformer {
             .permute((0, 2, 4, 1, 3, 5))?
             .reshape((b * g * g, c * p * p))?;
         let w = self.patch_weight.reshape((hidden, c * p * p))?;
-        let patch_embeds = ops::linear_product(&patches, &w)?.reshape((b, g * g, hidden))?;
+        let embed = Linear { weight: w.clone(), bias: None, packed: self.patch_packed.clone() };
+        let patch_embeds = embed.product(&patches, &w)?.0.reshape((b, g * g, hidden))?;
         let xs = ops::vision_embed(&patch_embeds, &self.class_embedding, &self.position_embedding)?;
         let xs = self.pre_layrnorm.forward(&xs)?;
         let s = g * g + 1;
