@@ -251,7 +251,7 @@ impl PackedWeight {
             let x_starts = &x_starts;
             let chunk = |ch: usize| {
                 let (r0, out_rows) = block(ch, CHUNK_ROWS, n);
-                for kb in 0..k_blocks {
+                for (kb, &x_at) in x_starts.iter().enumerate() {
                     let cols = block(kb, K_BLOCK, k).1;
                     // SAFETY: the packed blocks were written by the library's own copy routines for this kernel
                     // (sizes as above); the kernel writes `c`'s rows `m0..m0 + rows`, columns `r0..r0 + out_rows`
@@ -264,7 +264,7 @@ impl PackedWeight {
                             cols as c_long,
                             1.0,
                             self.data.ptr().add(self.starts[ch * k_blocks + kb]),
-                            xb.ptr().add(x_starts[kb]),
+                            xb.ptr().add(x_at),
                             out.add(r0),
                             n as c_long,
                         );
