@@ -200,12 +200,13 @@ impl PackedWeight {
         Some(Self { n, k, kernels, data, starts })
     }
 
-    /// Whether a product on `m` rows of `x` is faster with the packed weight than through `sgemm`. Only for few
-    /// rows: there packing the weight is a large share of each call (40-55 % of it at 50-100 rows on one thread),
-    /// while from a few hundred rows on `sgemm`'s own blocking and threading do better (scoring in batches of 8
-    /// images, 400 and 800 rows, was 5-7 % slower through the packed weights; `docs/performance.md`).
+    /// Whether a product on `m` rows of `x` is faster with the packed weight than through `sgemm`. Only for up to
+    /// a few hundred rows: there packing the weight is a large share of each call (40-55 % of it at 50-100 rows on
+    /// one thread), while with more rows `sgemm`'s own blocking and threading do better (scoring in batches of 8
+    /// images at 20 tokens, 800 caption rows, was 5-7 % slower through the packed weights; 385 and 400 rows were
+    /// 2-4 % faster packed; `docs/performance.md`).
     pub fn pays_for(m: usize) -> bool {
-        m <= 256
+        m <= 512
     }
 
     /// Outputs (`n`, the weight's rows).
