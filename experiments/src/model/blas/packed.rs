@@ -224,6 +224,17 @@ impl PackedWeight {
     /// # Panics
     /// When `x` or `c` is shorter than its dims say (a programming error in the caller).
     pub fn product_into(&self, x: &[f32], m: usize, c: &mut [f32]) {
+        self.product_into_mapped(x, m, c, |_| {});
+    }
+
+    /// `c += f(x) · wᵀ` for an element-wise `f` (an activation), which `map` applies in place to each block of `x`
+    /// once it is packed: the activation costs no buffer and no pass of its own, and it runs on the pool's threads
+    /// while the block is still in cache. `map` sees the block's elements in the kernel's order, so it must treat
+    /// every element alike.
+    ///
+    /// # Panics
+    /// As [`Self::product_into`].
+    pub fn product_into_mapped(&self, x: &[f32], m: usize, c: &mut [f32], map: impl Fn(&mut [f32]) + Sync) {
         let (n, k) = (self.n, self.k);
         assert!(x.len() >= m * k && c.len() >= m * n, "PackedWeight::product_into: operand shorter than [{m}, {k}] / [{m}, {n}]");
         let (chunks, k_blocks) = (n.div_ceil(CHUNK_ROWS), k.div_ceil(K_BLOCK));
@@ -243,8 +254,10 @@ impl PackedWeight {
                 let (l0, cols) = block(kb, K_BLOCK, k);
                 // SAFETY: rows `m0..m0 + rows` of `x`, columns `l0..l0 + cols`, lie in `x` (asserted above); the
                 // destination is this k-block's own room in `xb` (`rows` rounded up to ROOM, times `cols`).
+                // The copy writes the block's `rows · cols` elements from its start, then `map` runs over them.
                 unsafe {
                     (self.kernels.pack_b)(cols as c_long, rows as c_long, x.as_ptr().add(m0 * k + l0), k as c_long, dst.add(starts[kb]));
+                    map(std::slice::from_raw_parts_mut(dst.add(starts[kb]), rows * cols));
                 }
             });
             let out = Shared(c[m0 * n..].as_mut_ptr());

@@ -101,6 +101,14 @@ impl Linear {
         Ok(self.packed.as_ref().filter(|_| PackedWeight::pays_for(m)))
     }
 
+    /// `residual + act(rows) · weightᵀ + bias` in one op (`act` quick_gelu when `gelu`), when the layer has a packed
+    /// weight that pays for `rows` and a bias; `None` otherwise (the caller takes the general path).
+    fn packed_residual(&self, rows: &Tensor, residual: &Tensor, gelu: bool) -> Result<Option<Tensor>> {
+        let (Some(p), Some(b)) = (self.packed_for(rows)?, &self.bias) else { return Ok(None) };
+        let r = residual.reshape((rows.dim(0)?, self.weight.dim(0)?))?;
+        ops::packed_linear_residual(rows, p, b, &r, gelu).map(Some)
+    }
+
     /// `xs` `[.., in]` times `weight^T` as one `[rows, out]` product, and the output shape `[.., out]`.
     fn product(&self, xs: &Tensor, weight: &Tensor) -> Result<(Tensor, Vec<usize>)> {
         let (rows, shape) = rows_of(xs, weight.dim(0)?)?;
@@ -114,6 +122,9 @@ impl Linear {
     /// recomputes in the backward pass instead of keeping (see [`ops::quick_gelu_linear`]).
     fn forward_quick_gelu_residual(&self, zs: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let (rows, shape) = rows_of(zs, self.weight.dim(0)?)?;
+        if let Some(y) = self.packed_residual(&rows, residual, true)? {
+            return y.reshape(shape);
+        }
         let y = match self.packed_for(&rows)? {
             Some(p) => ops::packed_linear(&rows, p, None, true)?,
             None => ops::quick_gelu_linear(&rows, &self.weight)?,
@@ -128,6 +139,10 @@ impl Linear {
 
     /// `residual + self(xs)`, with the bias and the residual added in one fused pass.
     pub fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let (rows, shape) = rows_of(xs, self.weight.dim(0)?)?;
+        if let Some(y) = self.packed_residual(&rows, residual, false)? {
+            return y.reshape(shape);
+        }
         let (y, shape) = self.product(xs, &self.weight)?;
         let r = residual.reshape(y.shape())?;
         let y = match &self.bias {

@@ -9,7 +9,7 @@
 
 use candle_core::{DType, IndexOp, Result, Shape, Tensor};
 
-use super::{dot, exp, f32_inputs, fused_ok, par_items, softmax_last_dim, sum, Arg, Fused, Kernel};
+use super::{dot, f32_inputs, fused_ok, par_items, softmax_last_dim, softmax_prefix, Arg, Fused, Kernel};
 use crate::model::blas::{on_calling_threads, sgemm_ld, Mat};
 
 /// From this many multiply-adds per product (`s · s · head size`) on, a single batch item's pairs are better served
@@ -62,18 +62,7 @@ impl AttentionOp {
         // scale · q kᵀ, then the softmax of each row over its unmasked part.
         sgemm_ld(s, s, d.hd, (Mat::n(q), d.h), (Mat::t(k), d.h), 0.0, (p, s));
         for (i, pr) in p.chunks_exact_mut(s).enumerate() {
-            let n = if self.causal { i + 1 } else { s };
-            let mut max = f32::NEG_INFINITY;
-            for v in pr[..n].iter_mut() {
-                *v *= self.scale;
-                max = max.max(*v);
-            }
-            for v in pr[..n].iter_mut() {
-                *v = exp(*v - max);
-            }
-            let inv = 1.0 / sum(&pr[..n]);
-            pr[..n].iter_mut().for_each(|v| *v *= inv);
-            pr[n..].iter_mut().for_each(|v| *v = 0.0);
+            softmax_prefix(pr, if self.causal { i + 1 } else { s }, self.scale);
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Result, Shape, Tensor};
 
-use super::{f32_inputs, fused_ok, par_items, row_input, Arg, Fused, Kernel};
+use super::{f32_inputs, fused_ok, par_items, row_input, wide, Arg, Fused, Kernel};
 
 /// The frame shared by the bias kernels: `y` `[n, d]` (rows), `b` `[d]` and `K` more inputs shaped like `y`
 /// (`names` names them in errors) → `f(y row, rows of the others, b, out row)` for each row, the output shaped
@@ -126,12 +126,7 @@ impl Kernel<2> for BiasQuickGelu {
     const NAME: &'static str = "cliplab-bias-quick-gelu";
 
     fn cpu(&self, [y, b]: [Arg<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
-        bias_rows("bias_quick_gelu", (y, b), [], [], 8, |yr, [], b, o| {
-            let d = o.len();
-            for i in 0..d {
-                o[i] = quick_gelu_value(yr[i] + b[i]);
-            }
-        })
+        bias_rows("bias_quick_gelu", (y, b), [], [], 8, |yr, [], b, o| bias_quick_gelu_row(o, yr, b))
     }
 
     fn grads(&self, [y, b]: [&Tensor; 2], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 2]> {
@@ -148,12 +143,25 @@ impl Kernel<3> for BiasQuickGeluBwd {
     const NAME: &'static str = "cliplab-bias-quick-gelu-bwd";
 
     fn cpu(&self, [y, b, g]: [Arg<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
-        bias_rows("bias_quick_gelu bwd", (y, b), [g], ["grad"], 8, |yr, [gr], b, o| {
-            let d = o.len();
-            for i in 0..d {
-                o[i] = gr[i] * quick_gelu_slope(yr[i] + b[i]);
-            }
-        })
+        bias_rows("bias_quick_gelu bwd", (y, b), [g], ["grad"], 8, |yr, [gr], b, o| bias_quick_gelu_slope_row(o, yr, b, gr))
+    }
+}
+
+wide! {
+    /// `o = quick_gelu(y + b)`.
+    fn bias_quick_gelu_row(o: &mut [f32], y: &[f32], b: &[f32]) {
+        for ((o, &y), &b) in o.iter_mut().zip(y).zip(b) {
+            *o = quick_gelu_value(y + b);
+        }
+    }
+}
+
+wide! {
+    /// `o = g · quick_gelu'(y + b)`.
+    fn bias_quick_gelu_slope_row(o: &mut [f32], y: &[f32], b: &[f32], g: &[f32]) {
+        for (((o, &y), &b), &g) in o.iter_mut().zip(y).zip(b).zip(g) {
+            *o = g * quick_gelu_slope(y + b);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use candle_core::{DType, IndexOp, Result, Shape, Tensor, D};
 
-use super::{dot, f32_inputs, fused_ok, par_items, row_stats, sum, Arg, Fused, Kernel};
+use super::{dot, f32_inputs, fused_ok, par_items, row_stats, sum, wide, Arg, Fused, Kernel};
 
 struct LayerNormOp {
     eps: f32,
@@ -19,15 +19,7 @@ impl Kernel<3> for LayerNormOp {
         }
         let mut out = vec![0f32; x.len()];
         let eps = self.eps;
-        par_items(&mut out, d, x.len() * 3, |first, out| {
-            for (r, o) in out.chunks_exact_mut(d).enumerate() {
-                let row = &x[(first + r) * d..(first + r + 1) * d];
-                let (mean, rstd) = row_stats(row, eps);
-                for i in 0..d {
-                    o[i] = (row[i] - mean) * rstd * w[i] + b[i];
-                }
-            }
-        });
+        par_items(&mut out, d, x.len() * 3, |first, out| normalize_rows(out, &x[first * d..first * d + out.len()], &w, &b, eps));
         Ok((out, x.shape.clone()))
     }
 
@@ -55,26 +47,46 @@ impl Kernel<3> for LayerNormBwdX {
         let mut out = vec![0f32; x.len()];
         let eps = self.eps;
         par_items(&mut out, d, x.len() * 6, |first, out| {
-            let mut gw = vec![0f32; d];
-            for (r, o) in out.chunks_exact_mut(d).enumerate() {
-                let row = &x[(first + r) * d..(first + r + 1) * d];
-                let grow = &g[(first + r) * d..(first + r + 1) * d];
-                let (mean, rstd) = row_stats(row, eps);
-                for i in 0..d {
-                    gw[i] = grow[i] * w[i];
-                }
-                // o temporarily holds xhat.
-                for i in 0..d {
-                    o[i] = (row[i] - mean) * rstd;
-                }
-                let m1 = sum(&gw) / d as f32;
-                let m2 = dot(&gw, o) / d as f32;
-                for i in 0..d {
-                    o[i] = rstd * (gw[i] - m1 - o[i] * m2);
-                }
-            }
+            let rows = first * d..first * d + out.len();
+            layer_norm_dx_rows(out, &x[rows.clone()], &g[rows], &w, eps);
         });
         Ok((out, x.shape.clone()))
+    }
+}
+
+wide! {
+    /// `out = (x - mean) · rstd · w + b` for each row of `x` (rows as long as `w`).
+    fn normalize_rows(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], eps: f32) {
+        let d = w.len();
+        for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+            let (mean, rstd) = row_stats(row, eps);
+            for i in 0..d {
+                o[i] = (row[i] - mean) * rstd * w[i] + b[i];
+            }
+        }
+    }
+}
+
+wide! {
+    /// [`LayerNormBwdX`] for the rows of `x` and their gradients `g` (rows as long as `w`).
+    fn layer_norm_dx_rows(out: &mut [f32], x: &[f32], g: &[f32], w: &[f32], eps: f32) {
+        let d = w.len();
+        let mut gw = vec![0f32; d];
+        for ((o, row), grow) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(g.chunks_exact(d)) {
+            let (mean, rstd) = row_stats(row, eps);
+            for i in 0..d {
+                gw[i] = grow[i] * w[i];
+            }
+            // o temporarily holds xhat.
+            for i in 0..d {
+                o[i] = (row[i] - mean) * rstd;
+            }
+            let m1 = sum(&gw) / d as f32;
+            let m2 = dot(&gw, o) / d as f32;
+            for i in 0..d {
+                o[i] = rstd * (gw[i] - m1 - o[i] * m2);
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use candle_core::{Result, Shape, Tensor};
 
 use super::bias::{quick_gelu, quick_gelu_slope, quick_gelu_value, ColumnSum};
-use super::{f32_inputs, fused_ok, par_items, Arg, Fused, Kernel};
+use super::{f32_inputs, fused_ok, par_items, quick_gelu_into, wide, Arg, Fused, Kernel};
 use crate::model::blas::{self, Mat, PackedWeight};
 
 /// `a · b` for 2-D contiguous `a` and `b`, either read transposed.
@@ -101,12 +101,7 @@ impl Kernel<3> for BiasProduct {
 /// read (forward and backward) instead of kept.
 fn quick_gelu_of(z: &[f32], k: usize) -> Vec<f32> {
     let mut a = vec![0f32; z.len()];
-    par_items(&mut a, k, z.len() * 8, |first, out| {
-        let z = &z[first * k..first * k + out.len()];
-        for (o, &v) in out.iter_mut().zip(z) {
-            *o = quick_gelu_value(v);
-        }
-    });
+    par_items(&mut a, k, z.len() * 8, |first, out| quick_gelu_into(out, &z[first * k..first * k + out.len()]));
     a
 }
 
@@ -148,13 +143,17 @@ impl Kernel<3> for GeluProductDz {
         }
         let mut dz = vec![0f32; m * k];
         blas::sgemm(m, k, n, Mat { data: &g, t: false }, Mat { data: &w, t: false }, 0.0, &mut dz);
-        par_items(&mut dz, k, m * k * 8, |first, out| {
-            let z = &z[first * k..first * k + out.len()];
-            for (o, &v) in out.iter_mut().zip(z) {
-                *o *= quick_gelu_slope(v);
-            }
-        });
+        par_items(&mut dz, k, m * k * 8, |first, out| times_gelu_slope(out, &z[first * k..first * k + out.len()]));
         Ok((dz, z.shape.clone()))
+    }
+}
+
+wide! {
+    /// `dz[i] *= quick_gelu'(z[i])`.
+    fn times_gelu_slope(dz: &mut [f32], z: &[f32]) {
+        for (o, &v) in dz.iter_mut().zip(z) {
+            *o *= quick_gelu_slope(v);
+        }
     }
 }
 
@@ -225,7 +224,7 @@ impl PackedProduct {
             candle_core::bail!("packed linear: input {dims:?} for a [{n}, {k}] weight");
         }
         if self.gelu {
-            self.w.product_into(&quick_gelu_of(x, k), m, &mut out);
+            self.w.product_into_mapped(x, m, &mut out, quick_gelu_in_place);
         } else {
             self.w.product_into(x, m, &mut out);
         }
@@ -260,6 +259,35 @@ impl Kernel<2> for PackedProduct {
     }
 }
 
+/// `residual + act(x) · wᵀ + b`: the product accumulates onto rows that already hold the residual plus the bias, so
+/// neither the product alone nor a zeroed output is ever made (a transformer layer's output projection and second
+/// MLP layer).
+impl Kernel<3> for PackedProduct {
+    const NAME: &'static str = "cliplab-packed-linear-residual";
+
+    fn cpu(&self, args: [Arg<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        let [x, b, r] = f32_inputs(args, "packed linear", ["x", "bias", "residual"])?;
+        let (m, n) = (x.dims.first().copied().unwrap_or(0), self.w.rows());
+        if b.dims != [n].as_slice() || r.dims != [m, n].as_slice() {
+            candle_core::bail!("packed linear: bias {:?} and residual {:?} for [{m}, {n}] outputs", b.dims, r.dims);
+        }
+        let mut out = Vec::with_capacity(m * n);
+        for row in r.chunks_exact(n) {
+            out.extend(row.iter().zip(b.iter()).map(|(r, b)| r + b));
+        }
+        self.rows(&x, x.dims, out)
+    }
+}
+
+wide! {
+    /// `v = quick_gelu(v)`, in place.
+    fn quick_gelu_in_place(v: &mut [f32]) {
+        for v in v.iter_mut() {
+            *v = quick_gelu_value(*v);
+        }
+    }
+}
+
 /// `w` `[out, in]` packed for [`packed_linear`], or `None` where that is not available (no OpenBLAS kernel, not an
 /// f32 CPU tensor, not 2-D).
 pub fn pack_weight(w: &Tensor) -> Result<Option<Arc<PackedWeight>>> {
@@ -273,6 +301,17 @@ pub fn pack_weight(w: &Tensor) -> Result<Option<Arc<PackedWeight>>> {
         return Ok(None);
     };
     Ok(PackedWeight::pack(&cpu.as_slice::<f32>()?[first..end], n, k).map(Arc::new))
+}
+
+/// `residual + act(x) · wᵀ + b` for `x` `[rows, in]`, `residual` `[rows, out]` and a weight packed by
+/// [`pack_weight`], `act` quick_gelu when `gelu`, in one op (the bias and the residual are where the product
+/// accumulates); no backward pass. Equals [`packed_linear`] followed by a residual add.
+pub fn packed_linear_residual(x: &Tensor, w: &Arc<PackedWeight>, b: &Tensor, residual: &Tensor, gelu: bool) -> Result<Tensor> {
+    if !fused_ok(x) || !fused_ok(residual) || b.dtype() != candle_core::DType::F32 {
+        candle_core::bail!("packed linear: f32 CPU tensors expected, got {:?} on {:?}", x.dtype(), x.device());
+    }
+    let op = Fused(PackedProduct { w: w.clone(), gelu });
+    x.contiguous()?.apply_op3_no_bwd(&b.contiguous()?, &residual.contiguous()?, &op)
 }
 
 /// `act(x) · wᵀ (+ b)` for `x` `[rows, in]` and a weight packed by [`pack_weight`], `act` quick_gelu when `gelu`;
@@ -363,6 +402,12 @@ mod tests {
         assert!(max_diff(&packed_linear(&x, &p, Some(&b), false)?, &linear_bias(&x, &w, &b)?) < 1e-5);
         assert!(max_diff(&packed_linear(&x, &p, None, true)?, &quick_gelu_linear(&x, &w)?) < 1e-5);
         assert!(packed_linear(&rand(&[3, 41], 9), &p, None, false).is_err(), "wrong input width");
+        let r = rand(&[70, 300], 10);
+        for gelu in [false, true] {
+            let want = (packed_linear(&x, &p, Some(&b), gelu)? + &r)?;
+            assert!(max_diff(&packed_linear_residual(&x, &p, &b, &r, gelu)?, &want) < 1e-5, "residual, gelu {gelu}");
+        }
+        assert!(packed_linear_residual(&x, &p, &b, &rand(&[70, 299], 11), false).is_err(), "wrong residual shape");
         Ok(())
     }
 }

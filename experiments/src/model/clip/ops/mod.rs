@@ -43,7 +43,7 @@ pub use attention::attention;
 pub use bias::{bias_add, bias_add_residual, bias_quick_gelu, quick_gelu};
 pub use embed::{embed_tokens, vision_embed};
 pub use layer_norm::layer_norm;
-pub use linear::{linear_bias, linear_product, pack_weight, packed_linear, quick_gelu_linear};
+pub use linear::{linear_bias, linear_product, pack_weight, packed_linear, packed_linear_residual, quick_gelu_linear};
 pub use softmax::softmax_last_dim;
 
 fn fused_ok(x: &Tensor) -> bool {
@@ -220,8 +220,66 @@ where
     });
 }
 
+/// Compiles the element-wise loop functions it wraps for AVX-512 and AVX2 beside the baseline x86-64 target, the
+/// best one picked per CPU at run time (the `multiversion` crate): the binary still runs on any x86-64, and a
+/// loop over `exp` runs 16 lanes wide instead of 4 where the CPU has AVX-512. Results do not depend on the
+/// target: Rust never contracts `a * b + c` into an FMA on its own, and the reductions fix their lane order in
+/// code ([`sum`], [`dot`]), so every version computes the same bits.
+macro_rules! wide {
+    ($(#[$m:meta])* $v:vis fn $($rest:tt)*) => {
+        $(#[$m])*
+        #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx512bw+avx512dq", "x86_64+avx2+fma"))]
+        $v fn $($rest)*
+    };
+}
+use wide;
+
+wide! {
+    /// `out[i] = quick_gelu(z[i])`.
+    fn quick_gelu_into(out: &mut [f32], z: &[f32]) {
+        for (o, &v) in out.iter_mut().zip(z) {
+            *o = bias::quick_gelu_value(v);
+        }
+    }
+}
+
+wide! {
+    /// The softmax of `row[..n]` scaled by `scale`, in place, and zeros after it (a causal row's masked part).
+    /// Written in blocks of 16 lanes, as [`sum`]: the rows are short (a causal row of 77 tokens holds 1 to 77
+    /// live entries), and a plain loop would leave most of them to its scalar tail.
+    fn softmax_prefix(row: &mut [f32], n: usize, scale: f32) {
+        let (live, masked) = row.split_at_mut(n.min(row.len()));
+        let mut lanes = [f32::NEG_INFINITY; 16];
+        let mut blocks = live.chunks_exact_mut(16);
+        for b in &mut blocks {
+            for l in 0..16 {
+                b[l] *= scale;
+                lanes[l] = lanes[l].max(b[l]);
+            }
+        }
+        let mut max = f32::NEG_INFINITY;
+        for v in blocks.into_remainder() {
+            *v *= scale;
+            max = max.max(*v);
+        }
+        let max = lanes.iter().fold(max, |a, &b| a.max(b));
+        let mut blocks = live.chunks_exact_mut(16);
+        for b in &mut blocks {
+            for l in 0..16 {
+                b[l] = exp(b[l] - max);
+            }
+        }
+        for v in blocks.into_remainder() {
+            *v = exp(*v - max);
+        }
+        let inv = 1.0 / sum(live);
+        live.iter_mut().for_each(|v| *v *= inv);
+        masked.iter_mut().for_each(|v| *v = 0.0);
+    }
+}
+
 /// Dot product with independent lanes, so that it vectorises without fast-math.
-#[inline]
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -241,7 +299,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     s + acc.iter().sum::<f32>()
 }
 
-#[inline]
+#[inline(always)]
 fn sum(a: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let c = a.chunks_exact(16);
@@ -282,7 +340,7 @@ fn exp(x: f32) -> f32 {
 }
 
 /// Mean and 1/std of one row.
-#[inline]
+#[inline(always)]
 fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
     let d = row.len() as f32;
     let mean = sum(row) / d;

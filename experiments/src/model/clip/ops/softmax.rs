@@ -2,7 +2,7 @@
 
 use candle_core::{Result, Shape, Tensor, D};
 
-use super::{exp, fused_ok, row_input, sum, Arg, Fused, Kernel};
+use super::{fused_ok, row_input, softmax_prefix, Arg, Fused, Kernel};
 
 struct SoftmaxOp;
 
@@ -13,12 +13,8 @@ impl Kernel<1> for SoftmaxOp {
         let (x, d) = row_input(args, "softmax")?;
         let mut out = vec![0f32; x.len()];
         for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            for (oi, &xi) in o.iter_mut().zip(row) {
-                *oi = exp(xi - max);
-            }
-            let inv = 1.0 / sum(o);
-            o.iter_mut().for_each(|v| *v *= inv);
+            o.copy_from_slice(row);
+            softmax_prefix(o, d, 1.0);
         }
         Ok((out, x.shape.clone()))
     }
