@@ -1,6 +1,7 @@
 //! CLIP in candle: config presets, the trainable model, parameter loading / freezing / saving.
 
 pub mod config;
+mod encoder;
 pub mod model;
 pub mod ops;
 pub mod params;

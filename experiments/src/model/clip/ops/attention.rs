@@ -56,11 +56,11 @@ impl AttentionOp {
     }
 
     /// Fills `p` (`[s, s]`) with the attention probabilities of one (batch item, head): `q` and `k` start at the
-    /// head's first column of the item's rows, which are `h` apart.
-    fn probs(&self, d: Dims, q: &[f32], k: &[f32], p: &mut [f32]) {
+    /// head's first column of the item's rows, which are `ld` apart.
+    fn probs(&self, d: Dims, ld: usize, q: &[f32], k: &[f32], p: &mut [f32]) {
         let s = d.s;
         // scale · q kᵀ, then the softmax of each row over its unmasked part.
-        sgemm_ld(s, s, d.hd, (Mat::n(q), d.h), (Mat::t(k), d.h), 0.0, (p, s));
+        sgemm_ld(s, s, d.hd, (Mat::n(q), ld), (Mat::t(k), ld), 0.0, (p, s));
         for (i, pr) in p.chunks_exact_mut(s).enumerate() {
             softmax_prefix(pr, if self.causal { i + 1 } else { s }, self.scale);
         }
@@ -87,7 +87,7 @@ impl Kernel<3> for AttentionOp {
             for (bi, o) in out.chunks_exact_mut(d.s * d.h).enumerate() {
                 let item = first + bi;
                 for hi in 0..self.heads {
-                    self.probs(d, head(&q, d, item, hi), head(&k, d, item, hi), &mut p);
+                    self.probs(d, d.h, head(&q, d, item, hi), head(&k, d, item, hi), &mut p);
                     // o = p v, into the head's columns of the output.
                     let oh = &mut o[hi * d.hd..];
                     sgemm_ld(d.s, d.hd, d.s, (Mat::n(&p), d.s), (Mat::n(head(&v, d, item, hi)), d.h), 0.0, (oh, d.h));
@@ -135,7 +135,7 @@ impl Kernel<2> for AttentionBwd {
                 for hi in 0..heads {
                     let (qh, kh, vh, gh) = (head(q, d, item, hi), head(k, d, item, hi), head(v, d, item, hi), head(&g, d, item, hi));
                     let c = hi * d.hd;
-                    self.fwd.probs(d, qh, kh, &mut p);
+                    self.fwd.probs(d, d.h, qh, kh, &mut p);
                     // dV = Pᵀ dO ; dP = dO Vᵀ
                     sgemm_ld(s, d.hd, s, (Mat::t(&p), s), (Mat::n(gh), ld), 0.0, (&mut dv[c..], ld));
                     sgemm_ld(s, s, d.hd, (Mat::n(gh), ld), (Mat::t(vh), ld), 0.0, (&mut dp, s));
@@ -161,6 +161,57 @@ impl Kernel<2> for AttentionBwd {
         }
         Ok((split, Shape::from((3, d.b, d.s, d.h))))
     }
+}
+
+/// [`AttentionOp`] on the three projections side by side, `qkv` `[b, s, 3h]` (as one product with the packed
+/// `q, k, v` weight writes them), for scoring: no backward pass. Every (batch item, head) pair is a unit of work for
+/// the pool (one image's 12 heads, or five captions' 40, share the cores evenly), its output written to a
+/// `[b, heads, s, hd]` scratch that one pass puts in `[b, s, h]` order.
+struct QkvAttention(AttentionOp);
+
+impl Kernel<1> for QkvAttention {
+    const NAME: &'static str = "cliplab-attention-qkv";
+
+    fn cpu(&self, [x]: [Arg<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
+        let [x] = f32_inputs([x], "attention", ["qkv"])?;
+        let (b, s, h3) = x.shape.dims3()?;
+        if h3 % 3 != 0 {
+            candle_core::bail!("attention: qkv {:?} is not three projections side by side", x.dims);
+        }
+        let (h, heads) = (h3 / 3, self.0.heads);
+        let d = self.0.dims(&Shape::from((b, s, h)))?;
+        let unit = s * d.hd;
+        let mut per_head = vec![0f32; b * heads * unit];
+        on_calling_threads(|| {
+            par_items(&mut per_head, unit, b * heads * s * s * d.hd * 2, |first, out| {
+                let mut p = vec![0f32; s * s];
+                for (j, o) in out.chunks_exact_mut(unit).enumerate() {
+                    let (item, hi) = ((first + j) / heads, (first + j) % heads);
+                    let at = item * s * h3 + hi * d.hd;
+                    self.0.probs(d, h3, &x[at..], &x[at + h..], &mut p);
+                    sgemm_ld(s, d.hd, s, (Mat::n(&p), s), (Mat::n(&x[at + 2 * h..]), h3), 0.0, (o, d.hd));
+                }
+            })
+        });
+        let mut out = Vec::with_capacity(b * s * h);
+        for item in per_head.chunks_exact(heads * unit) {
+            for r in 0..s {
+                for hi in 0..heads {
+                    out.extend_from_slice(&item[hi * unit + r * d.hd..][..d.hd]);
+                }
+            }
+        }
+        Ok((out, Shape::from((b, s, h))))
+    }
+}
+
+/// [`attention`] on `qkv` `[b, s, 3h]`, the `q`, `k` and `v` projections side by side in each row, for scoring (no
+/// backward pass; f32 on the CPU). Equals `attention(q, k, v)` on the three column blocks.
+pub fn attention_qkv(qkv: &Tensor, heads: usize, scale: f64, causal: bool) -> Result<Tensor> {
+    if !fused_ok(qkv) {
+        candle_core::bail!("attention: qkv must be an f32 CPU tensor, got {:?} on {:?}", qkv.dtype(), qkv.device());
+    }
+    qkv.contiguous()?.apply_op1_no_bwd(&Fused(QkvAttention(AttentionOp { heads, scale: scale as f32, causal })))
 }
 
 /// Multi-head self-attention from the projections `q`, `k`, `v` `[b, s, h]` → `[b, s, h]` (before the output
@@ -223,6 +274,24 @@ mod tests {
                 assert!(max_diff(a, c) < 1e-5, "grad differs by {}", max_diff(a, c));
             }
         }
+        Ok(())
+    }
+
+    /// The scoring op on the three projections side by side equals the fused op on them apart, at a lone item and
+    /// at several, short and at CLIP's 77 tokens, causal or not; a width that is not three blocks is refused.
+    #[test]
+    fn attention_on_side_by_side_projections_equals_attention() -> Result<()> {
+        for (b, s, heads, h) in [(1, 50, 12, 96), (5, 77, 8, 64), (3, 7, 2, 8)] {
+            let qkv = rand(&[b, s, 3 * h], 15);
+            let (q, k, v) = (qkv.narrow(2, 0, h)?, qkv.narrow(2, h, h)?, qkv.narrow(2, 2 * h, h)?);
+            for causal in [false, true] {
+                let want = attention(&q, &k, &v, heads, 0.3, causal)?;
+                let got = attention_qkv(&qkv, heads, 0.3, causal)?;
+                assert_eq!(got.dims(), want.dims());
+                assert!(max_diff(&got, &want) < 1e-6, "[{b}, {s}, {h}] causal {causal}: {}", max_diff(&got, &want));
+            }
+        }
+        assert!(attention_qkv(&rand(&[1, 4, 10], 16), 2, 0.5, false).is_err());
         Ok(())
     }
 

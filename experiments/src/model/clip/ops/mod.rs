@@ -39,7 +39,7 @@ mod layer_norm;
 mod linear;
 mod softmax;
 
-pub use attention::attention;
+pub use attention::{attention, attention_qkv};
 pub use bias::{bias_add, bias_add_residual, bias_quick_gelu, quick_gelu};
 pub use embed::{embed_tokens, vision_embed};
 pub use layer_norm::layer_norm;
