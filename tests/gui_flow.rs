@@ -104,6 +104,17 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
     assert_eq!(tile, format!("{} → {}", pct(hb.accuracy), pct(ha.accuracy)));
     let tile = s.text("[data-testid=heldout-prob]").expect("tile");
     assert_eq!(tile, format!("{} → {}", pct(hb.mean_label_prob), pct(ha.mean_label_prob)));
+    // The run measured itself (speed, memory, machine) and the page shows what the store holds.
+    let sys = detail.system.as_ref().expect("run A recorded its system metrics");
+    let step = s.text("[data-testid=run-system] [data-testid=system-step]").expect("step time");
+    assert_eq!(step, format!("{:.3} s", sys.train_step_s.expect("a step time")));
+    let peak = s.text("[data-testid=run-system] [data-testid=system-peak]").expect("peak memory");
+    assert_eq!(peak, format!("{:.0} MiB", sys.peak_rss_mib.expect("a peak")));
+    let machine = s.text("[data-testid=run-system] [data-testid=system-machine]").expect("machine");
+    assert_eq!(machine, format!("{}, {} threads", sys.machine.cpu, sys.machine.threads));
+    s.js("document.querySelector('[data-testid=run-system]').scrollIntoView({ block: 'center' });", json!([])).expect("scroll");
+    s.screenshot("05e-run-system");
+    s.js("window.scrollTo(0, 0);", json!([])).expect("scroll back");
     s.wait("the sample cards", SHORT, |s| Ok((s.count("[data-testid=score-card]")? == 24).then_some(())));
     assert_eq!(s.text("[data-testid=card-pager-text]").expect("pager"), "1–24 of 84");
     // The loss chart is drawn in the run's colour with one line of steps.
@@ -164,6 +175,14 @@ pub fn user_path(s: &Session, home: &Path, export_dir: &Path, pick_folder: &dyn 
         let shown = s.text(&format!("[data-testid=metrics-row-{id}] [data-testid=heldout-acc-after]")).expect("cell");
         assert_eq!(shown, pct(after));
     }
+    for id in [run_a, run_b] {
+        let speed = store.run(id).expect("run").system.expect("system").train_images_per_s.expect("speed");
+        let shown = s.text(&format!("[data-testid=system-row-{id}] [data-testid=system-train-speed]")).expect("cell");
+        assert_eq!(shown, format!("{speed:.1} images/s"));
+    }
+    s.js("document.querySelector('[data-testid=compare-system]').scrollIntoView({ block: 'center' });", json!([])).expect("scroll");
+    s.screenshot("07f-compare-system");
+    s.js("window.scrollTo(0, 0);", json!([])).expect("scroll back");
     assert!(s.count("[data-testid=diff-train\\.lr]").expect("diff") == 1, "the lr differs");
     let colours = s
         .js("return [...document.querySelectorAll('[data-testid=chart-loss_steps] polyline')].map(p => p.getAttribute('stroke'));", json!([]))

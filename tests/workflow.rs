@@ -226,6 +226,14 @@ fn compare_two_runs_writes_charts_csv_and_diff() {
     assert!(text.contains("train.epochs") && !text.contains("train.lr"), "{text}");
     // Same seed and data: both runs drew the same samples, so the flips table covers all of them.
     assert!(text.contains("flips between"), "{text}");
+    // Each run's speed and memory, as the store holds them.
+    assert!(text.contains("speed and memory"), "{text}");
+    for r in [&ra, &rb] {
+        let d = dir.cliplab(&["runs", "show", r, "--json"]).json();
+        let step = d["system"]["train_step_s"].as_f64().expect("the run measured its step time");
+        let line = text.lines().find(|l| l.starts_with(&format!("run {r} ")) && l.contains("threads")).expect("a speed line per run");
+        assert!(line.contains(&format!("{step:.3}")), "{line}");
+    }
     for chart in ["loss_steps", "loss_epochs", "label_prob_slope", "label_prob_hist", "metrics", "calibration", "letters"] {
         for ext in ["svg", "png"] {
             assert!(out.join(format!("{chart}.{ext}")).is_file(), "{chart}.{ext} missing");

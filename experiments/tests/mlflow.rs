@@ -176,6 +176,7 @@ fn a_demo_run_is_pushed_read_back_pushed_again_and_pulled_into_a_fresh_home() {
     assert_eq!(from.remote_run_id, first.remote_run_id);
     let report = compare::compare_runs(&theirs, &[copy], &other.path().join("charts")).expect("compare pulled");
     assert!(report.summary.contains(&format!("run {copy}")), "{}", report.summary);
+    assert!(report.system.contains("not measured"), "a pulled run carries no system metrics: {}", report.system);
 
     // Read-only, and pulling again replaces the copy (same id) instead of adding one.
     let e = theirs.finish_run(copy, RunStatus::Failed, Some("x")).expect_err("read-only");

@@ -178,6 +178,54 @@ export type EpochLoss = { epoch: number, train_loss: number, heldout_loss: numbe
 
 export type LogLine = { at: string, message: string, };
 
+export type Machine = { 
+/**
+ * The CPU model (`/proc/cpuinfo`'s `model name`), or the architecture where the OS does not say.
+ */
+cpu: string, 
+/**
+ * Threads the CPU kernels use (candle's count: `RAYON_NUM_THREADS`, else the cores).
+ */
+threads: number, 
+/**
+ * The library behind matrix products on the CPU (see [`crate::model::blas`]).
+ */
+blas: string, 
+/**
+ * The device the work ran on ("cpu", "cuda:0", ...).
+ */
+device: string, 
+/**
+ * CLIP Lab's version.
+ */
+version: string, 
+/**
+ * Compiled-in features that change speed: `cuda`, `metal`.
+ */
+features: Array<string>, };
+
+export type RunSystem = { machine: Machine, 
+/**
+ * Images per second while scoring (before training).
+ */
+score_images_per_s: number | null, 
+/**
+ * Mean wall time of one optimizer step (seconds).
+ */
+train_step_s: number | null, 
+/**
+ * Training images per second over the fine-tuning phase (held-out evaluation included).
+ */
+train_images_per_s: number | null, 
+/**
+ * Peak resident memory of the process (MiB).
+ */
+peak_rss_mib: number | null, 
+/**
+ * GPU memory in use (MiB), where the run used a GPU.
+ */
+gpu_memory_mib: number | null, };
+
 export type RunDetail = { info: RunInfo, spec: ExperimentSpec, 
 /**
  * Sample ids of the train split, in draw order.
@@ -190,7 +238,11 @@ heldout_ids: Array<number>, step_losses: Array<StepLoss>, epoch_losses: Array<Ep
 /**
  * The fine-tuned checkpoint folder, once saved.
  */
-checkpoint: string | null, };
+checkpoint: string | null, 
+/**
+ * Speed, memory and machine, once the run measured them (see [`super::RunSystem`]).
+ */
+system: RunSystem | null, };
 
 export type StoredScore = { sample_id: number, split: Split, phase: Stage, probs: Array<number>, logits: Array<number>, label: number, label_prob: number, correct: boolean, };
 
@@ -501,6 +553,10 @@ letters: Array<string>, label: number, };
 export type SampleCardPage = { total: number, offset: number, items: Array<SampleCard>, };
 
 export type CompareRun = { info: RunInfo, summary: RunSummary, 
+/**
+ * Its speed, memory and machine, where it measured them.
+ */
+system: RunSystem | null, 
 /**
  * Its colour in every chart.
  */

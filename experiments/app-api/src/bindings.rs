@@ -18,8 +18,9 @@ use experiments::model::optim::OptimizerKind;
 use experiments::run::spec::{ExperimentSpec, FieldProblem, SampleSpec, TrainSpec};
 use experiments::run::store::{
     DatasetInfo, EpochLoss, ExperimentInfo, LogLine, RunDetail, RunInfo, RunMetrics, RunStatus, StepLoss,
-    StoredSample, StoredScore, RunLabels, Deleted, QueuedRun, SweepInfo,
+    StoredSample, StoredScore, RunLabels, Deleted, QueuedRun, SweepInfo, RunSystem,
 };
+use experiments::model::device::Machine;
 use experiments::run::checkpoint::CheckpointState;
 use experiments::run::sweep::GridAxis;
 use heck::ToLowerCamelCase;
@@ -110,7 +111,7 @@ pub fn typescript() -> String {
         // core
         serde_json::Value, DeviceChoice, FreezeSpec, OptimizerKind, Summary, SampleSpec, TrainSpec, ExperimentSpec, FieldProblem, ColumnMap, OnError,
         Problem, ValidationReport, RunStatus, Split, Stage, DatasetInfo, StoredSample, ExperimentInfo, RunMetrics,
-        RunInfo, StepLoss, EpochLoss, LogLine, RunDetail, StoredScore, Phase, Event, SampleResult,
+        RunInfo, StepLoss, EpochLoss, LogLine, Machine, RunSystem, RunDetail, StoredScore, Phase, Event, SampleResult,
         Flip, FlipTable, LetterAccuracy, SplitMetrics, ParamDiff, RunSummary, ReliabilityBin, Calibration, SampleDelta,
         HistBin, Histogram, DemoOptions,
         DemoFiles, CheckpointState,

@@ -15,7 +15,7 @@ use experiments::data::ColumnMap;
 use experiments::validation::ValidationReport;
 use experiments::events::Event;
 use experiments::run::checkpoint::CheckpointState;
-use experiments::run::store::{Deleted, EpochLoss, RunDetail, RunInfo, RunLabels, RunStatus, StepLoss, StoredSample};
+use experiments::run::store::{Deleted, EpochLoss, RunDetail, RunInfo, RunLabels, RunStatus, RunSystem, StepLoss, StoredSample};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -231,6 +231,8 @@ pub struct SampleCardPage {
 pub struct CompareRun {
     pub info: RunInfo,
     pub summary: RunSummary,
+    /// Its speed, memory and machine, where it measured them.
+    pub system: Option<RunSystem>,
     /// Its colour in every chart.
     pub colour: String,
 }

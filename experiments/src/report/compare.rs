@@ -109,6 +109,8 @@ pub struct CompareReport {
     pub flips: String,
     /// Accuracy per answer letter (A–E) before/after, per run.
     pub letters: String,
+    /// Each run's speed and peak memory and the machine it ran on, where it measured them.
+    pub system: String,
 }
 
 /// Renders the charts (SVG + PNG) and the per-sample CSV of `ids` into `out_dir`, and the text summaries.
@@ -153,7 +155,35 @@ pub fn compare_runs(store: &Store, ids: &[i64], out_dir: &Path) -> Result<Compar
         hyperparameter_diff: if runs.len() > 1 { analysis::hyperparameter_diff_table(&runs) } else { String::new() },
         flips,
         letters: letters_text(&runs),
+        system: system_text(store, &runs)?,
     })
+}
+
+/// One line per run: its training step, training and scoring speed, peak memory and machine (`-` where the run
+/// did not measure it: runs from before CLIP Lab measured them, runs pulled from MLflow).
+fn system_text(store: &Store, runs: &[RunData]) -> Result<String> {
+    let f = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    let mut s = format!("{:<30} {:>10} {:>11} {:>11} {:>9}  machine\n", "run", "step (s)", "train img/s", "score img/s", "peak MiB");
+    for r in runs {
+        let name = if r.label.is_empty() { format!("run {}", r.id) } else { r.label.clone() };
+        let line = match store.run_system(r.id)? {
+            Some(m) => format!(
+                "{:<30} {:>10} {:>11} {:>11} {:>9}  {} ({} threads), {}",
+                name,
+                f(m.train_step_s, 3),
+                f(m.train_images_per_s, 1),
+                f(m.score_images_per_s, 1),
+                f(m.peak_rss_mib, 0),
+                m.machine.cpu,
+                m.machine.threads,
+                m.machine.device
+            ),
+            None => format!("{name:<30} {:>10} {:>11} {:>11} {:>9}  not measured", "-", "-", "-", "-"),
+        };
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    Ok(s)
 }
 
 /// A flip table under `title`, then the five largest gains and losses.

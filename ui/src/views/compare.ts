@@ -8,6 +8,7 @@ import type { BeforeAfterRun } from "../beforeafter";
 import type { ChartRun } from "../chart";
 import type { ScoreRun } from "../scorecharts";
 import { chartsGrid } from "./run";
+import { systemTable } from "../system";
 
 export async function renderCompare(root: HTMLElement, ctx: ViewCtx): Promise<void> {
   const ids = (routeParams().get("ids") ?? "").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
@@ -30,6 +31,7 @@ export async function renderCompare(root: HTMLElement, ctx: ViewCtx): Promise<vo
     exportMsg,
     legend(v),
     metricsTable(v),
+    systemTable(v.runs),
     diffTable(v),
     chartsGrid(v.charts, "compare-charts", { series: v.series, beforeAfter: { runs: beforeAfterRuns(v), charts: ["metrics", "label_prob_slope"] }, scores: scoreRuns(v) }),
     flipsPanel(v),

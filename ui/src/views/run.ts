@@ -7,6 +7,7 @@ import { calibrationChart, histChart, lettersChart, sampleSlopeChart, type Score
 import type { ViewCtx } from "../main";
 import { pushToMlflow } from "./mlflow";
 import { attempt, badge, bar, bytes, checkpointBadge, clear, confirmDialog, done, duration, h, navigate, onAppEvent, pagedGrid, pct, sci, select, svgNode, tagChips, thumb, when } from "../dom";
+import { systemList } from "../system";
 
 const BEFORE = "#9AA0A6";
 
@@ -342,7 +343,14 @@ function specPanel(view: RunView): HTMLElement {
   return h(
     "section",
     { class: "panel two-col" },
-    h("div", null, h("h2", null, "Spec"), h("dl", { class: "kv", testid: "run-spec" }, rows.map(([k, v]) => [h("dt", null, k), h("dd", null, v)]))),
+    h(
+      "div",
+      null,
+      h("h2", null, "Spec"),
+      h("dl", { class: "kv", testid: "run-spec" }, rows.map(([k, v]) => [h("dt", null, k), h("dd", null, v)])),
+      h("h2", null, "Speed and machine"),
+      systemList(view.detail.system),
+    ),
     h(
       "div",
       null,

@@ -37,7 +37,13 @@ impl App {
         {
             let store = self.store();
             for &(i, d) in &indexed {
-                runs.push(CompareRun { info: store.run(d.id)?.info, summary: analysis::summarize(d), colour: plots::palette_hex(i) });
+                let detail = store.run(d.id)?;
+                runs.push(CompareRun {
+                    info: detail.info,
+                    summary: analysis::summarize(d),
+                    system: detail.system,
+                    colour: plots::palette_hex(i),
+                });
             }
         }
         let (a, b) = (indexed[0].1, indexed[1].1);

@@ -40,6 +40,7 @@ pub fn compare(runs: &[i64], out: &Path, ctx: &Ctx, json: bool) -> Result<()> {
     }
     println!("{}", r.flips);
     println!("accuracy per answer letter:\n{}", r.letters);
+    println!("speed and memory:\n{}", r.system);
     println!("wrote {} files to {}", r.files.len(), out.display());
     Ok(())
 }

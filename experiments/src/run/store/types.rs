@@ -189,9 +189,7 @@ pub struct RunDetail {
     pub log: Vec<LogLine>,
     /// The fine-tuned checkpoint folder, once saved.
     pub checkpoint: Option<PathBuf>,
-    /// Speed, memory and machine, once the run measured them (see [`super::RunSystem`]). Not yet shown by the
-    /// app's page, so not in its TypeScript bindings.
-    #[cfg_attr(feature = "ts", ts(skip))]
+    /// Speed, memory and machine, once the run measured them (see [`super::RunSystem`]).
     pub system: Option<super::RunSystem>,
 }
 
