@@ -265,8 +265,8 @@ wide! {
         let max = lanes.iter().fold(max, |a, &b| a.max(b));
         let mut blocks = live.chunks_exact_mut(16);
         for b in &mut blocks {
-            for l in 0..16 {
-                b[l] = exp(b[l] - max);
+            for v in b.iter_mut() {
+                *v = exp(*v - max);
             }
         }
         for v in blocks.into_remainder() {
