@@ -365,6 +365,20 @@ fn scoring_records_no_graph_and_gives_the_same_logits() {
     }
 }
 
+/// `choice_logits` of `data` (each image against its own five captions) as a function of the model computing them.
+fn choice_logits_of(b: &ClipBundle, data: &[McqSample]) -> impl Fn(&experiments::model::clip::ClipModel) -> Vec<Vec<f32>> {
+    let captions: Vec<&str> = data.iter().flat_map(|s| s.choices.iter().map(String::as_str)).collect();
+    let tokens = b.tokenizer.batch(&captions, &Device::Cpu).expect("tokens");
+    let pixels: Vec<Vec<f32>> = data.iter().map(|s| s.pixels.as_ref().clone()).collect();
+    let pixels = b.processor.batch_tensor(&pixels, &Device::Cpu).expect("pixels");
+    let choices: Vec<u32> = (0..captions.len() as u32).collect();
+    let choices = candle_core::Tensor::from_vec(choices, (data.len(), 5), &Device::Cpu).expect("choices");
+    move |m| {
+        let l = m.choice_logits(&pixels, &tokens.ids, &tokens.last, &choices, None).expect("logits");
+        l.to_vec2::<f32>().expect("vec")
+    }
+}
+
 /// The scoring view of the model shares the parameters' storage (no weight copies): made before a training step,
 /// it computes what the trained model computes after it.
 #[test]
@@ -372,17 +386,8 @@ fn the_detached_model_shares_the_parameters() {
     let mut b = bundle(8, &FreezeSpec::default());
     let data = samples(&b, 4, 8);
     let refs: Vec<&McqSample> = data.iter().collect();
-    let captions: Vec<&str> = data.iter().flat_map(|s| s.choices.iter().map(String::as_str)).collect();
-    let tokens = b.tokenizer.batch(&captions, &Device::Cpu).expect("tokens");
-    let pixels: Vec<Vec<f32>> = data.iter().map(|s| s.pixels.as_ref().clone()).collect();
-    let pixels = b.processor.batch_tensor(&pixels, &Device::Cpu).expect("pixels");
-    let choices: Vec<u32> = (0..captions.len() as u32).collect();
-    let choices = candle_core::Tensor::from_vec(choices, (data.len(), 5), &Device::Cpu).expect("choices");
+    let logits = choice_logits_of(&b, &data);
     let view = b.model.detached().expect("detached");
-    let logits = |m: &experiments::model::clip::ClipModel| {
-        let l = m.choice_logits(&pixels, &tokens.ids, &tokens.last, &choices, None).expect("logits");
-        l.to_vec2::<f32>().expect("vec")
-    };
     let before = logits(&view);
     assert_eq!(before, b.logits(&refs).expect("logits").to_vec2::<f32>().expect("vec"));
     let cfg = TrainConfig { epochs: 1, batch_size: 4, optimizer: AdamConfig::adam(1e-2), ..Default::default() };
@@ -398,21 +403,12 @@ fn the_detached_model_shares_the_parameters() {
 fn the_packed_model_scores_as_the_model() {
     let b = bundle(9, &FreezeSpec::default());
     let data = samples(&b, 4, 9);
-    let captions: Vec<&str> = data.iter().flat_map(|s| s.choices.iter().map(String::as_str)).collect();
-    let tokens = b.tokenizer.batch(&captions, &Device::Cpu).expect("tokens");
-    let pixels: Vec<Vec<f32>> = data.iter().map(|s| s.pixels.as_ref().clone()).collect();
-    let pixels = b.processor.batch_tensor(&pixels, &Device::Cpu).expect("pixels");
-    let choices: Vec<u32> = (0..captions.len() as u32).collect();
-    let choices = candle_core::Tensor::from_vec(choices, (data.len(), 5), &Device::Cpu).expect("choices");
-    let logits = |m: &experiments::model::clip::ClipModel| {
-        let l = m.choice_logits(&pixels, &tokens.ids, &tokens.last, &choices, None).expect("logits");
-        l.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("vec")
-    };
+    let logits = choice_logits_of(&b, &data);
     let packed = b.model.packed().expect("packed");
     let layers = 6 * (tiny_config().text_config.num_hidden_layers + tiny_config().vision_config.num_hidden_layers) + 2;
     let want = if experiments::model::blas::packed_available() { layers } else { 0 };
     assert_eq!(packed.packed_layers(), want, "linear layers packed");
     assert_eq!(b.model.packed_layers(), 0, "the model itself holds no packed weight");
-    let (got, want) = (logits(&packed), logits(&b.model));
+    let (got, want) = (logits(&packed).concat(), logits(&b.model).concat());
     assert!(got.iter().zip(&want).all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + y.abs())), "packed weights changed the logits");
 }

@@ -268,7 +268,7 @@ pub fn sgemm_ld(
                 )
             }
         }
-        _ => gemm_ld(m, n, k, (a, lda), (b, ldb), beta, (c, ldc)),
+        _ => gemm_ld((m, n, k), (a, lda), (b, ldb), beta, (c, ldc)),
     }
 }
 
@@ -280,19 +280,12 @@ pub fn gemm_only(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, beta: f32
         holds(a.data.len(), ar, ac, ac) && holds(b.data.len(), br, bc, bc) && holds(c.len(), m, n, n),
         "sgemm: operand shorter than its dims"
     );
-    gemm_ld(m, n, k, (a, ac), (b, bc), beta, (c, n))
+    gemm_ld((m, n, k), (a, ac), (b, bc), beta, (c, n))
 }
 
-/// The `gemm` crate's product on operands already checked by the caller (dims and leading dimensions).
-fn gemm_ld(
-    m: usize,
-    n: usize,
-    k: usize,
-    (a, lda): (Mat<'_>, usize),
-    (b, ldb): (Mat<'_>, usize),
-    beta: f32,
-    (c, ldc): (&mut [f32], usize),
-) {
+/// The `gemm` crate's product on operands already checked by the caller (dims `(m, n, k)` and leading dimensions,
+/// as [`sgemm_ld`] takes them).
+fn gemm_ld((m, n, k): (usize, usize, usize), (a, lda): (Mat<'_>, usize), (b, ldb): (Mat<'_>, usize), beta: f32, (c, ldc): (&mut [f32], usize)) {
     if m == 0 || n == 0 || k == 0 {
         c.chunks_mut(ldc).take(m).for_each(|r| r[..n].iter_mut().for_each(|v| *v *= beta));
         return;
@@ -386,7 +379,7 @@ mod tests {
             let mut got = vec![5f32; m * ldc];
             sgemm_ld(m, n, k, (sa, lda), (sb, ldb), 0.0, (&mut got[..], ldc));
             let mut fallback = vec![5f32; m * ldc];
-            gemm_ld(m, n, k, (sa, lda), (sb, ldb), 0.0, (&mut fallback[..], ldc));
+            gemm_ld((m, n, k), (sa, lda), (sb, ldb), 0.0, (&mut fallback[..], ldc));
             for i in 0..m {
                 for j in 0..ldc {
                     let (g, f) = (got[i * ldc + j], fallback[i * ldc + j]);
