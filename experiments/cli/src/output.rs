@@ -64,16 +64,8 @@ pub fn print_run(d: &RunDetail) {
     }
     print_summary_table(&i.metrics);
     if let Some(s) = &d.system {
-        let f = |v: Option<f64>, unit: &str| v.map(|v| format!("{v:.2} {unit}")).unwrap_or_else(|| "-".into());
-        println!(
-            "speed: scoring {}, training {}, step {}; peak memory {}",
-            f(s.score_images_per_s, "images/s"),
-            f(s.train_images_per_s, "images/s"),
-            f(s.train_step_s, "s"),
-            s.peak_rss_mib.map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "-".into())
-        );
-        let m = &s.machine;
-        println!("machine: {} ({} threads), {}, matrix products: {}, CLIP Lab {}", m.cpu, m.threads, m.device, m.blas, m.version);
+        println!("speed: {}", s.speed_line());
+        println!("machine: {}", s.machine_line());
     }
     if let Some(c) = &d.checkpoint {
         println!("checkpoint: {}", c.display());

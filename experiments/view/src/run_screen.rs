@@ -78,6 +78,10 @@ pub fn show(m: &mut Monitor, ui: &mut egui::Ui, id: i64) {
         return;
     };
     header(ui, &info);
+    if let Some(s) = m.view.detail(id).and_then(|d| d.system.as_ref()) {
+        ui.label(format!("speed: {}", s.speed_line()));
+        ui.label(format!("machine: {}", s.machine_line()));
+    }
     let series = m.plotted();
     ui.allocate_ui(egui::vec2(ui.available_width(), 300.0), |ui| curves::show(ui, "run", &series, false));
     ui.separator();

@@ -1,7 +1,7 @@
 //! The monitor, driven headless through egui's accessibility tree (egui_kittest: no window, no GPU), over stores
 //! built with the core's API: the table lists the store's runs, two selected runs are plotted with exactly the
 //! store's points (and their colours), steps another process records appear after a refresh tick, and a run opens
-//! on its per-sample table.
+//! on its per-sample table and its recorded speed, memory and machine.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,7 +16,8 @@ use experiments::events::{Event, Phase};
 use experiments::model::engine::{SampleScore, Summary};
 use experiments::report::compare::load_run_data;
 use experiments::run::spec::ExperimentSpec;
-use experiments::run::store::{RunMetrics, RunStatus, Store};
+use experiments::model::device::Machine;
+use experiments::run::store::{RunMetrics, RunStatus, RunSystem, Store};
 use experiments::validation::ValidationReport;
 use experiments::vocab::{Split, Stage};
 
@@ -112,8 +113,29 @@ fn completed_run(store: &mut Store, experiment: i64, samples: &[i64]) -> Result<
     let metrics =
         RunMetrics { train_before: s(0.25), train_after: s(0.5), heldout_before: s(0.0), heldout_after: s(0.5) };
     store.record_summary(run, &metrics)?;
+    store.record_system(run, &system(run))?;
     store.finish_run(run, RunStatus::Completed, None)?;
     Ok(run)
+}
+
+/// The speed, memory and machine recorded for completed run `run` (its step time grows with its id).
+fn system(run: i64) -> RunSystem {
+    let machine = Machine {
+        cpu: "Test CPU".into(),
+        threads: 2,
+        blas: "OpenBLAS".into(),
+        device: "cpu".into(),
+        version: "0.1.0".into(),
+        features: vec![],
+    };
+    RunSystem {
+        machine,
+        score_images_per_s: Some(800.0),
+        train_step_s: Some(0.01 * run as f64),
+        train_images_per_s: Some(250.0),
+        peak_rss_mib: Some(210.0),
+        gpu_memory_mib: None,
+    }
 }
 
 /// A store with two completed runs (of experiments with different learning rates) and one running run (3
@@ -277,6 +299,9 @@ fn keyboard_filters_selects_and_opens_a_run_on_its_samples() -> TestResult {
     assert_eq!(order.last().map(String::as_str), Some("cartoon00.png"));
     h.get_by_label("cartoon05.png");
     h.get_by_label("caption 0 of cartoon 5");
+    // The run's speed, memory and machine, as recorded.
+    h.get_by_label(&format!("speed: {}", system(ids[1]).speed_line()));
+    h.get_by_label(&format!("machine: {}", system(ids[1]).machine_line()));
     h.get_by_label("+0.150");
     h.key_press(Key::L);
     h.run();

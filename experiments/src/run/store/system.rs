@@ -65,3 +65,61 @@ impl Store {
         }))
     }
 }
+
+impl RunSystem {
+    /// One line of speed and memory: `step 0.031 s · training 243.3 images/s · scoring 848.6 images/s · peak 210 MiB`
+    /// (`-` for what the run did not measure), as `cliplab runs show` and the monitor print it.
+    pub fn speed_line(&self) -> String {
+        let f = |v: Option<f64>, digits: usize, unit: &str| v.map_or("-".to_string(), |v| format!("{v:.digits$} {unit}"));
+        let mut line = format!(
+            "step {} · training {} · scoring {} · peak {}",
+            f(self.train_step_s, 3, "s"),
+            f(self.train_images_per_s, 1, "images/s"),
+            f(self.score_images_per_s, 1, "images/s"),
+            f(self.peak_rss_mib, 0, "MiB")
+        );
+        if let Some(gpu) = self.gpu_memory_mib {
+            line.push_str(&format!(" (GPU {gpu:.0} MiB)"));
+        }
+        line
+    }
+
+    /// The machine in one line: `Intel(R) Xeon(R) Processor, 2 threads, cpu, matrix products: OpenBLAS ..., CLIP Lab
+    /// 0.1.0 (cuda)`.
+    pub fn machine_line(&self) -> String {
+        let m = &self.machine;
+        let features = if m.features.is_empty() { String::new() } else { format!(" ({})", m.features.join(", ")) };
+        format!("{}, {} threads, {}, matrix products: {}, CLIP Lab {}{features}", m.cpu, m.threads, m.device, m.blas, m.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lines_say_what_was_measured_and_dash_the_rest() {
+        let machine = Machine {
+            cpu: "Xeon".into(),
+            threads: 2,
+            blas: "OpenBLAS 0.3.21".into(),
+            device: "cpu".into(),
+            version: "0.1.0".into(),
+            features: vec![],
+        };
+        let s = RunSystem {
+            machine,
+            score_images_per_s: Some(848.63),
+            train_step_s: Some(0.0314),
+            train_images_per_s: None,
+            peak_rss_mib: Some(210.4),
+            gpu_memory_mib: None,
+        };
+        assert_eq!(s.speed_line(), "step 0.031 s · training - · scoring 848.6 images/s · peak 210 MiB");
+        assert_eq!(s.machine_line(), "Xeon, 2 threads, cpu, matrix products: OpenBLAS 0.3.21, CLIP Lab 0.1.0");
+        let gpu = RunSystem { gpu_memory_mib: Some(1024.0), ..s.clone() };
+        assert!(gpu.speed_line().ends_with("peak 210 MiB (GPU 1024 MiB)"));
+        let cuda = RunSystem { machine: Machine { features: vec!["cuda".into()], ..s.machine.clone() }, ..s };
+        assert!(cuda.machine_line().ends_with("CLIP Lab 0.1.0 (cuda)"));
+    }
+}
