@@ -1,5 +1,5 @@
-//! Two or more selected runs side by side: their metrics (before → after, train and held-out, final losses) and
-//! the hyperparameters that differ (the same diff as `cliplab compare`).
+//! Two or more selected runs side by side: their metrics (before → after, train and held-out, final losses, step
+//! time and peak memory) and the hyperparameters that differ (the same diff as `cliplab compare`).
 
 use eframe::egui::{self, RichText};
 use experiments::report::analysis::{format_value, json_diff};
@@ -20,8 +20,8 @@ pub fn show(ui: &mut egui::Ui, view: &StoreView, ids: &[i64]) {
 
 fn metrics(ui: &mut egui::Ui, view: &StoreView, ids: &[i64]) {
     ui.label(RichText::new("Metrics (before -> after)").strong());
-    egui::Grid::new("compare-metrics").striped(true).num_columns(7).show(ui, |ui| {
-        for h in ["run", "status", "train acc", "held-out acc", "train p(label)", "held-out p(label)", "final loss"] {
+    egui::Grid::new("compare-metrics").striped(true).num_columns(9).show(ui, |ui| {
+        for h in ["run", "status", "train acc", "held-out acc", "train p(label)", "held-out p(label)", "final loss", "step", "peak memory"] {
             ui.strong(h);
         }
         ui.end_row();
@@ -36,6 +36,9 @@ fn metrics(ui: &mut egui::Ui, view: &StoreView, ids: &[i64]) {
             ui.label(change(m.train_before, m.train_after, p));
             ui.label(change(m.heldout_before, m.heldout_after, p));
             ui.label(final_loss(view, *id));
+            let system = view.detail(*id).and_then(|d| d.system.as_ref());
+            ui.label(system.and_then(|s| s.train_step_s).map_or("–".into(), |t| format!("{t:.3} s")));
+            ui.label(system.and_then(|s| s.peak_rss_mib).map_or("–".into(), |m| format!("{m:.0} MiB")));
             ui.end_row();
         }
     });

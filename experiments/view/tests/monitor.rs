@@ -215,6 +215,9 @@ fn two_selected_runs_are_plotted_with_the_stores_points() -> TestResult {
     }
     assert_eq!(run_colour(0), egui::Color32::from_rgb(0x1F, 0x77, 0xB4), "plots::palette(0)");
     // The comparison: metrics per run and the hyperparameters that differ (the learning rate only).
+    for id in &ids[..2] {
+        h.get_by_label(&format!("{:.3} s", system(*id).train_step_s.unwrap_or_default()));
+    }
     h.get_by_label("Hyperparameters that differ");
     h.get_by_label("train.lr");
     assert!(h.query_by_label("train.epochs").is_none(), "equal hyperparameters are not listed");
