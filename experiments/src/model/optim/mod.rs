@@ -192,6 +192,7 @@ impl From<Coeffs> for Coeffs32 {
 }
 
 /// The whole update of one stretch of elements, in one pass. `L2`: add `l2 * p` to the gradient first.
+#[inline(always)]
 fn adam_kernel<const L2: bool>(
     p: &mut [f32],
     g: &[f32],
@@ -210,11 +211,13 @@ fn adam_kernel<const L2: bool>(
     }
 }
 
-fn run_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coeffs32) {
-    if c.l2 != 0.0 {
-        adam_kernel::<true>(p, g, m, v, c)
-    } else {
-        adam_kernel::<false>(p, g, m, v, c)
+wide! {
+    fn run_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coeffs32) {
+        if c.l2 != 0.0 {
+            adam_kernel::<true>(p, g, m, v, c)
+        } else {
+            adam_kernel::<false>(p, g, m, v, c)
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Result, Shape, Tensor};
 
-use super::{f32_inputs, fused_ok, par_items, row_input, wide, Arg, Fused, Kernel};
+use super::{f32_inputs, fused_ok, par_items, row_input, Arg, Fused, Kernel};
 
 /// The frame shared by the bias kernels: `y` `[n, d]` (rows), `b` `[d]` and `K` more inputs shaped like `y`
 /// (`names` names them in errors) → `f(y row, rows of the others, b, out row)` for each row, the output shaped

@@ -2,7 +2,7 @@
 
 use candle_core::{DType, IndexOp, Result, Shape, Tensor, D};
 
-use super::{dot, f32_inputs, fused_ok, par_items, row_stats, sum, wide, Arg, Fused, Kernel};
+use super::{dot, f32_inputs, fused_ok, par_items, row_stats, sum, Arg, Fused, Kernel};
 
 struct LayerNormOp {
     eps: f32,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use candle_core::{Result, Shape, Tensor};
 
 use super::bias::{quick_gelu, quick_gelu_slope, quick_gelu_value, ColumnSum};
-use super::{f32_inputs, fused_ok, par_items, quick_gelu_into, wide, Arg, Fused, Kernel};
+use super::{f32_inputs, fused_ok, par_items, quick_gelu_into, Arg, Fused, Kernel};
 use crate::model::blas::{self, Mat, PackedWeight};
 
 /// `a · b` for 2-D contiguous `a` and `b`, either read transposed.
