@@ -14,6 +14,15 @@ use super::bias::{quick_gelu, quick_gelu_slope, quick_gelu_value, ColumnSum};
 use super::{f32_inputs, fused_ok, par_items, quick_gelu_into, Arg, Fused, Kernel};
 use crate::model::blas::{self, Mat, PackedWeight};
 
+/// `op(a) · op(b)` `[m, n]` in a new buffer. The buffer is allocated zeroed and the product added onto it (BLAS's
+/// `beta = 1`): asked for `beta = 0`, OpenBLAS would zero it a second time first (`sgemm_beta`, 3 % of a training
+/// step). The same bits either way: its kernel adds the product onto the zeroed output in both cases.
+fn product_new(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>) -> Vec<f32> {
+    let mut out = vec![0f32; m * n];
+    blas::sgemm(m, n, k, a, b, 1.0, &mut out);
+    out
+}
+
 /// `a · b` for 2-D contiguous `a` and `b`, either read transposed.
 struct Product {
     ta: bool,
@@ -41,9 +50,7 @@ impl Kernel<2> for Product {
     fn cpu(&self, args: [Arg<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
         let [a, b] = f32_inputs(args, "linear", ["a", "b"])?;
         let (m, k, n) = self.dims(a.dims, b.dims)?;
-        let mut out = vec![0f32; m * n];
-        blas::sgemm(m, n, k, Mat { data: &a, t: self.ta }, Mat { data: &b, t: self.tb }, 0.0, &mut out);
-        Ok((out, Shape::from((m, n))))
+        Ok((product_new(m, n, k, Mat { data: &a, t: self.ta }, Mat { data: &b, t: self.tb }), Shape::from((m, n))))
     }
 
     fn grads(&self, [x, w]: [&Tensor; 2], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 2]> {
@@ -117,9 +124,7 @@ impl Kernel<2> for GeluProduct {
         let [z, w] = f32_inputs(args, "quick_gelu linear", ["z", "weight"])?;
         let (m, k, n) = xwt_dims(z.dims, w.dims)?;
         let a = quick_gelu_of(&z, k);
-        let mut out = vec![0f32; m * n];
-        blas::sgemm(m, n, k, Mat { data: &a, t: false }, Mat { data: &w, t: true }, 0.0, &mut out);
-        Ok((out, Shape::from((m, n))))
+        Ok((product_new(m, n, k, Mat { data: &a, t: false }, Mat { data: &w, t: true }), Shape::from((m, n))))
     }
 
     fn grads(&self, [z, w]: [&Tensor; 2], _out: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 2]> {
@@ -141,8 +146,7 @@ impl Kernel<3> for GeluProductDz {
         if g.dims != [m, n].as_slice() {
             candle_core::bail!("quick_gelu linear bwd: grad {:?} for output [{m}, {n}]", g.dims);
         }
-        let mut dz = vec![0f32; m * k];
-        blas::sgemm(m, k, n, Mat { data: &g, t: false }, Mat { data: &w, t: false }, 0.0, &mut dz);
+        let mut dz = product_new(m, k, n, Mat { data: &g, t: false }, Mat { data: &w, t: false });
         par_items(&mut dz, k, m * k * 8, |first, out| times_gelu_slope(out, &z[first * k..first * k + out.len()]));
         Ok((dz, z.shape.clone()))
     }
@@ -172,8 +176,7 @@ impl Kernel<2> for GeluProductDw {
             candle_core::bail!("quick_gelu linear bwd: grad {:?} for z {:?}", g.dims, z.dims);
         }
         let a = quick_gelu_of(&z, k);
-        let mut dw = vec![0f32; n * k];
-        blas::sgemm(n, k, m, Mat { data: &g, t: true }, Mat { data: &a, t: false }, 0.0, &mut dw);
+        let dw = product_new(n, k, m, Mat { data: &g, t: true }, Mat { data: &a, t: false });
         Ok((dw, Shape::from((n, k))))
     }
 }
