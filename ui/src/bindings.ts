@@ -202,7 +202,11 @@ version: string,
 /**
  * Compiled-in features that change speed: `cuda`, `metal`.
  */
-features: Array<string>, };
+features: Array<string>, 
+/**
+ * The GPU's name, where the work ran on one (CUDA). Absent from records made before it was kept.
+ */
+gpu: string | null, };
 
 export type RunSystem = { machine: Machine, 
 /**

@@ -13,7 +13,7 @@ const MEASURES: Measure[] = [
   ["Training", "system-train-speed", (s) => unit(s.train_images_per_s, 1, "images/s")],
   ["Scoring", "system-score-speed", (s) => unit(s.score_images_per_s, 1, "images/s")],
   ["Peak memory", "system-peak", (s) => unit(s.peak_rss_mib, 0, "MiB") + (s.gpu_memory_mib == null ? "" : ` (GPU ${num(s.gpu_memory_mib, 0)} MiB)`)],
-  ["Device", "system-device", (s) => s.machine.device],
+  ["Device", "system-device", (s) => s.machine.device + (s.machine.gpu ? ` (${s.machine.gpu})` : "")],
   ["Machine", "system-machine", (s) => `${s.machine.cpu}, ${s.machine.threads} threads`],
   ["Matrix products", "system-blas", (s) => s.machine.blas],
   ["CLIP Lab", "system-version", (s) => s.machine.version + (s.machine.features.length ? ` (${s.machine.features.join(", ")})` : "")],

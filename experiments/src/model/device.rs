@@ -115,6 +115,9 @@ pub struct Machine {
     pub version: String,
     /// Compiled-in features that change speed: `cuda`, `metal`.
     pub features: Vec<String>,
+    /// The GPU's name, where the work ran on one (CUDA). Absent from records made before it was kept.
+    #[serde(default)]
+    pub gpu: Option<String>,
 }
 
 impl Machine {
@@ -134,7 +137,23 @@ impl Machine {
             device: device_name(device),
             version: env!("CARGO_PKG_VERSION").to_string(),
             features,
+            gpu: gpu_info(device).map(|(name, _)| name),
         }
+    }
+}
+
+/// The name of the GPU behind `device` and the memory in use on it (MiB, the whole device's, as `nvidia-smi`
+/// counts it), for a CUDA device; `None` on the CPU, on Metal, or when the driver does not answer.
+pub fn gpu_info(device: &Device) -> Option<(String, f64)> {
+    match device {
+        #[cfg(feature = "cuda")]
+        Device::Cuda(d) => {
+            let stream = d.cuda_stream();
+            let ctx = stream.context();
+            let (free, total) = ctx.mem_get_info().ok()?;
+            Some((ctx.name().ok()?, total.saturating_sub(free) as f64 / (1024.0 * 1024.0)))
+        }
+        _ => None,
     }
 }
 

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::verify_images;
-use crate::model::device::{peak_rss_mib, DeviceChoice, Machine};
+use crate::model::device::{gpu_info, peak_rss_mib, DeviceChoice, Machine};
 use crate::model::engine::{ClipBundle, McqSample, Summary};
 use crate::events::{CancelToken, Event, Observer, Phase, PhaseClock};
 use crate::run::spec::ExperimentSpec;
@@ -449,7 +449,7 @@ fn execute(
             train_step_s: (steps > 0).then(|| train_s / steps as f64),
             train_images_per_s: per_second(train.len() * config.epochs, train_s),
             peak_rss_mib: peak_rss_mib(),
-            gpu_memory_mib: None,
+            gpu_memory_mib: gpu_info(&device).map(|(_, mib)| mib),
         },
     )?;
 

@@ -127,6 +127,7 @@ fn system(run: i64) -> RunSystem {
         device: "cpu".into(),
         version: "0.1.0".into(),
         features: vec![],
+        gpu: None,
     };
     RunSystem {
         machine,

@@ -89,7 +89,11 @@ impl RunSystem {
     pub fn machine_line(&self) -> String {
         let m = &self.machine;
         let features = if m.features.is_empty() { String::new() } else { format!(" ({})", m.features.join(", ")) };
-        format!("{}, {} threads, {}, matrix products: {}, CLIP Lab {}{features}", m.cpu, m.threads, m.device, m.blas, m.version)
+        let device = match &m.gpu {
+            Some(gpu) => format!("{} ({gpu})", m.device),
+            None => m.device.clone(),
+        };
+        format!("{}, {} threads, {device}, matrix products: {}, CLIP Lab {}{features}", m.cpu, m.threads, m.blas, m.version)
     }
 }
 
@@ -106,6 +110,7 @@ mod tests {
             device: "cpu".into(),
             version: "0.1.0".into(),
             features: vec![],
+            gpu: None,
         };
         let s = RunSystem {
             machine,
@@ -119,7 +124,11 @@ mod tests {
         assert_eq!(s.machine_line(), "Xeon, 2 threads, cpu, matrix products: OpenBLAS 0.3.21, CLIP Lab 0.1.0");
         let gpu = RunSystem { gpu_memory_mib: Some(1024.0), ..s.clone() };
         assert!(gpu.speed_line().ends_with("peak 210 MiB (GPU 1024 MiB)"));
-        let cuda = RunSystem { machine: Machine { features: vec!["cuda".into()], ..s.machine.clone() }, ..s };
-        assert!(cuda.machine_line().ends_with("CLIP Lab 0.1.0 (cuda)"));
+        let machine = Machine { features: vec!["cuda".into()], device: "cuda:0".into(), gpu: Some("NVIDIA H200".into()), ..s.machine.clone() };
+        let cuda = RunSystem { machine, ..s };
+        assert_eq!(cuda.machine_line(), "Xeon, 2 threads, cuda:0 (NVIDIA H200), matrix products: OpenBLAS 0.3.21, CLIP Lab 0.1.0 (cuda)");
+        // A machine recorded before the GPU's name was kept reads back without one.
+        let old = r#"{"cpu":"Xeon","threads":2,"blas":"OpenBLAS","device":"cpu","version":"0.1.0","features":[]}"#;
+        assert_eq!(serde_json::from_str::<Machine>(old).map(|m| m.gpu).ok(), Some(None));
     }
 }
