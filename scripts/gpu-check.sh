@@ -43,6 +43,9 @@ for dev in cuda cpu; do
   if "$work/cliplab" --home "$home" bench --device "$dev" --iters 3 --json > "$work/bench-$dev.json"; then
     json '"|".join(["bench '"$dev"': score 1x5 (s) / images/s / train step (s)", "%.4f / %.1f / %.4f" % (d["score_1x5_s"], d["score_images_per_s"], d["train_step_s"]), "", ""])' \
       < "$work/bench-$dev.json" >> "$table"
+    # The GPU the run recorded (Machine.gpu) and its memory in use after the bench.
+    [ "$dev" = cuda ] && json '"|".join(["bench cuda: GPU / memory in use", "%s / %s MiB" % (d["machine"].get("gpu"), d.get("gpu_memory_mib")), "", ""])' \
+      < "$work/bench-$dev.json" >> "$table"
   else
     echo "bench $dev|failed||FAIL" >> "$table"; failed=1
   fi

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::model::device::{peak_rss_mib, Machine};
+use crate::model::device::{gpu_info, peak_rss_mib, Machine};
 use crate::model::clip::{build_model, ClipConfig, ClipModel, FreezeSpec, ParamStore, WeightSource};
 use crate::model::optim::{AdamConfig, FusedAdam};
 use crate::Result;
@@ -63,6 +63,9 @@ pub struct BenchReport {
     pub caption_tokens: usize,
     /// Peak resident memory of the process (MiB), where the OS reports it.
     pub peak_rss_mib: Option<f64>,
+    /// GPU memory in use after the measurements (MiB), on a CUDA device.
+    #[serde(default)]
+    pub gpu_memory_mib: Option<f64>,
     /// Where it ran: CPU model, threads, matrix-product library, version.
     pub machine: Machine,
 }
@@ -175,6 +178,7 @@ pub fn run(opts: &BenchOptions, device: &Device) -> Result<BenchReport> {
         train_batch: opts.train_batch,
         caption_tokens: opts.caption_tokens,
         peak_rss_mib: peak_rss_mib(),
+        gpu_memory_mib: gpu_info(device).map(|(_, mib)| mib),
     })
 }
 

@@ -93,4 +93,7 @@ fn print_bench(name: &str, r: &BenchReport) {
     if let Some(m) = r.peak_rss_mib {
         println!("peak memory         {m:.0} MiB");
     }
+    if let Some(m) = r.gpu_memory_mib {
+        println!("GPU memory          {m:.0} MiB in use ({})", r.machine.gpu.as_deref().unwrap_or("GPU"));
+    }
 }
