@@ -42,6 +42,21 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props | 
   return el;
 }
 
+/** A panel titled `title` holding one table: `heads` over `rows` (each a `tr`). */
+export function tablePanel(title: string, table: { testid: string; class?: string }, heads: Child[], rows: Child[]): HTMLElement {
+  return h(
+    "section",
+    { class: "panel" },
+    h("h2", null, title),
+    h(
+      "table",
+      { class: table.class ?? "grid-table", testid: table.testid },
+      h("thead", null, h("tr", null, heads.map((t) => h("th", null, t)))),
+      h("tbody", null, rows),
+    ),
+  );
+}
+
 export function append(el: Element, children: Child[]): void {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;

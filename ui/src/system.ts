@@ -1,7 +1,7 @@
 // What a run measured about itself (speed, memory, the machine), as the run page and the compare view show it.
 
 import type { CompareRun, RunSystem } from "./bindings";
-import { h, num } from "./dom";
+import { h, num, tablePanel } from "./dom";
 
 /** One measure: its label, its test id and how it reads. */
 type Measure = [label: string, testid: string, text: (s: RunSystem) => string];
@@ -28,25 +28,16 @@ export function systemList(s: RunSystem | null): HTMLElement {
 /** The compare view's speed and memory of each run, one row per run. */
 export function systemTable(runs: CompareRun[]): HTMLElement {
   const shown = MEASURES.filter(([, testid]) => testid !== "system-blas" && testid !== "system-version");
-  return h(
-    "section",
-    { class: "panel" },
-    h("h2", null, "Speed and memory"),
-    h(
-      "table",
-      { class: "grid-table compact", testid: "compare-system" },
-      h("thead", null, h("tr", null, h("th", null, "Run"), shown.map(([label]) => h("th", null, label)))),
+  return tablePanel(
+    "Speed and memory",
+    { testid: "compare-system", class: "grid-table compact" },
+    ["Run", ...shown.map(([label]) => label)],
+    runs.map((r) =>
       h(
-        "tbody",
-        null,
-        runs.map((r) =>
-          h(
-            "tr",
-            { testid: `system-row-${r.info.id}` },
-            h("td", null, h("span", { class: "swatch", style: `background:${r.colour}` }), ` #${r.info.id}`),
-            shown.map(([, testid, text]) => h("td", { class: testid === "system-machine" || testid === "system-device" ? "" : "num", testid }, r.system ? text(r.system) : "–")),
-          ),
-        ),
+        "tr",
+        { testid: `system-row-${r.info.id}` },
+        h("td", null, h("span", { class: "swatch", style: `background:${r.colour}` }), ` #${r.info.id}`),
+        shown.map(([, testid, text]) => h("td", { class: testid === "system-machine" || testid === "system-device" ? "" : "num", testid }, r.system ? text(r.system) : "–")),
       ),
     ),
   );

@@ -3,7 +3,7 @@
 import { api, type CompareView, type FlipCard } from "../bindings";
 import type { ViewCtx } from "../main";
 import { pushToMlflow } from "./mlflow";
-import { attempt, bar, clear, h, navigate, num, pct, routeParams, setBox, thumb } from "../dom";
+import { attempt, bar, clear, h, navigate, num, pct, routeParams, setBox, tablePanel, thumb } from "../dom";
 import type { BeforeAfterRun } from "../beforeafter";
 import type { ChartRun } from "../chart";
 import type { ScoreRun } from "../scorecharts";
@@ -78,35 +78,26 @@ function legend(v: CompareView): HTMLElement {
 
 function metricsTable(v: CompareView): HTMLElement {
   const heads = ["Run", "Held-out acc before", "after", "Held-out p(right) before", "after", "Train acc before", "after", "Final loss train", "held-out"];
-  return h(
-    "section",
-    { class: "panel" },
-    h("h2", null, "Metrics"),
-    h(
-      "table",
-      { class: "grid-table", testid: "compare-metrics" },
-      h("thead", null, h("tr", null, heads.map((t) => h("th", null, t)))),
-      h(
-        "tbody",
-        null,
-        v.runs.map((r) => {
-          const s = r.summary;
-          return h(
-            "tr",
-            { testid: `metrics-row-${r.info.id}` },
-            h("td", null, h("span", { class: "swatch", style: `background:${r.colour}` }), ` #${r.info.id} ${r.info.experiment_name}`),
-            h("td", { class: "num" }, pct(s.heldout.accuracy_before)),
-            h("td", { class: "num", testid: "heldout-acc-after" }, h("b", null, pct(s.heldout.accuracy_after))),
-            h("td", { class: "num" }, pct(s.heldout.mean_label_prob_before)),
-            h("td", { class: "num" }, h("b", null, pct(s.heldout.mean_label_prob_after))),
-            h("td", { class: "num" }, pct(s.train.accuracy_before)),
-            h("td", { class: "num" }, pct(s.train.accuracy_after)),
-            h("td", { class: "num" }, num(s.final_train_loss, 4)),
-            h("td", { class: "num" }, num(s.final_heldout_loss, 4)),
-          );
-        }),
-      ),
-    ),
+  return tablePanel(
+    "Metrics",
+    { testid: "compare-metrics" },
+    heads,
+    v.runs.map((r) => {
+      const s = r.summary;
+      return h(
+        "tr",
+        { testid: `metrics-row-${r.info.id}` },
+        h("td", null, h("span", { class: "swatch", style: `background:${r.colour}` }), ` #${r.info.id} ${r.info.experiment_name}`),
+        h("td", { class: "num" }, pct(s.heldout.accuracy_before)),
+        h("td", { class: "num", testid: "heldout-acc-after" }, h("b", null, pct(s.heldout.accuracy_after))),
+        h("td", { class: "num" }, pct(s.heldout.mean_label_prob_before)),
+        h("td", { class: "num" }, h("b", null, pct(s.heldout.mean_label_prob_after))),
+        h("td", { class: "num" }, pct(s.train.accuracy_before)),
+        h("td", { class: "num" }, pct(s.train.accuracy_after)),
+        h("td", { class: "num" }, num(s.final_train_loss, 4)),
+        h("td", { class: "num" }, num(s.final_heldout_loss, 4)),
+      );
+    }),
   );
 }
 
