@@ -102,6 +102,16 @@ fn a_new_store_is_announced_on_stderr_once() {
     assert!(!again.stderr().contains("created"), "only when it is created: {}", again.stderr());
 }
 
+#[test]
+fn verbose_logs_name_the_command_as_typed() {
+    let dir = Dir::new();
+    let run = dir.cliplab(&["-v", "runs", "list", "--json"]);
+    assert_eq!(run.json(), serde_json::json!([]), "logs stay on stderr");
+    let err = run.stderr();
+    assert!(err.contains("command started") && err.contains("command=runs list"), "{err}");
+    assert!(err.contains("command ended") && err.contains("ok=true"), "{err}");
+}
+
 /// A store with the dataset `shapes` (10 generated images) and a tiny model; returns a spec file for it whose
 /// `device` is `spec_device`.
 fn dataset_and_spec(dir: &Dir, spec_device: &str) -> std::path::PathBuf {

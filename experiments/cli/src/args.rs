@@ -288,11 +288,18 @@ pub enum ExperimentCmd {
         #[arg(long)]
         yes: bool,
     },
-    /// Tag an experiment (its runs are found by the tag too).
+    #[command(flatten)]
+    Label(LabelCmd),
+}
+
+/// `tag`, `untag` and `note`: the same three commands under `runs` and `experiment`.
+#[derive(Subcommand)]
+pub enum LabelCmd {
+    /// Tag it (an experiment's runs are found by its tags too).
     Tag { id: i64, tag: String },
-    /// Remove a tag from an experiment.
+    /// Remove a tag.
     Untag { id: i64, tag: String },
-    /// Set an experiment's note (an empty text removes it).
+    /// Set its note (an empty text removes it).
     Note { id: i64, text: String },
 }
 
@@ -321,12 +328,8 @@ pub enum RunsCmd {
     },
     /// Delete a run's checkpoint folder; its records (scores, losses, metrics) stay.
     DeleteCheckpoint { run: i64 },
-    /// Tag a run.
-    Tag { run: i64, tag: String },
-    /// Remove a tag from a run.
-    Untag { run: i64, tag: String },
-    /// Set a run's note (an empty text removes it).
-    Note { run: i64, text: String },
+    #[command(flatten)]
+    Label(LabelCmd),
     /// Delete runs: their records and run folders. Refused for a run that is running.
     Delete {
         #[arg(required = true)]
@@ -370,44 +373,14 @@ pub enum QueueCmd {
     },
 }
 
-impl Command {
-    /// The command's name as typed (`dataset import`), for logs.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Score { .. } => "score",
-            Command::Bench { .. } => "bench",
-            Command::Model(ModelCmd::Pull { .. }) => "model pull",
-            Command::Model(ModelCmd::List { .. }) => "model list",
-            Command::Dataset(DatasetCmd::Import { .. }) => "dataset import",
-            Command::Dataset(DatasetCmd::List { .. }) => "dataset list",
-            Command::Dataset(DatasetCmd::Show { .. }) => "dataset show",
-            Command::Dataset(DatasetCmd::Delete { .. }) => "dataset delete",
-            Command::Experiment(ExperimentCmd::Create { .. }) => "experiment create",
-            Command::Experiment(ExperimentCmd::List { .. }) => "experiment list",
-            Command::Experiment(ExperimentCmd::Delete { .. }) => "experiment delete",
-            Command::Experiment(ExperimentCmd::Tag { .. } | ExperimentCmd::Untag { .. }) => "experiment tag",
-            Command::Experiment(ExperimentCmd::Note { .. }) => "experiment note",
-            Command::Run { .. } => "run",
-            Command::Queue(QueueCmd::Run { .. }) => "queue run",
-            Command::Queue(QueueCmd::List { .. }) => "queue list",
-            Command::Queue(QueueCmd::Cancel { .. }) => "queue cancel",
-            Command::Queue(QueueCmd::Move { .. }) => "queue move",
-            Command::Runs(RunsCmd::List { .. }) => "runs list",
-            Command::Runs(RunsCmd::Show { .. }) => "runs show",
-            Command::Runs(RunsCmd::Tag { .. } | RunsCmd::Untag { .. }) => "runs tag",
-            Command::Runs(RunsCmd::Note { .. }) => "runs note",
-            Command::Runs(RunsCmd::Delete { .. }) => "runs delete",
-            Command::Runs(RunsCmd::Archive { .. } | RunsCmd::Unarchive { .. }) => "runs archive",
-            Command::Runs(RunsCmd::DeleteCheckpoint { .. }) => "runs delete-checkpoint",
-            Command::Gc { .. } => "gc",
-            Command::Export { .. } => "export",
-            Command::Compare { .. } => "compare",
-            Command::Plot { .. } => "plot",
-            Command::Demo { .. } => "demo",
-            Command::View { .. } => "view",
-            Command::Serve { .. } => "serve",
-            Command::Mlflow(MlflowCmd::Push { .. }) => "mlflow push",
-            Command::Mlflow(MlflowCmd::Pull { .. }) => "mlflow pull",
-        }
+/// The subcommand path as typed (`dataset import`), for logs: clap's own names, so it cannot drift from the
+/// command line.
+pub fn command_path(matches: &clap::ArgMatches) -> String {
+    let mut path = Vec::new();
+    let mut m = matches;
+    while let Some((name, sub)) = m.subcommand() {
+        path.push(name);
+        m = sub;
     }
+    path.join(" ")
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use experiments::events::CancelToken;
 use experiments::run::store::Store;
 use tracing::Level;
@@ -22,7 +22,11 @@ fn main() -> ExitCode {
     // Before any thread starts (it sets environment variables the compute libraries read).
     experiments::model::device::set_cpu_thread_defaults();
     restore_sigpipe();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let level = match cli.verbose {
         0 => Level::WARN,
         1 => Level::INFO,
@@ -31,11 +35,11 @@ fn main() -> ExitCode {
     if let Err(e) = experiments::logging::init_stderr(level) {
         eprintln!("warning: no logs: {e}");
     }
-    let name = cli.command.name();
-    tracing::info!(command = name, "command started");
+    let name = args::command_path(&matches);
+    tracing::info!(command = %name, "command started");
     let start = Instant::now();
     let result = run(cli);
-    tracing::info!(command = name, ok = result.is_ok(), elapsed_s = start.elapsed().as_secs_f64(), "command ended");
+    tracing::info!(command = %name, ok = result.is_ok(), elapsed_s = start.elapsed().as_secs_f64(), "command ended");
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,15 +5,13 @@ use anyhow::{bail, Result};
 use experiments::run::store::{Deleted, Labelled, Store};
 
 use super::Ctx;
-use crate::args::{ExperimentCmd, RunsCmd};
+use crate::args::{ExperimentCmd, LabelCmd, RunsCmd};
 
 /// `runs tag|untag|note|delete|archive|unarchive` (`list` and `show` are in `runs`, `delete-checkpoint` in `disk`).
 pub fn runs(cmd: RunsCmd, ctx: &Ctx) -> Result<()> {
     let mut store = ctx.open()?;
     match cmd {
-        RunsCmd::Tag { run, tag } => set_tag(&mut store, Labelled::Run(run), &tag, true)?,
-        RunsCmd::Untag { run, tag } => set_tag(&mut store, Labelled::Run(run), &tag, false)?,
-        RunsCmd::Note { run, text } => set_note(&mut store, Labelled::Run(run), &text)?,
+        RunsCmd::Label(cmd) => label(&mut store, cmd, Labelled::Run)?,
         RunsCmd::Delete { runs, yes } => {
             let plan = store.delete_runs(&runs, yes)?;
             return done(&plan);
@@ -37,9 +35,7 @@ pub fn runs(cmd: RunsCmd, ctx: &Ctx) -> Result<()> {
 pub fn experiment(cmd: ExperimentCmd, ctx: &Ctx) -> Result<()> {
     let mut store = ctx.open()?;
     match cmd {
-        ExperimentCmd::Tag { id, tag } => set_tag(&mut store, Labelled::Experiment(id), &tag, true)?,
-        ExperimentCmd::Untag { id, tag } => set_tag(&mut store, Labelled::Experiment(id), &tag, false)?,
-        ExperimentCmd::Note { id, text } => set_note(&mut store, Labelled::Experiment(id), &text)?,
+        ExperimentCmd::Label(cmd) => label(&mut store, cmd, Labelled::Experiment)?,
         ExperimentCmd::Delete { id, yes } => {
             let plan = store.delete_experiment(id, yes)?;
             return done(&plan);
@@ -49,7 +45,16 @@ pub fn experiment(cmd: ExperimentCmd, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// `runs|experiment tag|untag`: "run 3 tagged `best`", "experiment 2: tag `best` removed".
+/// `runs|experiment tag|untag|note`; `on` names what the id is.
+fn label(store: &mut Store, cmd: LabelCmd, on: fn(i64) -> Labelled) -> Result<()> {
+    match cmd {
+        LabelCmd::Tag { id, tag } => set_tag(store, on(id), &tag, true),
+        LabelCmd::Untag { id, tag } => set_tag(store, on(id), &tag, false),
+        LabelCmd::Note { id, text } => set_note(store, on(id), &text),
+    }
+}
+
+/// "run 3 tagged `best`", "experiment 2: tag `best` removed".
 fn set_tag(store: &mut Store, on: Labelled, tag: &str, add: bool) -> Result<()> {
     store.set_tag(on, tag, add)?;
     if add {
