@@ -14,10 +14,8 @@ pub struct Problem {
     pub row: Option<usize>,
     /// The file concerned (image or metadata), as the user would recognise it.
     pub file: Option<String>,
-    /// Short machine-friendly kind: `missing_image`, `unreadable_image`, `ambiguous_image`, `changed_image`,
-    /// `label_not_in_choices`, `too_few_choices`, `empty_caption`, `duplicate_row`, `bad_value`, `missing_column`
-    /// (the constants in [`kind`]).
-    pub kind: String,
+    /// What kind of problem (`missing_image`, `bad_value`, ...).
+    pub kind: ProblemKind,
     /// Human sentence.
     pub reason: String,
 }
@@ -49,42 +47,50 @@ pub struct ValidationReport {
     pub problems: Vec<Problem>,
 }
 
-/// The [`Problem::kind`]s this module reports.
-pub mod kind {
+/// What is wrong with a row, a file or the metadata: the [`Problem::kind`]s validation reports. Written in
+/// snake case (`missing_image`) in JSON, the store and messages.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::Display, strum::EnumString,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub enum ProblemKind {
     /// No image file with the row's file name (or the image file vanished).
-    pub const MISSING_IMAGE: &str = "missing_image";
+    MissingImage,
     /// The image file cannot be read or decoded (corrupt, truncated, not an image).
-    pub const UNREADABLE_IMAGE: &str = "unreadable_image";
+    UnreadableImage,
     /// The file name matches several files (in different subfolders) or several different embedded images.
-    pub const AMBIGUOUS_IMAGE: &str = "ambiguous_image";
+    AmbiguousImage,
     /// [`crate::data::verify_images`]: the file's content changed since the import.
-    pub const CHANGED_IMAGE: &str = "changed_image";
+    ChangedImage,
     /// The label is empty, out of range or names no choice.
-    pub const LABEL_NOT_IN_CHOICES: &str = "label_not_in_choices";
+    LabelNotInChoices,
     /// Fewer than two caption choices.
-    pub const TOO_FEW_CHOICES: &str = "too_few_choices";
+    TooFewChoices,
     /// A caption choice is empty or only whitespace.
-    pub const EMPTY_CAPTION: &str = "empty_caption";
+    EmptyCaption,
     /// Same file name, choices and label as an earlier row.
-    pub const DUPLICATE_ROW: &str = "duplicate_row";
+    DuplicateRow,
     /// A value of the wrong type (choices not a list, file name not text, ...).
-    pub const BAD_VALUE: &str = "bad_value";
+    BadValue,
     /// A required column is not in the metadata file.
-    pub const MISSING_COLUMN: &str = "missing_column";
+    MissingColumn,
 }
 
 impl Problem {
-    pub(crate) fn new(row: Option<usize>, file: Option<String>, kind: &str, reason: impl Into<String>) -> Self {
-        Problem { row, file, kind: kind.to_string(), reason: reason.into() }
+    pub(crate) fn new(row: Option<usize>, file: Option<String>, kind: ProblemKind, reason: impl Into<String>) -> Self {
+        Problem { row, file, kind, reason: reason.into() }
     }
 }
 
 impl ValidationReport {
     /// Number of problems of each kind.
-    pub fn counts_by_kind(&self) -> BTreeMap<String, usize> {
+    pub fn counts_by_kind(&self) -> BTreeMap<ProblemKind, usize> {
         let mut out = BTreeMap::new();
         for p in &self.problems {
-            *out.entry(p.kind.clone()).or_insert(0) += 1;
+            *out.entry(p.kind).or_insert(0) += 1;
         }
         out
     }
@@ -92,5 +98,22 @@ impl ValidationReport {
     /// Rows that have at least one problem (left out under [`crate::data::OnError::Skip`]).
     pub fn bad_rows(&self) -> usize {
         self.total_rows.saturating_sub(self.valid_rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::VariantArray;
+
+    #[test]
+    fn a_problem_kind_reads_the_same_in_json_messages_and_back() {
+        for &k in ProblemKind::VARIANTS {
+            let json = serde_json::to_string(&k).expect("json");
+            assert_eq!(json, format!("\"{k}\""), "JSON and Display agree");
+            assert_eq!(k.to_string().parse::<ProblemKind>().ok(), Some(k));
+            assert!(k.to_string().chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{k}");
+        }
+        assert_eq!(ProblemKind::LabelNotInChoices.to_string(), "label_not_in_choices");
     }
 }

@@ -22,7 +22,7 @@
 use experiments::data::{
     import, sha256_file,
 };
-use experiments::validation::kind;
+use experiments::validation::ProblemKind;
 use experiments::events::{CancelToken, Event, Recorder};
 use image::{Rgb, RgbImage};
 use serde_json::{json, Value};
@@ -299,7 +299,7 @@ fn two_different_embedded_images_with_one_name_are_ambiguous() -> TestResult {
     let ds = run(&o)?;
     assert_eq!(ds.rows.len(), 1);
     assert_eq!(ds.report.problems.len(), 1);
-    assert_eq!(ds.report.problems[0].kind, kind::AMBIGUOUS_IMAGE);
+    assert_eq!(ds.report.problems[0].kind, ProblemKind::AmbiguousImage);
     assert_eq!(ds.report.problems[0].row, Some(2));
     Ok(())
 }
@@ -349,22 +349,22 @@ fn every_kind_of_bad_row_is_reported_with_its_row() -> TestResult {
     assert_eq!(ds.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [1, 14]);
     assert_eq!(ds.rows[1].label, 4);
     let expected = [
-        (2, kind::MISSING_IMAGE),
-        (3, kind::UNREADABLE_IMAGE),
-        (4, kind::UNREADABLE_IMAGE),
-        (5, kind::LABEL_NOT_IN_CHOICES),
-        (6, kind::TOO_FEW_CHOICES),
-        (7, kind::EMPTY_CAPTION),
-        (8, kind::DUPLICATE_ROW),
-        (9, kind::BAD_VALUE),
-        (10, kind::LABEL_NOT_IN_CHOICES),
-        (11, kind::LABEL_NOT_IN_CHOICES),
-        (12, kind::BAD_VALUE),
-        (13, kind::BAD_VALUE),
-        (15, kind::BAD_VALUE),
+        (2, ProblemKind::MissingImage),
+        (3, ProblemKind::UnreadableImage),
+        (4, ProblemKind::UnreadableImage),
+        (5, ProblemKind::LabelNotInChoices),
+        (6, ProblemKind::TooFewChoices),
+        (7, ProblemKind::EmptyCaption),
+        (8, ProblemKind::DuplicateRow),
+        (9, ProblemKind::BadValue),
+        (10, ProblemKind::LabelNotInChoices),
+        (11, ProblemKind::LabelNotInChoices),
+        (12, ProblemKind::BadValue),
+        (13, ProblemKind::BadValue),
+        (15, ProblemKind::BadValue),
     ];
-    let got: Vec<(usize, &str)> =
-        ds.report.problems.iter().map(|p| (p.row.unwrap_or(0), p.kind.as_str())).collect();
+    let got: Vec<(usize, ProblemKind)> =
+        ds.report.problems.iter().map(|p| (p.row.unwrap_or(0), p.kind)).collect();
     assert_eq!(got, expected, "{:#?}", ds.report.problems);
     // Only images of kept rows are recorded.
     let names: Vec<&str> = ds.images.iter().map(|i| i.filename.as_str()).collect();
@@ -377,7 +377,7 @@ fn every_kind_of_bad_row_is_reported_with_its_row() -> TestResult {
     assert!(reason(4).contains("truncated.png"), "{}", reason(4));
     assert!(reason(5).contains("\"F\"") && reason(5).contains("A–E"), "{}", reason(5));
     assert!(reason(8).contains("row 1"), "{}", reason(8));
-    assert_eq!(ds.report.counts_by_kind()[kind::LABEL_NOT_IN_CHOICES], 3);
+    assert_eq!(ds.report.counts_by_kind()[&ProblemKind::LabelNotInChoices], 3);
 
     // Reject: nothing imported, the message names the file, the count and the first problem with its row.
     let err = run(&options(&meta, Some(&images))).expect_err("rejected");
@@ -399,8 +399,8 @@ fn bad_values_in_csv_and_parquet() -> TestResult {
         img00000.png,\"[\"\"c\"\", \"\"d\"\"]\",B\n";
     std::fs::write(s.path("m.csv"), csv_text)?;
     let ds = run(&skip(options(&s.path("m.csv"), Some(&s.images()))))?;
-    let got: Vec<(Option<usize>, &str)> = ds.report.problems.iter().map(|p| (p.row, p.kind.as_str())).collect();
-    assert_eq!(got, [(Some(1), kind::BAD_VALUE), (Some(2), kind::LABEL_NOT_IN_CHOICES)]);
+    let got: Vec<(Option<usize>, ProblemKind)> = ds.report.problems.iter().map(|p| (p.row, p.kind)).collect();
+    assert_eq!(got, [(Some(1), ProblemKind::BadValue), (Some(2), ProblemKind::LabelNotInChoices)]);
     assert!(ds.report.problems[0].reason.contains("not a list"), "{}", ds.report.problems[0]);
     assert_eq!(ds.rows.len(), 1);
 
@@ -418,8 +418,8 @@ fn bad_values_in_csv_and_parquet() -> TestResult {
         ],
     )?;
     let ds = run(&skip(options(&pq, Some(&s.images()))))?;
-    let got: Vec<(Option<usize>, &str)> = ds.report.problems.iter().map(|p| (p.row, p.kind.as_str())).collect();
-    assert_eq!(got, [(Some(1), kind::BAD_VALUE), (Some(2), kind::BAD_VALUE)]);
+    let got: Vec<(Option<usize>, ProblemKind)> = ds.report.problems.iter().map(|p| (p.row, p.kind)).collect();
+    assert_eq!(got, [(Some(1), ProblemKind::BadValue), (Some(2), ProblemKind::BadValue)]);
     assert_eq!(ds.rows.len(), 1);
 
     let pq2 = s.path("m2.parquet");
@@ -432,7 +432,7 @@ fn bad_values_in_csv_and_parquet() -> TestResult {
         ],
     )?;
     let err = run(&options(&pq2, Some(&s.images()))).expect_err("wrong type");
-    assert_eq!(rejected_report(&err).problems[0].kind, kind::BAD_VALUE);
+    assert_eq!(rejected_report(&err).problems[0].kind, ProblemKind::BadValue);
     assert!(err.to_string().contains("row 1"), "{err}");
     Ok(())
 }
@@ -450,7 +450,7 @@ fn a_file_name_in_two_subfolders_is_ambiguous() -> TestResult {
     let ds = run(&skip(options(&s.path("m.jsonl"), Some(&s.images()))))?;
     assert_eq!(ds.rows.len(), 1);
     let p = &ds.report.problems[0];
-    assert_eq!((p.row, p.kind.as_str()), (Some(2), kind::AMBIGUOUS_IMAGE));
+    assert_eq!((p.row, p.kind), (Some(2), ProblemKind::AmbiguousImage));
     assert!(p.reason.contains("a/twin.png") && p.reason.contains("b/twin.png"), "{p}");
     Ok(())
 }

@@ -5,7 +5,7 @@
 use experiments::data::{
     import, verify_images, ColumnMap,
 };
-use experiments::validation::kind;
+use experiments::validation::ProblemKind;
 use experiments::events::{CancelToken, Event, Phase, Recorder};
 use experiments::data::synth::{caption_contest, write_dataset};
 use experiments::vocab::{letter, letter_to_index};
@@ -113,7 +113,7 @@ fn a_missing_column_names_the_column_and_the_file() -> TestResult {
         let err = run(&o).expect_err("missing column");
         let msg = err.to_string();
         assert!(msg.contains(column) && msg.contains(file) && msg.contains("columns found: `"), "{msg}");
-        assert_eq!(rejected_report(&err).problems[0].kind, kind::MISSING_COLUMN);
+        assert_eq!(rejected_report(&err).problems[0].kind, ProblemKind::MissingColumn);
     }
     Ok(())
 }
@@ -151,8 +151,8 @@ fn verify_images_detects_changed_and_deleted_files() -> TestResult {
     std::fs::remove_file(&ds.images[2].path)?;
     let problems = verify_images(&ds.images);
     assert_eq!(problems.len(), 2, "{problems:?}");
-    let changed = problems_of(&problems, kind::CHANGED_IMAGE);
-    let missing = problems_of(&problems, kind::MISSING_IMAGE);
+    let changed = problems_of(&problems, ProblemKind::ChangedImage);
+    let missing = problems_of(&problems, ProblemKind::MissingImage);
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].file.as_deref(), Some("img00000.png"));
     assert!(changed[0].reason.contains("changed on disk since import"), "{}", changed[0]);

@@ -139,7 +139,7 @@ fn a_truncated_jpeg_is_refused_at_import_naming_the_file() -> TestResult {
     assert!(msg.contains("cut.jpg") && msg.contains("truncated"), "{msg}");
     let problems = &rejected_report(&err).problems;
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert_eq!((problems[0].row, problems[0].kind.as_str()), (Some(1), experiments::validation::kind::UNREADABLE_IMAGE));
+    assert_eq!((problems[0].row, problems[0].kind), (Some(1), experiments::validation::ProblemKind::UnreadableImage));
 
     // The whole file imports.
     std::fs::write(s.images().join("cut.jpg"), &jpeg)?;

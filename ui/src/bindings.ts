@@ -94,6 +94,8 @@ image: string, };
 
 export type OnError = "reject" | "skip";
 
+export type ProblemKind = "missing_image" | "unreadable_image" | "ambiguous_image" | "changed_image" | "label_not_in_choices" | "too_few_choices" | "empty_caption" | "duplicate_row" | "bad_value" | "missing_column";
+
 export type Problem = { 
 /**
  * 1-based data row of the metadata file (None: a problem with the file or an image as a whole).
@@ -104,11 +106,9 @@ row: number | null,
  */
 file: string | null, 
 /**
- * Short machine-friendly kind: `missing_image`, `unreadable_image`, `ambiguous_image`, `changed_image`,
- * `label_not_in_choices`, `too_few_choices`, `empty_caption`, `duplicate_row`, `bad_value`, `missing_column`
- * (the constants in [`kind`]).
+ * What kind of problem (`missing_image`, `bad_value`, ...).
  */
-kind: string, 
+kind: ProblemKind, 
 /**
  * Human sentence.
  */
@@ -470,7 +470,7 @@ export type ImportDraft = { token: number,
  */
 name: string, metadata: string, images_dir: string | null, columns: ColumnMap, };
 
-export type KindCount = { kind: string, count: number, };
+export type KindCount = { kind: ProblemKind, count: number, };
 
 export type PreviewRow = { row: number, filename: string, choices: Array<string>, 
 /**

@@ -9,7 +9,7 @@ use experiments::report::analysis::{
 use experiments::vocab::{Split, Stage};
 use experiments::model::clip::FreezeSpec;
 use experiments::data::{ColumnMap, OnError};
-use experiments::validation::{Problem, ValidationReport};
+use experiments::validation::{Problem, ProblemKind, ValidationReport};
 use experiments::run::demo::{DemoFiles, DemoOptions};
 use experiments::model::device::DeviceChoice;
 use experiments::model::engine::Summary;
@@ -110,7 +110,7 @@ pub fn typescript() -> String {
     decl!(
         // core
         serde_json::Value, DeviceChoice, FreezeSpec, OptimizerKind, Summary, SampleSpec, TrainSpec, ExperimentSpec, FieldProblem, ColumnMap, OnError,
-        Problem, ValidationReport, RunStatus, Split, Stage, DatasetInfo, StoredSample, ExperimentInfo, RunMetrics,
+        ProblemKind, Problem, ValidationReport, RunStatus, Split, Stage, DatasetInfo, StoredSample, ExperimentInfo, RunMetrics,
         RunInfo, StepLoss, EpochLoss, LogLine, Machine, RunSystem, RunDetail, StoredScore, Phase, Event, SampleResult,
         Flip, FlipTable, LetterAccuracy, SplitMetrics, ParamDiff, RunSummary, ReliabilityBin, Calibration, SampleDelta,
         HistBin, Histogram, DemoOptions,

@@ -12,7 +12,7 @@ use experiments::report::analysis::{
 };
 use experiments::vocab::Split;
 use experiments::data::ColumnMap;
-use experiments::validation::ValidationReport;
+use experiments::validation::{ProblemKind, ValidationReport};
 use experiments::events::Event;
 use experiments::run::checkpoint::CheckpointState;
 use experiments::run::store::{Deleted, EpochLoss, RunDetail, RunInfo, RunLabels, RunStatus, RunSystem, StepLoss, StoredSample};
@@ -79,7 +79,7 @@ pub struct ImportDraft {
 /// How many problems of one kind.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct KindCount {
-    pub kind: String,
+    pub kind: ProblemKind,
     pub count: usize,
 }
 

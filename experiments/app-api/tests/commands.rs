@@ -309,7 +309,7 @@ fn bad_rows_are_reported_before_anything_is_stored() {
     assert!(preview.importable);
     assert_eq!((preview.report.total_rows, preview.report.valid_rows), (12, 11));
     assert_eq!(preview.problem_kinds.len(), 1);
-    assert_eq!(preview.problem_kinds[0].kind, "label_not_in_choices");
+    assert_eq!(preview.problem_kinds[0].kind, experiments::validation::ProblemKind::LabelNotInChoices);
     assert_eq!(preview.report.problems[0].row, Some(3));
 
     let err = f.app.confirm_import(draft.token, false).expect_err("problems need consent");
@@ -324,7 +324,7 @@ fn bad_rows_are_reported_before_anything_is_stored() {
     let cols = ColumnMap { label: "answer".into(), ..ColumnMap::default() };
     let preview = f.app.preview_import(draft.token, "no such column", cols).expect("preview");
     assert!(!preview.importable);
-    assert_eq!(preview.problem_kinds[0].kind, "missing_column");
+    assert_eq!(preview.problem_kinds[0].kind, experiments::validation::ProblemKind::MissingColumn);
     assert!(f.app.confirm_import(draft.token, true).is_err());
     assert_eq!(f.app.datasets().expect("datasets").len(), 1);
 }

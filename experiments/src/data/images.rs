@@ -13,7 +13,7 @@ use super::types::ImageRecord;
 use crate::error::{Error, Result};
 use crate::events::CancelToken;
 use crate::decode::{decode_image, DecodeLimits};
-use crate::validation::{kind, Problem};
+use crate::validation::{ProblemKind, Problem};
 
 /// SHA-256 (hex) and length of a file, read in a streaming way.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
@@ -320,7 +320,7 @@ pub fn verify_images(images: &[ImageRecord]) -> Vec<Problem> {
             Ok((sha, len)) => Some(Problem::new(
                 None,
                 Some(img.filename.clone()),
-                kind::CHANGED_IMAGE,
+                ProblemKind::ChangedImage,
                 format!(
                     "{} changed on disk since import (sha256 {} → {}, {} → {} bytes)",
                     img.path.display(),
@@ -333,10 +333,10 @@ pub fn verify_images(images: &[ImageRecord]) -> Vec<Problem> {
             Err(Error::MissingFile { .. }) => Some(Problem::new(
                 None,
                 Some(img.filename.clone()),
-                kind::MISSING_IMAGE,
+                ProblemKind::MissingImage,
                 format!("{} is gone (deleted or moved since import)", img.path.display()),
             )),
-            Err(e) => Some(Problem::new(None, Some(img.filename.clone()), kind::UNREADABLE_IMAGE, e.to_string())),
+            Err(e) => Some(Problem::new(None, Some(img.filename.clone()), ProblemKind::UnreadableImage, e.to_string())),
         },
         |_| true,
         &CancelToken::new(),

@@ -30,7 +30,7 @@ use super::types::{remove_created, DatasetRow, ImageRecord, ImportOptions, Impor
 use crate::error::{Error, Result};
 use crate::events::{CancelToken, Event, Observer, Phase};
 use crate::fsio::human_bytes;
-use crate::validation::{kind, Problem, ValidationReport};
+use crate::validation::{ProblemKind, Problem, ValidationReport};
 
 /// Reads, joins and validates a dataset (see the module docs and [`ImportOptions`]).
 ///
@@ -197,7 +197,7 @@ impl<'a> RowChecker<'a> {
                 problems.push(Problem::new(
                     Some(row),
                     Some(p.filename.clone()),
-                    kind::DUPLICATE_ROW,
+                    ProblemKind::DuplicateRow,
                     format!("same image, choices and label as row {}", self.checked[i].row),
                 ));
             }
@@ -248,7 +248,7 @@ fn locate(c: &mut Checked, index: &ImageIndex) {
         Some(many) => c.problems.push(Problem::new(
             Some(c.row),
             Some(p.filename.clone()),
-            kind::AMBIGUOUS_IMAGE,
+            ProblemKind::AmbiguousImage,
             format!(
                 "{} files are named {}: {}",
                 many.len(),
@@ -264,7 +264,7 @@ fn locate(c: &mut Checked, index: &ImageIndex) {
             c.problems.push(Problem::new(
                 Some(c.row),
                 Some(p.filename.clone()),
-                kind::MISSING_IMAGE,
+                ProblemKind::MissingImage,
                 format!("no image file named {} under {}{hint}", p.filename, index.root.display()),
             ));
         }
@@ -287,7 +287,7 @@ fn one_source_per_name(checked: &mut [Checked]) -> Vec<Source> {
                 c.problems.push(Problem::new(
                     Some(c.row),
                     Some(p.filename.clone()),
-                    kind::AMBIGUOUS_IMAGE,
+                    ProblemKind::AmbiguousImage,
                     format!("a different image than row {first}'s has the same file name {}", p.filename),
                 ));
                 p.source = None;
@@ -378,8 +378,8 @@ fn add_image_problem(c: &mut Checked, index: Option<&ImageIndex>, outcome: &Outc
         _ => filename.clone(),
     };
     let (k, reason) = match outcome.get(source) {
-        Some(Err(ImageFailure::Missing(reason))) => (kind::MISSING_IMAGE, reason),
-        Some(Err(ImageFailure::Unreadable(reason))) => (kind::UNREADABLE_IMAGE, reason),
+        Some(Err(ImageFailure::Missing(reason))) => (ProblemKind::MissingImage, reason),
+        Some(Err(ImageFailure::Unreadable(reason))) => (ProblemKind::UnreadableImage, reason),
         Some(Ok(_)) | None => return,
     };
     c.problems.push(Problem::new(Some(c.row), Some(shown), k, reason.clone()));

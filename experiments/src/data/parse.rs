@@ -7,11 +7,11 @@ use super::common::{short, type_name};
 use super::images::Source;
 use super::read::{Blobs, RawImage, RawRow};
 use super::types::ColumnMap;
-use crate::validation::{kind, Problem};
+use crate::validation::{ProblemKind, Problem};
 use crate::vocab::{letter, letter_to_index};
 
 /// A problem kind and its reason.
-type RowProblem = (&'static str, String);
+type RowProblem = (ProblemKind, String);
 
 /// A list written as text: JSON (`["a", "b"]`) or Python's repr as pandas writes it to CSV (`['a', "b's"]`, and
 /// numpy's `['a' 'b']` without commas).
@@ -83,16 +83,16 @@ fn hex_char(chars: &mut impl Iterator<Item = char>, n: usize) -> Option<char> {
 
 fn parse_choices(v: Option<&Value>, col: &str) -> std::result::Result<Vec<String>, RowProblem> {
     let items = match v {
-        None | Some(Value::Null) => return Err((kind::BAD_VALUE, format!("no caption choices (`{col}` is empty)"))),
+        None | Some(Value::Null) => return Err((ProblemKind::BadValue, format!("no caption choices (`{col}` is empty)"))),
         Some(Value::Array(items)) => items.clone(),
         Some(Value::String(s)) => parse_list_text(s).ok_or_else(|| {
             (
-                kind::BAD_VALUE,
+                ProblemKind::BadValue,
                 format!("`{col}` is not a list: {} (expected a JSON list such as [\"first\", \"second\"])", short(s)),
             )
         })?,
         Some(other) => {
-            return Err((kind::BAD_VALUE, format!("`{col}` is {}, expected a list of captions", type_name(other))))
+            return Err((ProblemKind::BadValue, format!("`{col}` is {}, expected a list of captions", type_name(other))))
         }
     };
     let mut choices = Vec::with_capacity(items.len());
@@ -101,7 +101,7 @@ fn parse_choices(v: Option<&Value>, col: &str) -> std::result::Result<Vec<String
             Value::String(s) => choices.push(s),
             other => {
                 return Err((
-                    kind::BAD_VALUE,
+                    ProblemKind::BadValue,
                     format!("choice {} of `{col}` is {}, expected text", letter(i), type_name(&other)),
                 ))
             }
@@ -109,12 +109,12 @@ fn parse_choices(v: Option<&Value>, col: &str) -> std::result::Result<Vec<String
     }
     if choices.len() < 2 {
         return Err((
-            kind::TOO_FEW_CHOICES,
+            ProblemKind::TooFewChoices,
             format!("{} caption choice(s); a multiple-choice row needs at least 2", choices.len()),
         ));
     }
     if let Some(i) = choices.iter().position(|c| c.trim().is_empty()) {
-        return Err((kind::EMPTY_CAPTION, format!("caption choice {} is empty", letter(i))));
+        return Err((ProblemKind::EmptyCaption, format!("caption choice {} is empty", letter(i))));
     }
     Ok(choices)
 }
@@ -125,13 +125,13 @@ fn parse_label(v: Option<&Value>, choices: &[String], col: &str) -> std::result:
     let last = n.saturating_sub(1);
     let range = format!("{}–{} or 0–{last}", letter(0), letter(last));
     let out_of_range =
-        |shown: String| (kind::LABEL_NOT_IN_CHOICES, format!("label {shown} is not among the {n} choices ({range})"));
+        |shown: String| (ProblemKind::LabelNotInChoices, format!("label {shown} is not among the {n} choices ({range})"));
     match v {
-        None | Some(Value::Null) => Err((kind::LABEL_NOT_IN_CHOICES, format!("no label (`{col}` is empty)"))),
+        None | Some(Value::Null) => Err((ProblemKind::LabelNotInChoices, format!("no label (`{col}` is empty)"))),
         Some(Value::String(s)) => {
             let t = s.trim();
             if t.is_empty() {
-                return Err((kind::LABEL_NOT_IN_CHOICES, format!("no label (`{col}` is empty)")));
+                return Err((ProblemKind::LabelNotInChoices, format!("no label (`{col}` is empty)")));
             }
             match letter_to_index(t) {
                 Some(i) if i < n => Ok(i),
@@ -139,7 +139,7 @@ fn parse_label(v: Option<&Value>, choices: &[String], col: &str) -> std::result:
                     Some(i) => Ok(i),
                     None if parsed.is_some() || t.starts_with('-') => Err(out_of_range(short(t))),
                     None => Err((
-                        kind::LABEL_NOT_IN_CHOICES,
+                        ProblemKind::LabelNotInChoices,
                         format!("label {} is not a choice letter ({range}) nor one of the captions", short(t)),
                     )),
                 },
@@ -155,11 +155,11 @@ fn parse_label(v: Option<&Value>, choices: &[String], col: &str) -> std::result:
             match num.as_f64() {
                 Some(x) if x.fract() == 0.0 && x >= 0.0 && x < n as f64 => Ok(x as usize),
                 Some(x) if x.fract() == 0.0 => Err(out_of_range(num.to_string())),
-                _ => Err((kind::BAD_VALUE, format!("label {num} is not a whole number"))),
+                _ => Err((ProblemKind::BadValue, format!("label {num} is not a whole number"))),
             }
         }
         Some(other) => Err((
-            kind::BAD_VALUE,
+            ProblemKind::BadValue,
             format!("label is {}, expected a letter (A–E) or a 0-based index", type_name(other)),
         )),
     }
@@ -185,7 +185,7 @@ fn file_name_of(s: &str) -> &str {
 pub(super) fn parse_row(raw: RawRow, cols: &ColumnMap, blobs: &Blobs) -> (Option<Parsed>, Vec<Problem>) {
     let mut probs = Vec::new();
     if let Some((k, reason)) = &raw.problem {
-        probs.push(Problem::new(Some(raw.row), None, k, reason.clone()));
+        probs.push(Problem::new(Some(raw.row), None, *k, reason.clone()));
     }
 
     // The join key: the filename column, else the image's path, else the embedded image's hash.
@@ -209,7 +209,7 @@ pub(super) fn parse_row(raw: RawRow, cols: &ColumnMap, blobs: &Blobs) -> (Option
                 probs.push(Problem::new(
                     Some(raw.row),
                     None,
-                    kind::BAD_VALUE,
+                    ProblemKind::BadValue,
                     format!("no image file name (`{}` is empty)", cols.filename),
                 ));
             }
@@ -219,7 +219,7 @@ pub(super) fn parse_row(raw: RawRow, cols: &ColumnMap, blobs: &Blobs) -> (Option
             probs.push(Problem::new(
                 Some(raw.row),
                 None,
-                kind::BAD_VALUE,
+                ProblemKind::BadValue,
                 format!("`{}` is {}, expected a file name", cols.filename, type_name(other)),
             ));
             None
@@ -281,13 +281,13 @@ mod tests {
         assert_eq!(label(Value::from(0)), Ok(0));
         assert_eq!(label(Value::from(2.0)), Ok(2));
         assert_eq!(label(json_str("blue")), Ok(1));
-        assert_eq!(label(json_str("D")), Err(kind::LABEL_NOT_IN_CHOICES));
-        assert_eq!(label(Value::from(-1)), Err(kind::LABEL_NOT_IN_CHOICES));
-        assert_eq!(label(Value::from(3)), Err(kind::LABEL_NOT_IN_CHOICES));
-        assert_eq!(label(json_str(" ")), Err(kind::LABEL_NOT_IN_CHOICES));
-        assert_eq!(label(Value::Null), Err(kind::LABEL_NOT_IN_CHOICES));
-        assert_eq!(label(Value::from(1.5)), Err(kind::BAD_VALUE));
-        assert_eq!(label(Value::Bool(true)), Err(kind::BAD_VALUE));
+        assert_eq!(label(json_str("D")), Err(ProblemKind::LabelNotInChoices));
+        assert_eq!(label(Value::from(-1)), Err(ProblemKind::LabelNotInChoices));
+        assert_eq!(label(Value::from(3)), Err(ProblemKind::LabelNotInChoices));
+        assert_eq!(label(json_str(" ")), Err(ProblemKind::LabelNotInChoices));
+        assert_eq!(label(Value::Null), Err(ProblemKind::LabelNotInChoices));
+        assert_eq!(label(Value::from(1.5)), Err(ProblemKind::BadValue));
+        assert_eq!(label(Value::Bool(true)), Err(ProblemKind::BadValue));
     }
 
     fn json_str(s: &str) -> Value {

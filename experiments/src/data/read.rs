@@ -14,7 +14,7 @@ use super::common::{display_name, io_or_missing, rejected, type_name};
 use super::images::sha256_hex;
 use super::types::ColumnMap;
 use crate::error::{Error, Result};
-use crate::validation::{kind, Problem, ValidationReport};
+use crate::validation::{ProblemKind, Problem, ValidationReport};
 
 /// The format of a metadata file, from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub(super) struct RawRow {
     pub(super) values: serde_json::Map<String, Value>,
     pub(super) image: Option<RawImage>,
     /// A problem found while reading the row (e.g. an image column of the wrong type).
-    pub(super) problem: Option<(&'static str, String)>,
+    pub(super) problem: Option<(ProblemKind, String)>,
 }
 
 /// Embedded image bytes by SHA-256.
@@ -112,7 +112,7 @@ impl RawTable {
                 let problem = Problem::new(
                     None,
                     Some(display_name(path)),
-                    kind::MISSING_COLUMN,
+                    ProblemKind::MissingColumn,
                     format!("missing column `{col}` ({what}); columns found: {found}"),
                 );
                 return Err(rejected(path, ValidationReport { problems: vec![problem], ..Default::default() }));
@@ -155,7 +155,7 @@ impl RawTable {
             Some(v) => match Self::image_from_json(v) {
                 Ok(img) => img,
                 Err(reason) => {
-                    problem = Some((kind::BAD_VALUE, reason));
+                    problem = Some((ProblemKind::BadValue, reason));
                     None
                 }
             },
@@ -403,7 +403,7 @@ fn read_parquet_inner(path: &Path, cols: &ColumnMap, on_row: &mut OnRow<'_>) -> 
                 if name == cols.image {
                     match parquet_image(field, &mut table.blobs) {
                         Ok(img) => image = img,
-                        Err(reason) => problem = Some((kind::BAD_VALUE, reason)),
+                        Err(reason) => problem = Some((ProblemKind::BadValue, reason)),
                     }
                 } else {
                     values.insert(name, field_to_json(&field));

@@ -78,7 +78,7 @@ pub fn dataset(name: &str, n_images: usize, per_image: usize) -> ImportedDataset
             problems: vec![Problem {
                 row: Some(1),
                 file: Some("metadata.jsonl".into()),
-                kind: "label_not_in_choices".into(),
+                kind: experiments::validation::ProblemKind::LabelNotInChoices,
                 reason: "label F is not among the 5 choices".into(),
             }],
         },
