@@ -228,6 +228,13 @@ mod tests {
         assert!(matches!(err, Error::BadImage { .. }), "{err}");
         assert!(err.to_string().contains("garbage.png"), "{err}");
 
+        // A JPEG cut off after its first marker.
+        let cut_jpeg = dir.path().join("cut.jpg");
+        std::fs::write(&cut_jpeg, [0xffu8, 0xd8, 0xff, 0x00, 0x13, 0x37]).expect("write");
+        let err = p.load(&cut_jpeg).expect_err("cut jpeg");
+        assert!(matches!(err, Error::BadImage { .. }), "{err}");
+        assert!(err.to_string().contains("cut.jpg"), "{err}");
+
         let no_ext = Path::new("photos/unknown");
         let err = ImageProcessor::decode(b"\x00\x01\x02", no_ext).expect_err("unknown format");
         assert!(err.to_string().contains("photos/unknown"), "{err}");
