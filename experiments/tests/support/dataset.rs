@@ -307,7 +307,7 @@ pub fn write_synth_parquet(path: &Path, rows: &[serde_json::Map<String, Value>])
     )
 }
 
-pub fn problems_of<'a>(ds_or_err: &'a [Problem], kind: experiments::validation::ProblemKind) -> Vec<&'a Problem> {
+pub fn problems_of(ds_or_err: &[Problem], kind: experiments::validation::ProblemKind) -> Vec<&Problem> {
     ds_or_err.iter().filter(|p| p.kind == kind).collect()
 }
 
