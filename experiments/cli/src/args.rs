@@ -295,12 +295,24 @@ pub enum ExperimentCmd {
 /// `tag`, `untag` and `note`: the same three commands under `runs` and `experiment`.
 #[derive(Subcommand)]
 pub enum LabelCmd {
-    /// Tag it (an experiment's runs are found by its tags too).
-    Tag { id: i64, tag: String },
+    /// Add a tag (`runs list --tag` finds a run by its own tags and its experiment's).
+    Tag {
+        /// The run's or experiment's id.
+        id: i64,
+        tag: String,
+    },
     /// Remove a tag.
-    Untag { id: i64, tag: String },
-    /// Set its note (an empty text removes it).
-    Note { id: i64, text: String },
+    Untag {
+        /// The run's or experiment's id.
+        id: i64,
+        tag: String,
+    },
+    /// Set the note (an empty text removes it).
+    Note {
+        /// The run's or experiment's id.
+        id: i64,
+        text: String,
+    },
 }
 
 #[derive(Subcommand)]
